@@ -1,0 +1,3 @@
+from fraudctl.cli.app import main
+
+main()

@@ -1,0 +1,159 @@
+"""SQS: the queue and its dead-letter queue (provisioning), and the Queue port's aws adapter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from fraudctl import errors
+from fraudctl.aws.session import AwsSession, is_not_found
+from fraudctl.ports import QueueDepth, ReceivedMessage
+
+_NOT_FOUND = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+LONG_POLL_S = 20
+# Dead letters are evidence: keep them as long as SQS allows (14 days), longer than the
+# main queue (4 days), so a message never expires in the DLQ before it could have been seen.
+MAIN_RETENTION_S = 4 * 24 * 3600
+DLQ_RETENTION_S = 14 * 24 * 3600
+_BATCH = 10  # SQS's batch limit for send, receive and delete
+
+
+def queue_url(aws: AwsSession, name: str) -> str | None:
+    try:
+        url: str = aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+    except Exception as exc:
+        if is_not_found(exc, *_NOT_FOUND):
+            return None
+        raise
+    return url
+
+
+def attributes(aws: AwsSession, url: str) -> dict[str, str]:
+    found: dict[str, str] = aws.client("sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["All"]
+    )["Attributes"]
+    return found
+
+
+def desired_dlq_attributes() -> dict[str, str]:
+    return {
+        "MessageRetentionPeriod": str(DLQ_RETENTION_S),
+        "ReceiveMessageWaitTimeSeconds": str(LONG_POLL_S),
+        "SqsManagedSseEnabled": "true",
+    }
+
+
+def desired_queue_attributes(
+    dlq_arn: str, max_receive_count: int, visibility_timeout_s: int
+) -> dict[str, str]:
+    return {
+        "MessageRetentionPeriod": str(MAIN_RETENTION_S),
+        "ReceiveMessageWaitTimeSeconds": str(LONG_POLL_S),
+        "VisibilityTimeout": str(visibility_timeout_s),
+        "SqsManagedSseEnabled": "true",
+        "RedrivePolicy": json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count},
+            separators=(",", ":"),
+        ),
+    }
+
+
+def drift(current: dict[str, str], desired: dict[str, str]) -> list[str]:
+    """Names of the attributes that differ from what the stack wants."""
+    differing = []
+    for key, want in desired.items():
+        have = current.get(key)
+        if key == "RedrivePolicy" and have is not None:
+            if json.loads(have) != json.loads(want):
+                differing.append(key)
+        elif have != want:
+            differing.append(key)
+    return differing
+
+
+def create_queue(aws: AwsSession, name: str, attrs: dict[str, str]) -> dict[str, Any]:
+    tags = {tag["Key"]: tag["Value"] for tag in aws.tags()}
+    url = aws.client("sqs").create_queue(QueueName=name, Attributes=attrs, tags=tags)["QueueUrl"]
+    arn = attributes(aws, url)["QueueArn"]
+    return {"url": url, "arn": arn}
+
+
+def set_attributes(aws: AwsSession, url: str, attrs: dict[str, str]) -> None:
+    aws.client("sqs").set_queue_attributes(QueueUrl=url, Attributes=attrs)
+
+
+def delete_queue(aws: AwsSession, name: str) -> None:
+    url = queue_url(aws, name)
+    if url is None:
+        return
+    try:
+        aws.client("sqs").delete_queue(QueueUrl=url)
+    except Exception as exc:
+        if not is_not_found(exc, *_NOT_FOUND):
+            raise
+
+
+class SqsQueue:
+    """The Queue port over SQS."""
+
+    def __init__(self, aws: AwsSession, name: str) -> None:
+        self.name = name
+        self._aws = aws
+        url = queue_url(aws, name)
+        if url is None:
+            raise errors.StackNotFound(f"SQS queue {name} does not exist")
+        self.url = url
+
+    def send_batch(self, bodies: Sequence[str]) -> None:
+        sqs = self._aws.client("sqs")
+        for start in range(0, len(bodies), _BATCH):
+            chunk = bodies[start : start + _BATCH]
+            entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
+            result = sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+            failed = result.get("Failed", [])
+            if failed:
+                first = failed[0]
+                raise errors.CloudError(
+                    f"SQS refused {len(failed)} of {len(chunk)} messages: "
+                    f"{first.get('Code')}: {first.get('Message')}"
+                )
+
+    def receive(
+        self, max_messages: int, *, wait_s: float, visibility_s: int
+    ) -> list[ReceivedMessage]:
+        result = self._aws.client("sqs").receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=max(1, min(_BATCH, max_messages)),
+            WaitTimeSeconds=max(0, min(LONG_POLL_S, int(wait_s))),
+            VisibilityTimeout=visibility_s,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        return [
+            ReceivedMessage(
+                body=message["Body"],
+                receipt=message["ReceiptHandle"],
+                receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+            )
+            for message in result.get("Messages", [])
+        ]
+
+    def delete(self, receipts: Sequence[str]) -> None:
+        sqs = self._aws.client("sqs")
+        for start in range(0, len(receipts), _BATCH):
+            chunk = receipts[start : start + _BATCH]
+            entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)]
+            result = sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
+            failed = result.get("Failed", [])
+            if failed:
+                raise errors.CloudError(f"SQS could not delete {len(failed)} messages")
+
+    def depth(self) -> QueueDepth:
+        attrs = self._aws.client("sqs").get_queue_attributes(
+            QueueUrl=self.url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return QueueDepth(
+            visible=int(attrs.get("ApproximateNumberOfMessages", 0)),
+            in_flight=int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        )

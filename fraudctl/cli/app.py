@@ -1,0 +1,39 @@
+"""The `fraudctl` command: typer app wiring; each command lives in its own module."""
+
+import typer
+
+from fraudctl import __version__
+from fraudctl.cli import logs, stack_commands
+
+app = typer.Typer(
+    name="fraudctl",
+    help="Stand up and operate a real-time card-fraud detection pipeline, on AWS or locally.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+app.command()(stack_commands.up)
+app.command()(stack_commands.down)
+app.command()(stack_commands.status)
+app.command()(logs.logs)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """fraudctl: the card-fraud pipeline, one command to stand it up."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,98 @@
+"""Options every stack command takes, and the error boundary every command runs inside.
+
+`@stack_command` adds --stack, --target, --region, --profile, --endpoint-url, --config and
+--debug to a command, resolves them (with any of the command's own options that are settings,
+such as --node-sg) into one validated Settings, and turns every failure into one line of error
+plus a hint and a stable exit code; the traceback only with --debug.
+"""
+
+import dataclasses
+import functools
+import inspect
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from fraudctl import errors, output
+from fraudctl.config import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SETTING_FIELDS = {f.name for f in dataclasses.fields(Settings)}
+
+_COMMON: list[inspect.Parameter] = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+    for name, annotation in [
+        ("stack", Annotated[str | None, typer.Option(
+            "--stack", help="Stack name [env FRAUDCTL_STACK; default fraud].")]),
+        ("target", Annotated[str | None, typer.Option(
+            "--target", help="local or aws [env FRAUDCTL_TARGET; default local].")]),
+        ("region", Annotated[str | None, typer.Option(
+            "--region", help="AWS region [env FRAUDCTL_REGION, AWS_REGION].")]),
+        ("profile", Annotated[str | None, typer.Option(
+            "--profile", help="AWS profile [env FRAUDCTL_PROFILE, AWS_PROFILE].")]),
+        ("endpoint_url", Annotated[str | None, typer.Option(
+            "--endpoint-url", help="AWS-compatible endpoint, e.g. a moto server.")]),
+        ("config", Annotated[Path | None, typer.Option(
+            "--config", help="Settings file [env FRAUDCTL_CONFIG; default ./fraudctl.toml].")]),
+        ("debug", Annotated[bool | None, typer.Option(
+            "--debug", help="Show the traceback of an error.")]),
+    ]
+]
+_COMMON_NAMES = {p.name for p in _COMMON}
+
+
+def fail(exc: errors.FraudctlError, *, debug: bool) -> typer.Exit:
+    if debug:
+        output.err.print(traceback.format_exc(), markup=False, highlight=False)
+    output.err.print(f"[bold red]error:[/bold red] {exc.message}", markup=True, highlight=False)
+    output.err.print(f"[dim]hint: {exc.hint}[/dim]", markup=True, highlight=False)
+    return typer.Exit(exc.exit_code)
+
+
+def _translate(exc: BaseException) -> errors.FraudctlError | None:
+    if isinstance(exc, errors.FraudctlError):
+        return exc
+    try:
+        from fraudctl.aws.session import translate_error
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        return None
+    return translate_error(exc)
+
+
+def stack_command(fn: F) -> F:
+    """Give ``fn(settings, ...)`` the common options and the error boundary."""
+    signature = inspect.signature(fn)
+    own = [p for p in signature.parameters.values() if p.name != "settings"]
+
+    @functools.wraps(fn)
+    def wrapper(**kwargs: Any) -> Any:
+        debug = bool(kwargs.pop("debug", False))
+        config = kwargs.pop("config", None)
+        flags = {name: kwargs.pop(name) for name in list(kwargs)
+                 if name in _SETTING_FIELDS and name in _COMMON_NAMES}
+        # The command's own options that are settings (--node-sg, …) join the flags.
+        flags.update({name: kwargs.pop(name) for name in list(kwargs) if name in _SETTING_FIELDS})
+        try:
+            settings = load_settings(flags, config_file=config)
+            return fn(settings=settings, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            output.err.print("[yellow]interrupted[/yellow]: run the same command again to resume")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            translated = _translate(exc)
+            if translated is None:
+                if debug:
+                    raise
+                translated = errors.FraudctlError(f"unexpected {type(exc).__name__}: {exc}")
+            raise fail(translated, debug=debug) from None
+
+    parameters = own + _COMMON
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,129 @@
+"""`fraudctl up`, `down` and `status`: thin commands over fraudctl.lifecycle and fraudctl.status."""
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fraudctl import errors, lifecycle, output
+from fraudctl import status as stack_status
+from fraudctl.cli.options import stack_command
+from fraudctl.config import Settings
+from fraudctl.provision.apply import plan_table
+from fraudctl.provision.plan import Plan
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
+OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
+
+
+def _check_output(fmt: str) -> None:
+    if fmt not in ("table", "json"):
+        raise errors.ConfigError(f"unknown output format {fmt!r}", "use --output table or json")
+
+
+def _print_plan(plan: Plan, fmt: str) -> None:
+    if fmt == "json":
+        output.print_json({
+            "stack": plan.stack, "target": plan.target, "no_changes": plan.no_changes,
+            "steps": [{"resource": s.resource, "action": s.action, "detail": s.detail,
+                       "calls": list(s.calls)} for s in plan.steps],
+        })
+    elif plan.no_changes:
+        output.out.print("no changes")
+    else:
+        output.out.print(plan_table(plan))
+
+
+@stack_command
+def up(
+    settings: Settings,
+    dry_run: DryRun = False,
+    node_sg: Annotated[str | None, typer.Option(
+        "--node-sg", help="aws: the nodes' security group (found via IMDS on EC2).")] = None,
+    db_endpoint: Annotated[str | None, typer.Option(
+        "--db-endpoint", help="aws: reach RDS at HOST:PORT (a tunnel) for migrations.")] = None,
+    db_instance_class: Annotated[str | None, typer.Option(
+        "--db-instance-class", help="aws: RDS instance class [default db.t3.micro].")] = None,
+    max_receive_count: Annotated[int | None, typer.Option(
+        "--max-receive-count", help="Deliveries before a message goes to the DLQ [5].")] = None,
+    output_format: OutputFormat = "table",
+) -> None:
+    """Create or repair the stack's resources. Safe to run again: the second run changes nothing."""
+    _check_output(output_format)
+    output.err.print(lifecycle.identity_line(settings))
+    plan = lifecycle.up(settings, dry_run=dry_run)
+    if dry_run or plan.no_changes:
+        _print_plan(plan, output_format)
+        return
+    if output_format == "json":
+        _print_plan(plan, "json")
+    else:
+        output.out.print(f"stack {settings.stack} is up ({len(plan.steps)} changes)")
+
+
+@stack_command
+def down(
+    settings: Settings,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    keep_data: Annotated[bool, typer.Option(
+        "--keep-data", help="Keep the bucket (aws) or the lake folder (local).")] = False,
+    skip_final_snapshot: Annotated[bool, typer.Option(
+        "--skip-final-snapshot", help="aws: delete RDS without a final snapshot.")] = False,
+    dry_run: DryRun = False,
+    output_format: OutputFormat = "table",
+) -> None:
+    """Delete every resource of the stack, wait for each deletion, and verify nothing is left."""
+    _check_output(output_format)
+    output.err.print(lifecycle.identity_line(settings))
+    if not dry_run and not yes:
+        if not output.is_interactive():
+            raise errors.ConfirmationRequired(
+                f"`down` deletes stack {settings.stack!r} and there is no terminal to ask",
+                "pass --yes to confirm",
+            )
+        if not typer.confirm(f"Delete stack {settings.stack!r} on {settings.target}?",
+                             err=True):
+            raise typer.Exit(1)
+    result = lifecycle.down(settings, keep_data=keep_data,
+                            final_snapshot=not skip_final_snapshot, dry_run=dry_run)
+    if dry_run:
+        _print_plan(result.plan, output_format)
+        return
+    if output_format == "json":
+        output.print_json({"stack": settings.stack, "deleted": len(result.plan.steps),
+                           "kept": result.kept, "leftovers": result.leftovers})
+    else:
+        for item in result.kept:
+            output.err.print(f"kept: {item}")
+        if not result.leftovers:
+            output.out.print(f"stack {settings.stack} is down")
+    if result.leftovers:
+        for item in result.leftovers:
+            output.err.print(f"[red]still there:[/red] {item}")
+        raise errors.LeftoverResources(
+            f"{len(result.leftovers)} resource(s) of stack {settings.stack} remain"
+        )
+
+
+_HEALTH_STYLE = {"ok": "green", "down": "red", "missing": "yellow", "degraded": "yellow"}
+
+
+@stack_command
+def status(settings: Settings, output_format: OutputFormat = "table") -> None:
+    """Every part of the stack with its live state. Exits 1 if any part is not healthy."""
+    _check_output(output_format)
+    output.err.print(lifecycle.identity_line(settings))
+    rows = stack_status.collect(settings)
+    document = stack_status.summary(settings, rows)
+    if output_format == "json":
+        output.print_json(document)
+    else:
+        table = Table(title=f"stack {settings.stack} ({settings.target})")
+        for column in ("resource", "kind", "health", "detail"):
+            table.add_column(column)
+        for row in rows:
+            style = _HEALTH_STYLE[row.health]
+            table.add_row(row.resource, row.kind, f"[{style}]{row.health}[/{style}]", row.detail)
+        output.out.print(table)
+    if not document["healthy"]:
+        raise typer.Exit(1)

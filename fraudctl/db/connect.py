@@ -1,0 +1,58 @@
+"""Opening database connections with clear errors instead of driver tracebacks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from fraudctl import errors
+
+
+@dataclass(frozen=True)
+class DbEndpoint:
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str
+    # RDS accepts TLS; the embedded server listens on loopback only and has no certificate.
+    sslmode: str = "disable"
+
+    def with_database(self, dbname: str) -> DbEndpoint:
+        return DbEndpoint(self.host, self.port, dbname, self.user, self.password, self.sslmode)
+
+    def with_user(self, user: str, password: str) -> DbEndpoint:
+        return DbEndpoint(self.host, self.port, self.dbname, user, password, self.sslmode)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def connect(
+    endpoint: DbEndpoint, *, timeout_s: float = 10, autocommit: bool = False
+) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(
+            host=endpoint.host,
+            port=endpoint.port,
+            dbname=endpoint.dbname,
+            user=endpoint.user,
+            password=endpoint.password,
+            sslmode=endpoint.sslmode,
+            connect_timeout=max(1, int(timeout_s)),
+            autocommit=autocommit,
+            application_name="fraudctl",
+        )
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if "password authentication failed" in reason:
+            raise errors.DatabaseUnreachable(
+                f"database {endpoint.address} refused the password for {endpoint.user}",
+                "the stored secret and the database disagree: run `fraudctl up` to repair",
+            ) from None
+        raise errors.DatabaseUnreachable(
+            f"cannot connect to database {endpoint.dbname} at {endpoint.address}: {reason}"
+        ) from None

@@ -1,0 +1,86 @@
+"""The application role: what the pipeline's processes log in as, with only the rights they use.
+
+The admin (the RDS master user, or the embedded cluster's superuser) provisions; consumers,
+the exporter and the API connect as this role, which can read and write the pipeline's tables
+and use the PGMQ queues, and cannot create, drop or alter anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from fraudctl.db.connect import DbEndpoint, connect
+
+
+def _grants(role: str, dbname: str) -> list[sql.Composed]:
+    r = sql.Identifier(role)
+    return [
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), r),
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(r),
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}")
+        .format(r),
+        sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(r),
+        sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}").format(r),
+        sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+                "GRANT USAGE, SELECT ON SEQUENCES TO {}").format(r),
+    ]
+
+
+def _pgmq_grants(role: str) -> list[sql.Composed]:
+    r = sql.Identifier(role)
+    return [
+        sql.SQL("GRANT USAGE ON SCHEMA pgmq TO {}").format(r),
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA pgmq TO {}")
+        .format(r),
+        sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA pgmq TO {}").format(r),
+        sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pgmq TO {}").format(r),
+    ]
+
+
+def _has_pgmq(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT to_regnamespace('pgmq') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+def role_is_current(admin: psycopg.Connection[Any], app: DbEndpoint) -> bool:
+    """True if the role exists, its password works and it holds its grants (read-only check)."""
+    row = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (app.user,)).fetchone()
+    if row is None:
+        return False
+    try:
+        with connect(app, timeout_s=5) as conn:
+            checks = ["has_table_privilege('tx_scored', 'INSERT')"]
+            if _has_pgmq(conn):
+                checks.append("has_schema_privilege('pgmq', 'USAGE')")
+                checks.append(
+                    "(SELECT bool_and(has_table_privilege(c.oid, 'INSERT')) FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'pgmq' AND c.relkind IN ('r', 'p'))"
+                )
+            result = conn.execute("SELECT " + " AND ".join(checks)).fetchone()
+            return bool(result and result[0] is not False)
+    except Exception:
+        return False
+
+
+def ensure_role(admin: psycopg.Connection[Any], app: DbEndpoint) -> None:
+    """Create or repair the role: login with the stored password, no other attributes."""
+    r = sql.Identifier(app.user)
+    with admin.transaction():
+        exists = admin.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", (app.user,)
+        ).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        admin.execute(
+            sql.SQL(verb + " ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                    "PASSWORD {}").format(r, sql.Literal(app.password))
+        )
+        for statement in _grants(app.user, app.dbname):
+            admin.execute(statement)
+        if _has_pgmq(admin):
+            for statement in _pgmq_grants(app.user):
+                admin.execute(statement)

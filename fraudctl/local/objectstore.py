@@ -1,0 +1,64 @@
+"""The object store of the local target: a directory with S3's key layout and semantics.
+
+A put is atomic (written aside, then renamed), so a reader never sees half an object and a
+retried put replaces rather than duplicates, which is what the exporter relies on with S3.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from fraudctl import errors
+from fraudctl.ports import ObjectInfo
+
+_TEMP_PREFIX = ".tmp-"
+
+
+class DirectoryStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def location(self) -> str:
+        return self.root.as_uri() + "/"
+
+    def _path(self, key: str) -> Path:
+        if not key or key.startswith("/") or ".." in key.split("/"):
+            raise errors.ConfigError(f"invalid object key {key!r}")
+        return self.root / key
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise errors.FraudctlError(f"no object {key!r} in {self.location}") from None
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if not self.root.exists():
+            return
+        for dirpath, _, filenames in os.walk(self.root):
+            for filename in sorted(filenames):
+                if filename.startswith(_TEMP_PREFIX):
+                    continue
+                path = Path(dirpath) / filename
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield ObjectInfo(key, path.stat().st_size)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)

@@ -1,0 +1,70 @@
+"""The local target's stack: its folder layout and the local adapter of every port.
+
+```
+<home>/local/<stack>/
+  state.json    the state cache
+  secrets/      database credentials, owner-only files
+  postgres/     the embedded cluster (data/, server.log)
+  objects/      the object store: tx/ (lake), models/, athena-results/
+  catalog/      table definitions
+  run/, logs/   supervised processes
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from fraudctl import errors, naming
+from fraudctl.config import Settings
+from fraudctl.db.connect import DbEndpoint, connect
+from fraudctl.local.catalog import LocalCatalog
+from fraudctl.local.objectstore import DirectoryStore
+from fraudctl.local.pgmq_queue import PgmqQueue
+from fraudctl.local.postgres import EmbeddedPostgres
+from fraudctl.local.secrets import FileSecrets
+from fraudctl.local.supervisor import Supervisor
+
+
+class LocalStack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.names = naming.names_for(settings)
+        self.dir: Path = settings.stack_dir
+        self.postgres = EmbeddedPostgres(self.dir / "postgres")
+        self.secrets = FileSecrets(self.dir / "secrets")
+        self.objects = DirectoryStore(self.dir / "objects")
+        self.catalog = LocalCatalog(self.dir / "catalog")
+        self.supervisor = Supervisor(self.dir)
+
+    def secret_name(self, purpose: str) -> str:
+        return self.names.secret(purpose)
+
+    def endpoint(self, *, admin: bool, dbname: str = naming.DB_NAME) -> DbEndpoint:
+        purpose = naming.DB_ADMIN_PURPOSE if admin else naming.DB_APP_PURPOSE
+        secret = self.secrets.get(self.secret_name(purpose))
+        port = self.postgres.configured_port()
+        if port is None:
+            raise errors.StackNotFound("the local database has not been created")
+        return DbEndpoint("127.0.0.1", port, dbname, secret["username"], secret["password"])
+
+    def connect(self, *, admin: bool = False, timeout_s: float = 10) -> psycopg.Connection[Any]:
+        return connect(self.endpoint(admin=admin), timeout_s=timeout_s)
+
+    @contextmanager
+    def _app_connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with connect(self.endpoint(admin=False), autocommit=True) as conn:
+            yield conn
+
+    @property
+    def queue(self) -> PgmqQueue:
+        return PgmqQueue(self.names.pgmq_queue, self._app_connection)
+
+    @property
+    def dead_letter_queue(self) -> PgmqQueue:
+        return PgmqQueue(self.names.pgmq_dead_letter_queue, self._app_connection)

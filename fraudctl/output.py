@@ -1,0 +1,28 @@
+"""Where things are printed: data on stdout, everything else (progress, logs) on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+# Progress, heartbeats, identity lines and errors: never mixed into the data on stdout.
+err = Console(stderr=True, highlight=False)
+# Data only: tables and JSON documents a script may parse.
+out = Console(highlight=False, soft_wrap=True)
+
+
+def heartbeat(what: str, status: str, elapsed_s: float) -> None:
+    err.print(f"[dim]… waiting for {what}: {status} ({elapsed_s:.0f}s)[/dim]")
+
+
+def print_json(document: Any) -> None:
+    """Print one JSON document on stdout, nothing else."""
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def is_interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()

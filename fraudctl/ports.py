@@ -1,0 +1,106 @@
+"""The ports: what the pipeline needs from the outside world, each with an aws and a local adapter.
+
+Everything above these protocols is one code path for both targets. Adapters live in
+``fraudctl/aws`` (the only boto3 users) and ``fraudctl/local``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psycopg
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A message on loan from the queue until deleted or its visibility timeout ends."""
+
+    body: str
+    # What delete() needs: an SQS receipt handle, or a PGMQ message id.
+    receipt: str
+    # How many times this message has been handed out (1 on first delivery).
+    receive_count: int
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    visible: int
+    in_flight: int
+
+    @property
+    def total(self) -> int:
+        return self.visible + self.in_flight
+
+
+class Queue(Protocol):
+    name: str
+
+    def send_batch(self, bodies: Sequence[str]) -> None: ...
+
+    def receive(
+        self, max_messages: int, *, wait_s: float, visibility_s: int
+    ) -> list[ReceivedMessage]: ...
+
+    def delete(self, receipts: Sequence[str]) -> None: ...
+
+    def depth(self) -> QueueDepth: ...
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
+class ObjectStore(Protocol):
+    """A flat key space with S3 semantics: put replaces, keys use '/' as a separator."""
+
+    location: str
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class Catalog(Protocol):
+    def table(self, database: str, name: str) -> dict[str, Any] | None:
+        """The table definition in Glue's TableInput shape, or None if absent."""
+        ...
+
+
+class Secrets(Protocol):
+    def get(self, name: str) -> dict[str, Any]: ...
+
+    def put(self, name: str, value: dict[str, Any]) -> None: ...
+
+
+class Database(Protocol):
+    def connect(self, *, admin: bool = False, timeout_s: float = 10) -> psycopg.Connection[Any]:
+        """A connection as the least-privileged app role, or as the admin for provisioning."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProcessStatus:
+    name: str
+    running: bool
+    pid: int | None
+    healthy: bool | None
+    detail: str
+
+
+class Runner(Protocol):
+    """Runs the stack's long-lived workloads (consumer, exporter, API)."""
+
+    def start(self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None) -> int:
+        ...
+
+    def stop(self, name: str, *, timeout_s: float = 30) -> bool: ...
+
+    def status(self) -> list[ProcessStatus]: ...

@@ -1,0 +1,1 @@
+"""Provisioning as plan -> apply: read-only planners per target, one executor."""

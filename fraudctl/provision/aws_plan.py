@@ -1,0 +1,393 @@
+"""Plans for the aws target. The planner makes describe/get/list calls only.
+
+Steps that need what an earlier step creates (the queue needs the DLQ's ARN, RDS needs the
+security group) look it up by name when they run, so a resumed plan works the same as a fresh
+one: every name is deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fraudctl import errors, lake_table, naming
+from fraudctl.aws import ec2, glue, rds, s3, sqs
+from fraudctl.aws.secrets import SecretsManagerSecrets
+from fraudctl.aws.session import AwsSession
+from fraudctl.config import Settings
+from fraudctl.db.connect import DbEndpoint
+from fraudctl.provision import database
+from fraudctl.provision.local_plan import new_password
+from fraudctl.provision.plan import Plan, Step, StepResult
+
+ADMIN_SECRET = naming.DB_ADMIN_PURPOSE
+APP_SECRET = naming.DB_APP_PURPOSE
+
+
+@dataclass(frozen=True)
+class AwsStack:
+    settings: Settings
+    aws: AwsSession
+
+    @property
+    def names(self) -> naming.StackNames:
+        return naming.names_for(self.settings)
+
+    @property
+    def bucket(self) -> str:
+        return self.names.bucket(self.aws.identity.account, self.aws.region)
+
+    @property
+    def secrets(self) -> SecretsManagerSecrets:
+        return SecretsManagerSecrets(self.aws)
+
+    def queue_arn(self, name: str) -> str:
+        return f"arn:aws:sqs:{self.aws.region}:{self.aws.identity.account}:{name}"
+
+    def endpoint(self, *, admin: bool) -> DbEndpoint:
+        secret = self.secrets.get(self.names.secret(ADMIN_SECRET if admin else APP_SECRET))
+        if self.settings.db_endpoint:
+            host, _, port = self.settings.db_endpoint.rpartition(":")
+        elif secret.get("host"):
+            host, port = secret["host"], str(secret["port"])
+        else:
+            raise errors.StackNotFound("the RDS instance has no endpoint yet")
+        return DbEndpoint(host, int(port), naming.DB_NAME, secret["username"], secret["password"],
+                          sslmode="require")
+
+
+def _plan_secrets(plan: Plan, stack: AwsStack) -> None:
+    for purpose, user in ((ADMIN_SECRET, naming.DB_ADMIN_USER), (APP_SECRET, naming.DB_APP_USER)):
+        name = stack.names.secret(purpose)
+        key = f"secret/{purpose}"
+        if stack.secrets.exists(name):
+            plan.found(key, f"secret {name}", name=name)
+            continue
+
+        def run(name: str = name, user: str = user) -> StepResult:
+            stack.secrets.put(name, {"username": user, "password": new_password(),
+                                     "engine": "postgres", "dbname": naming.DB_NAME})
+            return {"name": name}
+
+        plan.add(Step(f"secret {name}", "create", f"generated password for {user}", run,
+                      ("secretsmanager:CreateSecret",), key))
+
+
+def _plan_queue(plan: Plan, stack: AwsStack, name: str, desired: dict[str, str]) -> None:
+    aws = stack.aws
+    key = f"queue/{name}"
+    url = sqs.queue_url(aws, name)
+    if url is None:
+        plan.add(Step(f"sqs queue {name}", "create", _describe_queue(desired),
+                      lambda: sqs.create_queue(aws, name, desired),
+                      ("sqs:CreateQueue", "sqs:GetQueueAttributes"), key))
+        return
+    differing = sqs.drift(sqs.attributes(aws, url), desired)
+    if not differing:
+        plan.found(key, f"sqs queue {name}", url=url, arn=stack.queue_arn(name))
+        return
+
+    def update() -> StepResult:
+        sqs.set_attributes(aws, url, desired)
+        return {"url": url, "arn": stack.queue_arn(name)}
+
+    plan.add(Step(f"sqs queue {name}", "update", "set " + ", ".join(differing), update,
+                  ("sqs:SetQueueAttributes",), key))
+
+
+def _describe_queue(attrs: dict[str, str]) -> str:
+    parts = [f"long poll {attrs['ReceiveMessageWaitTimeSeconds']}s"]
+    if "VisibilityTimeout" in attrs:
+        parts.append(f"visibility {attrs['VisibilityTimeout']}s")
+    if "RedrivePolicy" in attrs:
+        parts.append("redrive to DLQ")
+    return ", ".join(parts)
+
+
+def _plan_bucket(plan: Plan, stack: AwsStack) -> None:
+    aws, bucket = stack.aws, stack.bucket
+    expire = stack.settings.query_results_expire_days
+    if not s3.bucket_exists(aws, bucket):
+        def create() -> StepResult:
+            s3.create_bucket(aws, bucket)
+            s3.configure_bucket(aws, bucket, expire, s3.ALL_PROPERTIES)
+            return {"name": bucket}
+
+        plan.add(Step(f"s3 bucket {bucket}", "create",
+                      "versioned, public access blocked, encrypted, TLS only, results expire",
+                      create, ("s3:CreateBucket", "s3:PutPublicAccessBlock",
+                               "s3:PutBucketEncryption", "s3:PutBucketVersioning",
+                               "s3:PutBucketPolicy", "s3:PutBucketLifecycleConfiguration",
+                               "s3:PutBucketTagging"), "bucket"))
+        return
+    differing = s3.bucket_drift(aws, bucket, expire)
+    if not differing:
+        plan.found("bucket", f"s3 bucket {bucket}", name=bucket)
+        return
+
+    def configure() -> StepResult:
+        s3.configure_bucket(aws, bucket, expire, differing)
+        return {"name": bucket}
+
+    plan.add(Step(f"s3 bucket {bucket}", "update", "set " + ", ".join(differing), configure,
+                  ("s3:PutBucket*",), "bucket"))
+
+
+def _plan_glue(plan: Plan, stack: AwsStack) -> None:
+    aws, names = stack.aws, stack.names
+    db = names.glue_database
+    db_exists = glue.database_exists(aws, db)
+    if db_exists:
+        plan.found("glue/database", f"glue database {db}", name=db)
+    else:
+        def create_database() -> StepResult:
+            glue.create_database(aws, db, stack.settings.stack)
+            return {"name": db}
+
+        plan.add(Step(f"glue database {db}", "create", "the lake's catalog database",
+                      create_database, ("glue:CreateDatabase",), "glue/database"))
+    desired = lake_table.table_input(
+        stack=stack.settings.stack, location=f"s3://{stack.bucket}/{naming.LAKE_PREFIX}"
+    )
+    current = glue.get_table(aws, db, names.table) if db_exists else None
+    resource = f"glue table {db}.{names.table}"
+    if current is not None and glue.table_matches(current, desired):
+        plan.found("glue/table", resource, database=db, table=names.table)
+        return
+
+    def put() -> StepResult:
+        exists = glue.get_table(aws, db, names.table) is not None
+        glue.put_table(aws, db, desired, exists)
+        return {"database": db, "table": names.table}
+
+    plan.add(Step(resource, "create" if current is None else "update",
+                  "partition projection: dt date yyyy-MM-dd, hr integer 00-23",
+                  put, ("glue:CreateTable" if current is None else "glue:UpdateTable",),
+                  "glue/table"))
+
+
+def _node_group(stack: AwsStack) -> dict[str, Any]:
+    group_id = stack.settings.node_sg or ec2.node_group_from_metadata()
+    if group_id is None:
+        raise errors.ConfigError(
+            "cannot tell which security group the cluster nodes use",
+            "pass --node-sg sg-… (the group of your Kubernetes nodes), or run on a node",
+        )
+    group = ec2.describe_group(stack.aws, group_id)
+    if group is None:
+        raise errors.ConfigError(
+            f"security group {group_id} does not exist in {stack.aws.region}",
+            "check --node-sg and --region",
+        )
+    return group
+
+
+def _plan_network(plan: Plan, stack: AwsStack) -> str:
+    """Plan the database's security group and subnet group; return the nodes' VPC id."""
+    aws, names = stack.aws, stack.names
+    node = _node_group(stack)
+    node_id: str = node["GroupId"]
+    vpc_id: str = node["VpcId"]
+    group = ec2.find_group(aws, names.db_security_group, vpc_id)
+    resource = f"security group {names.db_security_group}"
+    if group is None:
+        def create() -> StepResult:
+            found = ec2.find_group(aws, names.db_security_group, vpc_id)
+            group_id = (found["GroupId"] if found else
+                        ec2.create_db_group(aws, names.db_security_group, vpc_id,
+                                            stack.settings.stack))
+            ec2.allow_nodes(aws, group_id, node_id)
+            return {"id": group_id, "vpc": vpc_id, "node_group": node_id}
+
+        plan.add(Step(resource, "create", f"ingress 5432/tcp from {node_id} only", create,
+                      ("ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress"),
+                      "security-group"))
+    else:
+        has_rule, unexpected = ec2.ingress_drift(group, node_id)
+        if has_rule and not unexpected:
+            plan.found("security-group", resource, id=group["GroupId"], vpc=vpc_id,
+                       node_group=node_id)
+        else:
+            def fix(group_id: str = group["GroupId"]) -> StepResult:
+                ec2.revoke(aws, group_id, unexpected)
+                ec2.allow_nodes(aws, group_id, node_id)
+                return {"id": group_id, "vpc": vpc_id, "node_group": node_id}
+
+            what = [] if has_rule else [f"allow 5432 from {node_id}"]
+            what += [f"revoke {len(unexpected)} unexpected ingress rule(s)"] if unexpected else []
+            plan.add(Step(resource, "update", "; ".join(what), fix,
+                          ("ec2:RevokeSecurityGroupIngress",
+                           "ec2:AuthorizeSecurityGroupIngress"), "security-group"))
+
+    if rds.describe_subnet_group(aws, names.db_subnet_group) is not None:
+        plan.found("db-subnet-group", f"db subnet group {names.db_subnet_group}",
+                   name=names.db_subnet_group)
+    else:
+        def create_subnets() -> StepResult:
+            rds.create_subnet_group(aws, names.db_subnet_group, vpc_id)
+            return {"name": names.db_subnet_group}
+
+        plan.add(Step(f"db subnet group {names.db_subnet_group}", "create",
+                      f"the subnets of {vpc_id}", create_subnets,
+                      ("rds:CreateDBSubnetGroup",), "db-subnet-group"))
+    return vpc_id
+
+
+def _db_group_id(stack: AwsStack, vpc_id: str) -> str:
+    group = ec2.find_group(stack.aws, stack.names.db_security_group, vpc_id)
+    if group is None:
+        raise errors.StackNotFound(f"security group {stack.names.db_security_group} is missing")
+    group_id: str = group["GroupId"]
+    return group_id
+
+
+def _plan_rds(plan: Plan, stack: AwsStack, vpc_id: str) -> bool:
+    """Plan the instance; return whether it is available now (so it can be inspected)."""
+    aws, names, settings = stack.aws, stack.names, stack.settings
+    identifier = names.db_instance
+    instance = rds.describe_instance(aws, identifier)
+    resource = f"rds instance {identifier}"
+    if instance is None:
+        def create() -> StepResult:
+            admin = stack.secrets.get(names.secret(ADMIN_SECRET))
+            rds.create_instance(
+                aws, identifier=identifier, instance_class=settings.db_instance_class,
+                storage_gb=settings.db_allocated_storage_gb, dbname=naming.DB_NAME,
+                master_user=admin["username"], master_password=admin["password"],
+                security_group_id=_db_group_id(stack, vpc_id), subnet_group=names.db_subnet_group,
+            )
+            return {"id": identifier}
+
+        plan.add(Step(resource, "create",
+                      f"postgres {settings.db_instance_class}, private, encrypted, "
+                      f"{settings.db_allocated_storage_gb} GB gp3",
+                      create, ("rds:CreateDBInstance",), "rds"))
+    else:
+        rds.check_encrypted(instance)
+        group_ids = [g["VpcSecurityGroupId"] for g in instance.get("VpcSecurityGroups", [])]
+        found_group = ec2.find_group(aws, names.db_security_group, vpc_id)
+        differing = rds.instance_drift(instance, found_group["GroupId"] if found_group else "")
+        if differing:
+            def make_private() -> StepResult:
+                rds.make_private(aws, identifier, _db_group_id(stack, vpc_id))
+                return {"id": identifier}
+
+            plan.add(Step(resource, "update", "set " + ", ".join(differing), make_private,
+                          ("rds:ModifyDBInstance",), "rds"))
+        else:
+            plan.found("rds", resource, id=identifier, security_groups=group_ids)
+
+    available = instance is not None and instance.get("DBInstanceStatus") == "available"
+    endpoint = (instance or {}).get("Endpoint") or {}
+    secrets_current = available and all(
+        stack.secrets.get(names.secret(p)).get("host") == endpoint.get("Address")
+        for p in (ADMIN_SECRET, APP_SECRET)
+    )
+    if not available:
+        plan.add(Step(resource, "wait", "until available (5-15 minutes on AWS)",
+                      lambda: _await_instance(stack), ("rds:DescribeDBInstances",), "rds"))
+    if not secrets_current:
+        plan.add(Step("database secrets", "update", "record the instance endpoint",
+                      lambda: _record_endpoint(stack), ("secretsmanager:PutSecretValue",),
+                      "db-endpoint"))
+    return available and secrets_current
+
+
+def _await_instance(stack: AwsStack) -> StepResult:
+    instance = rds.wait_available(stack.aws, stack.names.db_instance)
+    return {"id": instance["DBInstanceIdentifier"], "status": instance["DBInstanceStatus"]}
+
+
+def _record_endpoint(stack: AwsStack) -> StepResult:
+    instance = rds.describe_instance(stack.aws, stack.names.db_instance)
+    if instance is None or not instance.get("Endpoint"):
+        raise errors.StackNotFound(f"RDS instance {stack.names.db_instance} has no endpoint")
+    host, port = instance["Endpoint"]["Address"], instance["Endpoint"]["Port"]
+    for purpose in (ADMIN_SECRET, APP_SECRET):
+        name = stack.names.secret(purpose)
+        secret = stack.secrets.get(name)
+        if secret.get("host") != host or secret.get("port") != port:
+            stack.secrets.put(name, {**secret, "host": host, "port": port})
+    return {"host": host, "port": port}
+
+
+def plan_up(settings: Settings, aws: AwsSession) -> Plan:
+    stack = AwsStack(settings, aws)
+    names = stack.names
+    plan = Plan(settings.stack, "aws")
+    _plan_secrets(plan, stack)
+    _plan_queue(plan, stack, names.dead_letter_queue, sqs.desired_dlq_attributes())
+    _plan_queue(plan, stack, names.queue, sqs.desired_queue_attributes(
+        stack.queue_arn(names.dead_letter_queue), settings.max_receive_count,
+        settings.visibility_timeout_s))
+    _plan_bucket(plan, stack)
+    _plan_glue(plan, stack)
+    vpc_id = _plan_network(plan, stack)
+    ready = _plan_rds(plan, stack, vpc_id)
+
+    def admin() -> DbEndpoint:
+        return stack.endpoint(admin=True)
+
+    def app() -> DbEndpoint:
+        return stack.endpoint(admin=False)
+
+    database.plan_migrations(plan, admin, inspect=ready)
+    database.plan_app_role(plan, admin, app, inspect=ready)
+    return plan
+
+
+def plan_down(
+    settings: Settings, aws: AwsSession, *, keep_data: bool, final_snapshot: bool
+) -> Plan:
+    """Workloads, database, security groups, bucket, queues, Glue, secrets (state is last)."""
+    stack = AwsStack(settings, aws)
+    names = stack.names
+    plan = Plan(settings.stack, "aws")
+    if rds.describe_instance(aws, names.db_instance) is not None:
+        snapshot = names.db_final_snapshot if final_snapshot else None
+        plan.add(Step(f"rds instance {names.db_instance}", "delete",
+                      f"final snapshot {snapshot}-<time>" if snapshot else "no final snapshot",
+                      lambda: ({"snapshot": rds.delete_instance(aws, names.db_instance,
+                                                                 snapshot)}),
+                      ("rds:DeleteDBInstance",), "rds"))
+    if rds.describe_subnet_group(aws, names.db_subnet_group) is not None:
+        plan.add(Step(f"db subnet group {names.db_subnet_group}", "delete", "",
+                      lambda: rds.delete_subnet_group(aws, names.db_subnet_group),
+                      ("rds:DeleteDBSubnetGroup",), "db-subnet-group"))
+    for group in aws.client("ec2").describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [names.db_security_group]},
+                 {"Name": "tag:fraudctl:stack", "Values": [settings.stack]}]
+    )["SecurityGroups"]:
+        plan.add(Step(f"security group {group['GroupId']}", "delete",
+                      "revoke cross-group rules, then delete",
+                      lambda gid=group["GroupId"]: ec2.delete_group(aws, gid),  # type: ignore[misc]
+                      ("ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"),
+                      "security-group"))
+    if not keep_data and s3.bucket_exists(aws, stack.bucket):
+        plan.add(Step(f"s3 bucket {stack.bucket}", "delete",
+                      "every object version and delete marker, then the bucket",
+                      lambda: {"objects_deleted": s3.delete_bucket(aws, stack.bucket)},
+                      ("s3:ListObjectVersions", "s3:DeleteObjects", "s3:DeleteBucket"),
+                      "bucket"))
+    for queue in (names.queue, names.dead_letter_queue):
+        if sqs.queue_url(aws, queue) is not None:
+            plan.add(Step(f"sqs queue {queue}", "delete", "",
+                          lambda queue=queue: sqs.delete_queue(aws, queue),  # type: ignore[misc]
+                          ("sqs:DeleteQueue",), f"queue/{queue}"))
+    db = names.glue_database
+    if glue.database_exists(aws, db):
+        def delete_glue() -> StepResult:
+            glue.delete_table(aws, db, names.table)
+            glue.delete_database(aws, db)
+            return None
+
+        plan.add(Step(f"glue database {db}", "delete", f"with table {names.table}",
+                      delete_glue, ("glue:DeleteTable", "glue:DeleteDatabase"),
+                      "glue/database"))
+    for purpose in (ADMIN_SECRET, APP_SECRET):
+        name = names.secret(purpose)
+        if stack.secrets.exists(name):
+            plan.add(Step(f"secret {name}", "delete", "without recovery window",
+                          lambda name=name: stack.secrets.delete(name),  # type: ignore[misc]
+                          ("secretsmanager:DeleteSecret",), f"secret/{purpose}"))
+    return plan

@@ -1,0 +1,261 @@
+"""Plans for the local target: an embedded PostgreSQL with PGMQ, a directory lake, files for
+secrets and the catalog. Security groups and RDS have no meaning on one machine; the plan shows
+the embedded database instead of pretending.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from typing import Any
+
+from pgmq.install import get_embedded_install_sql, get_embedded_sql_version
+
+from fraudctl import lake_table, naming
+from fraudctl.config import Settings
+from fraudctl.db.connect import DbEndpoint, connect
+from fraudctl.local import pgmq_queue
+from fraudctl.local.postgres import free_port
+from fraudctl.local.stack import LocalStack
+from fraudctl.provision import database
+from fraudctl.provision.plan import Plan, Step, StepResult
+from fraudctl.state import ensure_private_dir
+
+# Prefixes the object store starts with, so `status` and the query engine find them.
+STORE_PREFIXES = (naming.LAKE_PREFIX, naming.MODELS_PREFIX, naming.QUERY_RESULTS_PREFIX)
+
+
+def new_password() -> str:
+    # URL-safe: valid in a libpq connection string and in RDS's allowed characters.
+    return secrets.token_urlsafe(32)
+
+
+def _plan_folder(plan: Plan, stack: LocalStack) -> None:
+    if stack.dir.exists():
+        plan.found("folder", "stack folder", path=str(stack.dir))
+        return
+
+    def run() -> StepResult:
+        ensure_private_dir(stack.dir)
+        return {"path": str(stack.dir)}
+
+    plan.add(Step("stack folder", "create", str(stack.dir), run, ("mkdir 0700",), "folder"))
+
+
+def _plan_secrets(plan: Plan, stack: LocalStack) -> None:
+    for purpose, user in ((naming.DB_ADMIN_PURPOSE, naming.DB_ADMIN_USER),
+                          (naming.DB_APP_PURPOSE, naming.DB_APP_USER)):
+        name = stack.secret_name(purpose)
+        key = f"secret/{purpose}"
+        if stack.secrets.exists(name):
+            plan.found(key, f"secret {purpose}", name=name)
+            continue
+
+        def run(name: str = name, user: str = user) -> StepResult:
+            stack.secrets.put(name, {"username": user, "password": new_password(),
+                                     "engine": "postgres", "dbname": naming.DB_NAME})
+            return {"name": name}
+
+        plan.add(Step(f"secret {purpose}", "create",
+                      f"generated password for {user}, owner-only file", run,
+                      ("write secrets/ 0600",), key))
+
+
+def _plan_postgres(plan: Plan, stack: LocalStack) -> bool:
+    """Plan the cluster and server; return whether the server can be inspected now."""
+    pg = stack.postgres
+    if pg.initialized:
+        plan.found("postgres-cluster", "postgres cluster", port=pg.configured_port())
+    else:
+        def init() -> StepResult:
+            admin = stack.secrets.get(stack.secret_name(naming.DB_ADMIN_PURPOSE))
+            port = free_port()
+            pg.init(admin["username"], admin["password"], port)
+            return {"data_dir": str(pg.layout.data_dir), "port": port}
+
+        plan.add(Step("postgres cluster", "create",
+                      "embedded PostgreSQL: 127.0.0.1 only, SCRAM passwords, no socket",
+                      init, ("initdb",), "postgres-cluster"))
+    if pg.initialized and pg.running:
+        plan.found("postgres-server", "postgres server", pid=pg.pid(), port=pg.configured_port())
+        return True
+
+    def start() -> StepResult:
+        pg.start()
+        return {"pid": pg.pid(), "port": pg.configured_port()}
+
+    plan.add(Step("postgres server", "start", "pg_ctl start, wait until it accepts connections",
+                  start, ("pg_ctl start",), "postgres-server"))
+    return False
+
+
+def _database_exists(stack: LocalStack) -> bool:
+    with connect(stack.endpoint(admin=True, dbname="postgres"), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (naming.DB_NAME,)
+        ).fetchone()
+    return row is not None
+
+
+def _create_database(stack: LocalStack) -> StepResult:
+    if not _database_exists(stack):
+        with connect(stack.endpoint(admin=True, dbname="postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{naming.DB_NAME}"')
+    return {"name": naming.DB_NAME}
+
+
+def _pgmq_version(admin: DbEndpoint) -> str | None:
+    with connect(admin, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT obj_description(to_regnamespace('pgmq'), 'pg_namespace')"
+        ).fetchone()
+        installed = conn.execute("SELECT to_regnamespace('pgmq') IS NOT NULL").fetchone()
+    if not installed or not installed[0]:
+        return None
+    return str(row[0]) if row and row[0] else "unknown"
+
+
+def _install_pgmq(stack: LocalStack) -> StepResult:
+    admin = stack.endpoint(admin=True)
+    version = get_embedded_sql_version()
+    if _pgmq_version(admin) is None:
+        with connect(admin) as conn, conn.transaction():
+            conn.execute(get_embedded_install_sql().encode())
+            # Record the version on the schema itself: the SQL-only install has no
+            # extension catalog entry to carry it.
+            conn.execute(f"COMMENT ON SCHEMA pgmq IS 'pgmq {version}'")
+    return {"version": version}
+
+
+def _ensure_queue(stack: LocalStack, name: str) -> StepResult:
+    with connect(stack.endpoint(admin=True), autocommit=True) as conn:
+        if not pgmq_queue.queue_exists(conn, name):
+            pgmq_queue.create_queue(conn, name)
+    return {"name": name}
+
+
+def _plan_database(plan: Plan, stack: LocalStack, inspect: bool) -> None:
+    if inspect and _database_exists(stack):
+        plan.found("database", f"database {naming.DB_NAME}", name=naming.DB_NAME)
+        inspect_db = True
+    else:
+        plan.add(Step(f"database {naming.DB_NAME}", "create", "the pipeline's database",
+                      lambda: _create_database(stack), ("CREATE DATABASE",), "database"))
+        inspect_db = False
+
+    def admin() -> DbEndpoint:
+        return stack.endpoint(admin=True)
+
+    def app() -> DbEndpoint:
+        return stack.endpoint(admin=False)
+
+    database.plan_migrations(plan, admin, inspect=inspect_db)
+
+    version = _pgmq_version(admin()) if inspect_db else None
+    if version is not None:
+        plan.found("pgmq", "pgmq schema", version=version.removeprefix("pgmq "))
+    else:
+        plan.add(Step("pgmq schema", "create",
+                      f"PGMQ {get_embedded_sql_version()} from the SQL the pgmq package ships",
+                      lambda: _install_pgmq(stack), ("psql:pgmq.sql",), "pgmq"))
+
+    names = stack.names
+    for queue, purpose in ((names.pgmq_dead_letter_queue, "dead letters"),
+                           (names.pgmq_queue, "transactions")):
+        key = f"queue/{queue}"
+        exists = False
+        if version is not None:
+            with connect(admin(), autocommit=True) as conn:
+                exists = pgmq_queue.queue_exists(conn, queue)
+        if exists:
+            plan.found(key, f"queue {queue}", name=queue)
+        else:
+            receives = stack.settings.max_receive_count
+            plan.add(Step(f"queue {queue}", "create",
+                          f"PGMQ queue for {purpose} (max receives {receives})",
+                          lambda queue=queue: _ensure_queue(stack, queue),  # type: ignore[misc]
+                          ("pgmq.create",), key))
+
+    database.plan_app_role(plan, admin, app, inspect=inspect_db and version is not None)
+
+
+def _plan_store_and_catalog(plan: Plan, stack: LocalStack) -> None:
+    missing = [p for p in STORE_PREFIXES if not (stack.objects.root / p).is_dir()]
+    if not missing:
+        plan.found("store", "object store", location=stack.objects.location)
+    else:
+        def create_store() -> StepResult:
+            for prefix in STORE_PREFIXES:
+                (stack.objects.root / prefix).mkdir(parents=True, exist_ok=True)
+            return {"location": stack.objects.location}
+
+        plan.add(Step("object store", "create", f"directory lake at {stack.objects.root}",
+                      create_store, ("mkdir",), "store"))
+
+    names = stack.names
+    desired = lake_table.table_input(
+        stack=stack.settings.stack, location=stack.objects.location + naming.LAKE_PREFIX
+    )
+    key = "catalog/table"
+    resource = f"table {names.glue_database}.{names.table}"
+    current = stack.catalog.table(names.glue_database, names.table)
+    if current == desired:
+        plan.found(key, resource, database=names.glue_database, table=names.table)
+        return
+
+    def put() -> StepResult:
+        stack.catalog.put_table(names.glue_database, desired)
+        return {"database": names.glue_database, "table": names.table}
+
+    plan.add(Step(resource, "create" if current is None else "update",
+                  "partition projection: dt date yyyy-MM-dd, hr integer 00-23",
+                  put, ("write catalog/",), key))
+
+
+def plan_up(settings: Settings) -> Plan:
+    stack = LocalStack(settings)
+    plan = Plan(settings.stack, "local")
+    _plan_folder(plan, stack)
+    _plan_secrets(plan, stack)
+    running = _plan_postgres(plan, stack)
+    _plan_database(plan, stack, inspect=running)
+    _plan_store_and_catalog(plan, stack)
+    return plan
+
+
+def plan_down(settings: Settings, *, keep_data: bool) -> Plan:
+    stack = LocalStack(settings)
+    plan = Plan(settings.stack, "local")
+    for status in stack.supervisor.status():
+        plan.add(Step(f"process {status.name}", "stop", "SIGTERM, then SIGKILL after 30 s",
+                      lambda name=status.name: _stop_process(stack, name),  # type: ignore[misc]
+                      ("kill",), f"process/{status.name}"))
+    if stack.postgres.layout.root.exists():
+        plan.add(Step("postgres", "delete", "stop the server and delete its data directory",
+                      lambda: _delete_postgres(stack), ("pg_ctl stop", "rm -r"),
+                      "postgres-server"))
+    if stack.objects.root.exists() and not keep_data:
+        plan.add(Step("object store", "delete", "the lake, models and query results",
+                      lambda: _rmtree(stack.objects.root), ("rm -r",), "store"))
+    for part, key in (("catalog", "catalog/table"), ("secrets", "secret/db-admin"),
+                      ("run", None), ("logs", None)):
+        path = stack.dir / part
+        if path.exists():
+            plan.add(Step(part, "delete", str(path), lambda path=path: _rmtree(path),  # type: ignore[misc]
+                          ("rm -r",), key))
+    return plan
+
+
+def _stop_process(stack: LocalStack, name: str) -> StepResult:
+    stack.supervisor.stop(name)
+    return None
+
+
+def _delete_postgres(stack: LocalStack) -> StepResult:
+    stack.postgres.destroy()
+    return None
+
+
+def _rmtree(path: Any) -> StepResult:
+    shutil.rmtree(path, ignore_errors=False)
+    return None

@@ -1,0 +1,173 @@
+"""`fraudctl status`: every part of the stack with its live state, read from the parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from fraudctl import errors, naming
+from fraudctl.config import Settings
+from fraudctl.lifecycle import load_state, require_stack
+
+Health = Literal["ok", "down", "missing", "degraded"]
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    resource: str
+    kind: str
+    health: Health
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _checked(resource: str, kind: str, probe: Callable[[], StatusRow]) -> StatusRow:
+    """Run one probe; a failure is that part's status, never the whole command's."""
+    try:
+        return probe()
+    except errors.FraudctlError as exc:
+        return StatusRow(resource, kind, "down", exc.message)
+
+
+def _size(num_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if num_bytes < 1024 or unit == "GiB":
+            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1024
+    return f"{num_bytes:.1f} TiB"
+
+
+def _database_row(resource: str, connect: Callable[[], Any]) -> StatusRow:
+    with connect() as conn:
+        row = conn.execute(
+            "SELECT pg_database_size(current_database()), "
+            "(SELECT max(version) FROM schema_migrations)"
+        ).fetchone()
+    return StatusRow(resource, "database", "ok",
+                     f"reachable · {_size(row[0])} · schema v{row[1]}")
+
+
+def _queue_row(resource: str, depth: Callable[[], Any]) -> StatusRow:
+    found = depth()
+    return StatusRow(resource, "queue", "ok",
+                     f"{found.visible} waiting · {found.in_flight} in flight")
+
+
+def _store_row(resource: str, store: Any) -> StatusRow:
+    count = total = 0
+    for item in store.list(naming.LAKE_PREFIX):
+        count += 1
+        total += item.size
+    return StatusRow(resource, "object store", "ok",
+                     f"{count} lake objects · {_size(total)} · {store.location}")
+
+
+def _table_row(resource: str, catalog: Any, database: str, table: str) -> StatusRow:
+    found = catalog.table(database, table)
+    if found is None:
+        return StatusRow(resource, "catalog table", "missing", "run `fraudctl up`")
+    projection = found.get("Parameters", {}).get("projection.enabled") == "true"
+    return StatusRow(resource, "catalog table", "ok",
+                     "partition projection on" if projection else "projection OFF")
+
+
+def local_status(settings: Settings) -> list[StatusRow]:
+    from fraudctl.local.stack import LocalStack
+
+    stack = LocalStack(settings)
+    names = stack.names
+    pg = stack.postgres
+    rows = []
+    if not pg.initialized:
+        rows.append(StatusRow("postgres", "database server", "missing", "run `fraudctl up`"))
+    elif not pg.running:
+        rows.append(StatusRow("postgres", "database server", "down",
+                              f"not running; see {pg.layout.log_file}"))
+    else:
+        rows.append(StatusRow("postgres", "database server", "ok",
+                              f"pid {pg.pid()} · 127.0.0.1:{pg.configured_port()}"))
+    rows.append(_checked(f"database {naming.DB_NAME}", "database",
+                         lambda: _database_row(f"database {naming.DB_NAME}", stack.connect)))
+    for queue in (stack.queue, stack.dead_letter_queue):
+        rows.append(_checked(f"queue {queue.name}", "queue",
+                             lambda q=queue: _queue_row(f"queue {q.name}", q.depth)))  # type: ignore[misc]
+    rows.append(_checked("lake", "object store", lambda: _store_row("lake", stack.objects)))
+    table = f"{names.glue_database}.{names.table}"
+    rows.append(_checked(table, "catalog table",
+                         lambda: _table_row(table, stack.catalog, names.glue_database,
+                                            names.table)))
+    for process in stack.supervisor.status():
+        health: Health = "ok" if process.running and process.healthy is not False else "down"
+        rows.append(StatusRow(f"process {process.name}", "process", health, process.detail))
+    return rows
+
+
+def aws_status(settings: Settings) -> list[StatusRow]:
+    from fraudctl.aws import rds, s3, sqs
+    from fraudctl.aws.glue import GlueCatalog
+    from fraudctl.aws.session import AwsSession
+    from fraudctl.db.connect import connect
+    from fraudctl.provision.aws_plan import AwsStack
+
+    aws = AwsSession(settings)
+    stack = AwsStack(settings, aws)
+    names = stack.names
+    rows = []
+    for queue in (names.queue, names.dead_letter_queue):
+        if sqs.queue_url(aws, queue) is None:
+            rows.append(StatusRow(f"sqs {queue}", "queue", "missing", "run `fraudctl up`"))
+        else:
+            rows.append(_checked(f"sqs {queue}", "queue",
+                                 lambda q=queue: _queue_row(f"sqs {q}",  # type: ignore[misc]
+                                                            sqs.SqsQueue(aws, q).depth)))
+    if s3.bucket_exists(aws, stack.bucket):
+        rows.append(_checked(f"s3 {stack.bucket}", "object store",
+                             lambda: _store_row(f"s3 {stack.bucket}",
+                                                s3.S3Store(aws, stack.bucket))))
+    else:
+        rows.append(StatusRow(f"s3 {stack.bucket}", "object store", "missing",
+                              "run `fraudctl up`"))
+    table = f"{names.glue_database}.{names.table}"
+    rows.append(_checked(table, "catalog table",
+                         lambda: _table_row(table, GlueCatalog(aws), names.glue_database,
+                                            names.table)))
+    instance = rds.describe_instance(aws, names.db_instance)
+    if instance is None:
+        rows.append(StatusRow(f"rds {names.db_instance}", "database server", "missing",
+                              "run `fraudctl up`"))
+    else:
+        status = instance.get("DBInstanceStatus", "unknown")
+        public = "PUBLIC" if instance.get("PubliclyAccessible") else "private"
+        encrypted = "encrypted" if instance.get("StorageEncrypted") else "UNENCRYPTED"
+        rows.append(StatusRow(
+            f"rds {names.db_instance}", "database server",
+            "ok" if status == "available" and public == "private" else "degraded",
+            f"{status} · {instance.get('DBInstanceClass')} · {public} · {encrypted}",
+        ))
+        rows.append(_checked(f"database {naming.DB_NAME}", "database",
+                             lambda: _database_row(
+                                 f"database {naming.DB_NAME}",
+                                 lambda: connect(stack.endpoint(admin=False), timeout_s=5))))
+    return rows
+
+
+def collect(settings: Settings) -> list[StatusRow]:
+    require_stack(settings)
+    if settings.target == "local":
+        return local_status(settings)
+    return aws_status(settings)
+
+
+def summary(settings: Settings, rows: list[StatusRow]) -> dict[str, Any]:
+    state = load_state(settings)
+    return {
+        "stack": settings.stack,
+        "target": settings.target,
+        "healthy": all(row.health == "ok" for row in rows),
+        "resources": [row.as_dict() for row in rows],
+        "active_model": state.value("active_model"),
+        "active_colour": state.value("active_colour"),
+    }
