@@ -59,25 +59,29 @@ def find_group(aws: AwsSession, name: str, vpc_id: str | None = None) -> dict[st
     return groups[0] if groups else None
 
 
-def ingress_drift(group: dict[str, Any], node_group_id: str) -> tuple[bool, list[dict[str, Any]]]:
-    """Whether the node rule is present, and every other ingress permission (to revoke)."""
-    has_node_rule = False
-    unexpected = []
-    for permission in group.get("IpPermissions", []):
-        pairs = permission.get("UserIdGroupPairs", [])
-        is_node_rule = (
-            permission.get("IpProtocol") == "tcp"
-            and permission.get("FromPort") == POSTGRES_PORT
-            and permission.get("ToPort") == POSTGRES_PORT
-            and [pair.get("GroupId") for pair in pairs] == [node_group_id]
-            and not permission.get("IpRanges")
-            and not permission.get("Ipv6Ranges")
-            and not permission.get("PrefixListIds")
-        )
-        if is_node_rule:
-            has_node_rule = True
-        else:
-            unexpected.append(permission)
+def group_rules(aws: AwsSession, group_id: str) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = aws.client("ec2").describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [group_id]}]
+    )["SecurityGroupRules"]
+    return rules
+
+
+def _is_node_rule(rule: dict[str, Any], node_group_id: str) -> bool:
+    return (
+        not rule.get("IsEgress")
+        and rule.get("IpProtocol") == "tcp"
+        and rule.get("FromPort") == POSTGRES_PORT
+        and rule.get("ToPort") == POSTGRES_PORT
+        and rule.get("ReferencedGroupInfo", {}).get("GroupId") == node_group_id
+    )
+
+
+def ingress_drift(aws: AwsSession, group_id: str, node_group_id: str) -> tuple[bool, list[str]]:
+    """Whether the node rule is present, and the ids of every other ingress rule (to revoke)."""
+    ingress = [rule for rule in group_rules(aws, group_id) if not rule.get("IsEgress")]
+    has_node_rule = any(_is_node_rule(rule, node_group_id) for rule in ingress)
+    unexpected = [rule["SecurityGroupRuleId"] for rule in ingress
+                  if not _is_node_rule(rule, node_group_id)]
     return has_node_rule, unexpected
 
 
@@ -111,41 +115,32 @@ def allow_nodes(aws: AwsSession, group_id: str, node_group_id: str) -> None:
             raise
 
 
-def revoke(aws: AwsSession, group_id: str, permissions: list[dict[str, Any]]) -> None:
-    if permissions:
+def revoke_ingress(aws: AwsSession, group_id: str, rule_ids: list[str]) -> None:
+    if rule_ids:
         aws.client("ec2").revoke_security_group_ingress(
-            GroupId=group_id, IpPermissions=[_strip(p) for p in permissions]
+            GroupId=group_id, SecurityGroupRuleIds=rule_ids
         )
 
 
-def _strip(permission: dict[str, Any]) -> dict[str, Any]:
-    """A permission as revoke accepts it (describe adds read-only fields)."""
-    keep = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "PrefixListIds")
-    stripped = {k: v for k, v in permission.items() if k in keep and v}
-    pairs = [{"GroupId": p["GroupId"]} for p in permission.get("UserIdGroupPairs", [])]
-    if pairs:
-        stripped["UserIdGroupPairs"] = pairs
-    return stripped
-
-
 def revoke_references(aws: AwsSession, group_id: str) -> None:
-    """Revoke our own rules and every rule in other groups that names our group."""
+    """Revoke our own ingress rules and every rule in another group that names our group,
+    so no cross-reference keeps either group from being deleted."""
     ec2 = aws.client("ec2")
-    own = describe_group(aws, group_id)
-    if own is None:
-        return
-    revoke(aws, group_id, own.get("IpPermissions", []))
+    revoke_ingress(aws, group_id, [r["SecurityGroupRuleId"] for r in group_rules(aws, group_id)
+                                   if not r.get("IsEgress")])
     referencing = ec2.describe_security_groups(
         Filters=[{"Name": "ip-permission.group-id", "Values": [group_id]}]
     )["SecurityGroups"]
     for other in referencing:
         if other["GroupId"] == group_id:
             continue
-        naming_us = [
-            p for p in other.get("IpPermissions", [])
-            if any(pair.get("GroupId") == group_id for pair in p.get("UserIdGroupPairs", []))
-        ]
-        revoke(aws, other["GroupId"], naming_us)
+        naming_us = [r for r in group_rules(aws, other["GroupId"])
+                     if r.get("ReferencedGroupInfo", {}).get("GroupId") == group_id]
+        ingress = [r["SecurityGroupRuleId"] for r in naming_us if not r.get("IsEgress")]
+        egress = [r["SecurityGroupRuleId"] for r in naming_us if r.get("IsEgress")]
+        revoke_ingress(aws, other["GroupId"], ingress)
+        if egress:
+            ec2.revoke_security_group_egress(GroupId=other["GroupId"], SecurityGroupRuleIds=egress)
 
 
 def delete_group(aws: AwsSession, group_id: str, *, timeout_s: float = 600) -> None:

@@ -166,33 +166,30 @@ ALL_PROPERTIES = ["public-access-block", "encryption", "versioning", "tls-only-p
 
 
 def empty_bucket(aws: AwsSession, bucket: str) -> int:
-    """Delete every object version and delete marker; return how many were deleted."""
+    """Delete every object version and delete marker; return how many were deleted.
+
+    Each round lists from the start and deletes what it got: paging on while deleting lets
+    the listing's markers point at entries that are gone, and entries get skipped.
+    """
     s3 = aws.client("s3")
     deleted = 0
-    pending: list[dict[str, str]] = []
-
-    def flush() -> None:
-        nonlocal deleted
-        if not pending:
-            return
-        result = s3.delete_objects(Bucket=bucket, Delete={"Objects": pending, "Quiet": True})
-        problems = result.get("Errors", [])
-        if problems:
-            first = problems[0]
-            raise errors.CloudError(
-                f"could not delete {len(problems)} objects from {bucket}: "
-                f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
-            )
-        deleted += len(pending)
-        pending.clear()
-
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
-            pending.append({"Key": item["Key"], "VersionId": item["VersionId"]})
-            if len(pending) == _DELETE_BATCH:
-                flush()
-    flush()
-    return deleted
+    while True:
+        page = s3.list_object_versions(Bucket=bucket, MaxKeys=_DELETE_BATCH)
+        batch = [{"Key": item["Key"], "VersionId": item["VersionId"]}
+                 for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]]
+        if not batch:
+            return deleted
+        for start in range(0, len(batch), _DELETE_BATCH):
+            chunk = batch[start : start + _DELETE_BATCH]
+            result = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+            problems = result.get("Errors", [])
+            if problems:
+                first = problems[0]
+                raise errors.CloudError(
+                    f"could not delete {len(problems)} objects from {bucket}: "
+                    f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
+            deleted += len(chunk)
 
 
 def delete_bucket(aws: AwsSession, bucket: str) -> int:

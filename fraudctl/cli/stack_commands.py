@@ -13,6 +13,8 @@ from fraudctl.provision.apply import plan_table
 from fraudctl.provision.plan import Plan
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
+DbEndpoint = Annotated[str | None, typer.Option(
+    "--db-endpoint", help="aws: reach RDS at HOST:PORT (a tunnel) instead of its address.")]
 OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
 
 
@@ -40,8 +42,7 @@ def up(
     dry_run: DryRun = False,
     node_sg: Annotated[str | None, typer.Option(
         "--node-sg", help="aws: the nodes' security group (found via IMDS on EC2).")] = None,
-    db_endpoint: Annotated[str | None, typer.Option(
-        "--db-endpoint", help="aws: reach RDS at HOST:PORT (a tunnel) for migrations.")] = None,
+    db_endpoint: DbEndpoint = None,
     db_instance_class: Annotated[str | None, typer.Option(
         "--db-instance-class", help="aws: RDS instance class [default db.t3.micro].")] = None,
     max_receive_count: Annotated[int | None, typer.Option(
@@ -109,7 +110,9 @@ _HEALTH_STYLE = {"ok": "green", "down": "red", "missing": "yellow", "degraded": 
 
 
 @stack_command
-def status(settings: Settings, output_format: OutputFormat = "table") -> None:
+def status(
+    settings: Settings, db_endpoint: DbEndpoint = None, output_format: OutputFormat = "table"
+) -> None:
     """Every part of the stack with its live state. Exits 1 if any part is not healthy."""
     _check_output(output_format)
     output.err.print(lifecycle.identity_line(settings))

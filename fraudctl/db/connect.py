@@ -19,12 +19,9 @@ class DbEndpoint:
     password: str
     # RDS accepts TLS; the embedded server listens on loopback only and has no certificate.
     sslmode: str = "disable"
+    # What to tell the user when the database cannot be reached from here.
+    unreachable_hint: str | None = None
 
-    def with_database(self, dbname: str) -> DbEndpoint:
-        return DbEndpoint(self.host, self.port, dbname, self.user, self.password, self.sslmode)
-
-    def with_user(self, user: str, password: str) -> DbEndpoint:
-        return DbEndpoint(self.host, self.port, self.dbname, user, password, self.sslmode)
 
     @property
     def address(self) -> str:
@@ -54,5 +51,6 @@ def connect(
                 "the stored secret and the database disagree: run `fraudctl up` to repair",
             ) from None
         raise errors.DatabaseUnreachable(
-            f"cannot connect to database {endpoint.dbname} at {endpoint.address}: {reason}"
+            f"cannot connect to database {endpoint.dbname} at {endpoint.address}: {reason}",
+            endpoint.unreachable_hint,
         ) from None

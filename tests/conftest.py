@@ -1,0 +1,178 @@
+"""Shared fixtures: an isolated environment per test, a moto server on loopback, and a TLS-only
+PostgreSQL that stands in for RDS behind `--db-endpoint`.
+
+No test talks to anything beyond 127.0.0.1: instance-metadata lookups are disabled (botocore
+would otherwise try 169.254.169.254 when credentials are missing).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from moto.server import ThreadedMotoServer
+from typer.testing import CliRunner
+
+from fraudctl.cli.app import app
+from fraudctl.local import postgres as local_postgres
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own FRAUDCTL_HOME, no FRAUDCTL_* leaking in, fake AWS credentials."""
+    for name in list(os.environ):
+        if name.startswith(("FRAUDCTL_", "AWS_")):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("FRAUDCTL_HOME", str(home))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    monkeypatch.chdir(tmp_path)
+    return home
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str) -> Any:
+    """Run the CLI in-process; return click's Result (exit_code, stdout, stderr)."""
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+# -- moto ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_server: str) -> str:
+    """A moto server emptied for this test."""
+    request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    return moto_server
+
+
+def client(endpoint: str, service: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
+
+
+@pytest.fixture
+def node_sg(moto: str) -> str:
+    """The cluster nodes' security group, in the default VPC (what k3s nodes would have)."""
+    ec2 = client(moto, "ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    created = ec2.create_security_group(
+        GroupName="k3s-nodes", Description="cluster nodes", VpcId=vpc["VpcId"]
+    )
+    group_id: str = created["GroupId"]
+    return group_id
+
+
+# -- a TLS PostgreSQL standing in for RDS ----------------------------------------------------
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(
+            "127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "server.crt", directory / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def _tls_capable_postgres() -> Path:
+    """A PostgreSQL build with TLS (the embedded wheel's has none): Debian's, which .ci/run
+    installs (apt-get install postgresql-15)."""
+    on_path = shutil.which("postgres")
+    candidates = [Path(on_path).parent] if on_path else []
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for candidate in candidates:
+        if (candidate / "postgres").exists() and (candidate / "psql").exists():
+            return candidate
+    raise AssertionError("no TLS-capable PostgreSQL found: apt-get install postgresql-15")
+
+
+@pytest.fixture(scope="session")
+def rds_stand_in() -> Iterator[str]:
+    """A PostgreSQL that accepts TLS connections only, like RDS with rds.force_ssl.
+
+    It trusts the password: `up` generates the master password into (moto's) Secrets Manager,
+    and this server cannot know it in advance. Everything else is what RDS would do.
+    Yields HOST:PORT for --db-endpoint.
+    """
+    root = Path(tempfile.mkdtemp(prefix="fraudctl-rds-"))
+    binaries = _tls_capable_postgres()
+    server = local_postgres.EmbeddedPostgres(root / "postgres", binaries)
+    port = local_postgres.free_port()
+    server.init("fraudctl_admin", "unused-by-trust", port)
+    data = server.layout.data_dir
+    cert, key = _self_signed(data)
+    owner = data.stat()
+    for path in (cert, key):
+        path.chmod(0o600)
+        os.chown(path, owner.st_uid, owner.st_gid)
+    with (data / "fraudctl.conf").open("a") as conf:
+        conf.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+    (data / "pg_hba.conf").write_text("hostssl all all 127.0.0.1/32 trust\n")
+    server.start()
+    subprocess.run(
+        [str(binaries / "psql"), "-h", "127.0.0.1", "-p", str(port),
+         "-U", "fraudctl_admin", "-d", "postgres", "-c", "CREATE DATABASE fraud"],
+        check=True, capture_output=True, env={**os.environ, "PGSSLMODE": "require"},
+    )
+    yield f"127.0.0.1:{port}"
+    server.destroy()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def fraudctl_executable() -> str:
+    """The installed console script, as a user would run it."""
+    found = shutil.which("fraudctl", path=str(Path(sys.executable).parent))
+    assert found, "the fraudctl console script is not installed in this environment"
+    return found

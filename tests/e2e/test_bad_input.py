@@ -1,0 +1,122 @@
+"""Bad input gets one clear line of error with a hint, a stable exit code, and changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fraudctl import errors
+from tests.conftest import client, invoke
+
+
+def assert_clean_error(result, exit_code: int, message: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == exit_code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors_ = [line for line in lines if line.startswith("error:")]
+    assert len(errors_) == 1 and message in errors_[0], result.stderr
+    assert any(line.startswith("hint:") for line in lines)
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_unknown_target(cli: CliRunner, isolated_env: Path) -> None:
+    result = invoke(cli, "up", "--target", "gcp")
+    assert_clean_error(result, errors.ConfigError.exit_code, "unknown target 'gcp'")
+    assert not isolated_env.exists()
+
+
+def test_invalid_stack_name(cli: CliRunner, isolated_env: Path) -> None:
+    result = invoke(cli, "up", "--stack", "Prod_DB")
+    assert_clean_error(result, errors.ConfigError.exit_code, "invalid stack name")
+    assert not isolated_env.exists()
+
+
+def test_unreachable_endpoint(cli: CliRunner, isolated_env: Path) -> None:
+    # Port 9 on loopback: nothing listens, the connection is refused at once.
+    result = invoke(cli, "up", "--target", "aws", "--endpoint-url", "http://127.0.0.1:9",
+                    "--node-sg", "sg-0123456789abcdef0")
+    assert_clean_error(result, errors.EndpointUnreachable.exit_code, "cannot reach")
+    assert not isolated_env.exists()
+
+
+def test_missing_credentials(
+    cli: CliRunner, moto: str, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    result = invoke(cli, "up", "--target", "aws", "--endpoint-url", moto,
+                    "--node-sg", "sg-0123456789abcdef0")
+    assert_clean_error(result, errors.CredentialsError.exit_code, "no AWS credentials")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    assert client(moto, "sqs").list_queues().get("QueueUrls", []) == []
+    assert not isolated_env.exists()
+
+
+def test_missing_region(
+    cli: CliRunner, moto: str, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    result = invoke(cli, "up", "--target", "aws", "--endpoint-url", moto)
+    assert_clean_error(result, errors.CredentialsError.exit_code, "no AWS region")
+
+
+def test_unknown_profile(cli: CliRunner, isolated_env: Path) -> None:
+    result = invoke(cli, "up", "--target", "aws", "--profile", "nope")
+    assert_clean_error(result, errors.ConfigError.exit_code, "profile 'nope' does not exist")
+
+
+def test_no_node_group_off_ec2(cli: CliRunner, moto: str, isolated_env: Path) -> None:
+    result = invoke(cli, "up", "--target", "aws", "--endpoint-url", moto)
+    assert_clean_error(result, errors.ConfigError.exit_code, "security group the cluster nodes")
+    assert client(moto, "sqs").list_queues().get("QueueUrls", []) == []
+
+
+def test_node_group_that_does_not_exist(cli: CliRunner, moto: str, isolated_env: Path) -> None:
+    result = invoke(cli, "up", "--target", "aws", "--endpoint-url", moto,
+                    "--node-sg", "sg-0123456789abcdef0")
+    assert_clean_error(result, errors.ConfigError.exit_code, "does not exist")
+    assert client(moto, "secretsmanager").list_secrets()["SecretList"] == []
+
+
+def test_status_of_a_stack_that_was_never_up(cli: CliRunner, isolated_env: Path) -> None:
+    result = invoke(cli, "status")
+    assert_clean_error(result, errors.StackNotFound.exit_code, "no local stack named 'fraud'")
+
+
+def test_bad_output_format(cli: CliRunner, isolated_env: Path) -> None:
+    result = invoke(cli, "status", "--output", "yaml")
+    assert_clean_error(result, errors.ConfigError.exit_code, "unknown output format")
+
+
+def test_port_in_use_is_reported(cli: CliRunner, isolated_env: Path) -> None:
+    import socket
+
+    from fraudctl import lifecycle
+    from fraudctl.config import load_settings
+    from fraudctl.local.stack import LocalStack
+
+    settings = load_settings({})
+    lifecycle.up(settings)
+    stack = LocalStack(settings)
+    port = stack.postgres.configured_port()
+    assert port is not None
+    stack.postgres.stop()
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", port))
+    holder.listen()
+    try:
+        result = invoke(cli, "up")
+        assert_clean_error(result, errors.PortInUse.exit_code, f"port {port}")
+    finally:
+        holder.close()
+        lifecycle.down(settings)
+
+
+def test_debug_shows_the_traceback(cli: CliRunner, isolated_env: Path) -> None:
+    result = invoke(cli, "status", "--debug")
+    assert result.exit_code == errors.StackNotFound.exit_code
+    assert "Traceback" in result.stderr
