@@ -12,7 +12,6 @@ import ipaddress
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import psycopg
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 
 from fraudctl.cli.app import app
 from fraudctl.local import postgres as local_postgres
+from tests.tls_proxy import TlsPostgresProxy
 
 REGION = "us-east-1"
 
@@ -126,47 +127,28 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _tls_capable_postgres() -> Path:
-    """A PostgreSQL build with TLS (the embedded wheel's has none): Debian's, which .ci/run
-    installs (apt-get install postgresql-15)."""
-    on_path = shutil.which("postgres")
-    candidates = [Path(on_path).parent] if on_path else []
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    for candidate in candidates:
-        if (candidate / "postgres").exists() and (candidate / "psql").exists():
-            return candidate
-    raise AssertionError("no TLS-capable PostgreSQL found: apt-get install postgresql-15")
-
-
 @pytest.fixture(scope="session")
 def rds_stand_in() -> Iterator[str]:
-    """A PostgreSQL that accepts TLS connections only, like RDS with rds.force_ssl.
+    """A PostgreSQL reachable only over TLS, like RDS with rds.force_ssl: the embedded server
+    behind a TLS-terminating proxy (the wheel's build has no TLS of its own).
 
-    It trusts the password: `up` generates the master password into (moto's) Secrets Manager,
-    and this server cannot know it in advance. Everything else is what RDS would do.
-    Yields HOST:PORT for --db-endpoint.
+    The server trusts the password: `up` generates the master password into (moto's) Secrets
+    Manager and this server cannot know it in advance. Yields HOST:PORT for --db-endpoint.
     """
     root = Path(tempfile.mkdtemp(prefix="fraudctl-rds-"))
-    binaries = _tls_capable_postgres()
-    server = local_postgres.EmbeddedPostgres(root / "postgres", binaries)
+    server = local_postgres.EmbeddedPostgres(root / "postgres")
     port = local_postgres.free_port()
     server.init("fraudctl_admin", "unused-by-trust", port)
-    data = server.layout.data_dir
-    cert, key = _self_signed(data)
-    owner = data.stat()
-    for path in (cert, key):
-        path.chmod(0o600)
-        os.chown(path, owner.st_uid, owner.st_gid)
-    with (data / "fraudctl.conf").open("a") as conf:
-        conf.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
-    (data / "pg_hba.conf").write_text("hostssl all all 127.0.0.1/32 trust\n")
+    (server.layout.data_dir / "pg_hba.conf").write_text("host all all 127.0.0.1/32 trust\n")
     server.start()
-    subprocess.run(
-        [str(binaries / "psql"), "-h", "127.0.0.1", "-p", str(port),
-         "-U", "fraudctl_admin", "-d", "postgres", "-c", "CREATE DATABASE fraud"],
-        check=True, capture_output=True, env={**os.environ, "PGSSLMODE": "require"},
-    )
-    yield f"127.0.0.1:{port}"
+    with psycopg.connect(host="127.0.0.1", port=port, user="fraudctl_admin", dbname="postgres",
+                         autocommit=True) as conn:
+        conn.execute("CREATE DATABASE fraud")
+    cert, key = _self_signed(root)
+    proxy = TlsPostgresProxy(port, cert, key)
+    proxy.start()
+    yield f"127.0.0.1:{proxy.port}"
+    proxy.stop()
     server.destroy()
     shutil.rmtree(root, ignore_errors=True)
 

@@ -99,6 +99,9 @@ def test_up_up_down_cycle(
 
     # The schema was migrated over TLS and the app role exists.
     host, _, port = rds_stand_in.rpartition(":")
+    with pytest.raises(psycopg.OperationalError):           # plain text is refused
+        psycopg.connect(host=host, port=int(port), dbname="fraud", user="fraudctl_admin",
+                        sslmode="disable", connect_timeout=5)
     with psycopg.connect(host=host, port=int(port), dbname="fraud", user="fraudctl_admin",
                          sslmode="require") as conn:
         assert conn.info.pgconn.ssl_in_use
