@@ -54,6 +54,8 @@ class Settings:
     consumer_batch_size: int = 500
     consumer_batch_deadline_s: int = 20
     query_results_expire_days: int = 7
+    # lake objects: Parquet, or gzip JSON lines for the original lab's OpenX JSON SerDe
+    lake_format: str = "parquet"
 
     @property
     def stack_dir(self) -> Path:
@@ -121,6 +123,12 @@ def _check_security_group(raw: str) -> str:
     return raw
 
 
+def _check_lake_format(raw: str) -> str:
+    if raw not in ("parquet", "jsonl"):
+        raise errors.ConfigError(f"unknown lake format {raw!r}", "use parquet or jsonl")
+    return raw
+
+
 def _check_db_endpoint(raw: str) -> str:
     host, _, port = raw.rpartition(":")
     if not host or not port.isdigit():
@@ -145,11 +153,23 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "consumer_batch_size": _positive_int("consumer_batch_size"),
     "consumer_batch_deadline_s": _positive_int("consumer_batch_deadline_s"),
     "query_results_expire_days": _positive_int("query_results_expire_days"),
+    "lake_format": _check_lake_format,
 }
 
 
 def env_var(field: str) -> str:
     return f"FRAUDCTL_{field.upper()}"
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process exactly these settings (env beats the
+    config file, so a workload started elsewhere cannot drift from its stack)."""
+    env = {}
+    for name in _PARSERS:
+        value = getattr(settings, name)
+        if value is not None:
+            env[env_var(name)] = str(value)
+    return env
 
 
 def _read_config_file(path: Path | None, env: Mapping[str, str]) -> tuple[dict[str, Any], Path]:

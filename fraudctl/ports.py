@@ -47,6 +47,10 @@ class Queue(Protocol):
 
     def depth(self) -> QueueDepth: ...
 
+    def peek(self, limit: int) -> list[ReceivedMessage]:
+        """Look at up to ``limit`` messages without taking them (for `fraudctl dlq list`)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ObjectInfo:

@@ -148,6 +148,28 @@ class SqsQueue:
             if failed:
                 raise errors.CloudError(f"SQS could not delete {len(failed)} messages")
 
+    def peek(self, limit: int) -> list[ReceivedMessage]:
+        """SQS has no peek: receive with a zero visibility timeout, so nothing is hidden."""
+        seen: dict[str, ReceivedMessage] = {}
+        for _ in range(max(1, limit // _BATCH) * 3):
+            result = self._aws.client("sqs").receive_message(
+                QueueUrl=self.url, MaxNumberOfMessages=_BATCH, VisibilityTimeout=0,
+                WaitTimeSeconds=0, MessageSystemAttributeNames=["ApproximateReceiveCount"])
+            messages = result.get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                seen.setdefault(message["MessageId"], ReceivedMessage(
+                    body=message["Body"], receipt=message["ReceiptHandle"],
+                    receive_count=int(message.get("Attributes", {}).get(
+                        "ApproximateReceiveCount", 1))))
+            if len(seen) >= limit:
+                break
+        return list(seen.values())[:limit]
+
+    def oldest_age_s(self) -> float | None:
+        return None                 # only CloudWatch knows; not worth a second API here
+
     def depth(self) -> QueueDepth:
         attrs = self._aws.client("sqs").get_queue_attributes(
             QueueUrl=self.url,

@@ -3,7 +3,7 @@
 import typer
 
 from fraudctl import __version__
-from fraudctl.cli import logs, stack_commands
+from fraudctl.cli import data, logs, produce, run, stack_commands
 
 app = typer.Typer(
     name="fraudctl",
@@ -18,6 +18,11 @@ app.command()(stack_commands.up)
 app.command()(stack_commands.down)
 app.command()(stack_commands.status)
 app.command()(logs.logs)
+app.command()(produce.produce)
+app.command()(data.verify)
+app.add_typer(data.labels_app, name="labels")
+app.add_typer(data.dlq_app, name="dlq")
+app.add_typer(run.app, name="run")
 
 
 def _version(value: bool) -> None:

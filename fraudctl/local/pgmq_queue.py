@@ -78,6 +78,24 @@ class PgmqQueue:
                 (self.name, [int(receipt) for receipt in receipts]),
             )
 
+    def peek(self, limit: int) -> list[ReceivedMessage]:
+        query = sql.SQL(
+            "SELECT msg_id, read_ct, message FROM pgmq.{} ORDER BY msg_id LIMIT %s"
+        ).format(sql.Identifier(f"q_{self.name}"))
+        with self._connection() as conn:
+            rows = conn.execute(query, (limit,)).fetchall()
+        return [ReceivedMessage(body=_body_text(message), receipt=str(msg_id),
+                                receive_count=read_ct) for msg_id, read_ct, message in rows]
+
+    def oldest_age_s(self) -> float | None:
+        """Age of the oldest message waiting (the queue's lag), None when empty."""
+        query = sql.SQL(
+            "SELECT extract(epoch FROM clock_timestamp() - min(enqueued_at)) FROM pgmq.{}"
+        ).format(sql.Identifier(f"q_{self.name}"))
+        with self._connection() as conn:
+            row = conn.execute(query).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
     def depth(self) -> QueueDepth:
         query = sql.SQL(
             "SELECT count(*) FILTER (WHERE vt <= clock_timestamp()), "

@@ -13,12 +13,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from fraudctl import errors, naming
 from fraudctl.config import Settings
@@ -26,9 +28,10 @@ from fraudctl.db.connect import DbEndpoint, connect
 from fraudctl.local.catalog import LocalCatalog
 from fraudctl.local.objectstore import DirectoryStore
 from fraudctl.local.pgmq_queue import PgmqQueue
-from fraudctl.local.postgres import EmbeddedPostgres
+from fraudctl.local.postgres import EmbeddedPostgres, free_port, port_is_free
 from fraudctl.local.secrets import FileSecrets
 from fraudctl.local.supervisor import Supervisor
+from fraudctl.state import write_private_file
 
 
 class LocalStack:
@@ -41,6 +44,19 @@ class LocalStack:
         self.objects = DirectoryStore(self.dir / "objects")
         self.catalog = LocalCatalog(self.dir / "catalog")
         self.supervisor = Supervisor(self.dir)
+
+    def workload_port(self, name: str) -> int:
+        """The port of a workload's HTTP endpoint: the one it had before, if still free, so
+        bookmarks and scrape configs survive a restart."""
+        ports_file = self.supervisor.run_dir / "ports.json"
+        ports: dict[str, int] = (json.loads(ports_file.read_text())
+                                 if ports_file.exists() else {})
+        port = ports.get(name)
+        if port is None or not port_is_free(port):
+            port = free_port()
+            ports[name] = port
+            write_private_file(ports_file, json.dumps(ports).encode())
+        return port
 
     def secret_name(self, purpose: str) -> str:
         return self.names.secret(purpose)
@@ -61,10 +77,17 @@ class LocalStack:
         with connect(self.endpoint(admin=False), autocommit=True) as conn:
             yield conn
 
+    def queues(self, pool: ConnectionPool[Any] | None = None) -> tuple[PgmqQueue, PgmqQueue]:
+        """The queue and its DLQ; over ``pool`` when given (long-lived processes), otherwise a
+        connection per call (one-off commands)."""
+        factory = pool.connection if pool is not None else self._app_connection
+        return (PgmqQueue(self.names.pgmq_queue, factory),
+                PgmqQueue(self.names.pgmq_dead_letter_queue, factory))
+
     @property
     def queue(self) -> PgmqQueue:
-        return PgmqQueue(self.names.pgmq_queue, self._app_connection)
+        return self.queues()[0]
 
     @property
     def dead_letter_queue(self) -> PgmqQueue:
-        return PgmqQueue(self.names.pgmq_dead_letter_queue, self._app_connection)
+        return self.queues()[1]

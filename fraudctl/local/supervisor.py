@@ -25,6 +25,9 @@ from fraudctl.ports import ProcessStatus
 from fraudctl.state import ensure_private_dir, write_private_file
 
 
+_PID_SUFFIX = ".pid.json"
+
+
 @dataclass(frozen=True)
 class _Record:
     pid: int
@@ -39,7 +42,7 @@ class Supervisor:
         self.log_dir = root / "logs"
 
     def _pid_file(self, name: str) -> Path:
-        return self.run_dir / f"{name}.json"
+        return self.run_dir / f"{name}{_PID_SUFFIX}"
 
     def log_file(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -47,7 +50,8 @@ class Supervisor:
     def names(self) -> list[str]:
         if not self.run_dir.exists():
             return []
-        return sorted(path.stem for path in self.run_dir.glob("*.json"))
+        return sorted(path.name.removesuffix(_PID_SUFFIX)
+                      for path in self.run_dir.glob(f"*{_PID_SUFFIX}"))
 
     def _record(self, name: str) -> _Record | None:
         try:

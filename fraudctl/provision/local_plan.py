@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import sys
 from typing import Any
 
 from pgmq.install import get_embedded_install_sql, get_embedded_sql_version
 
-from fraudctl import lake_table, naming
-from fraudctl.config import Settings
+from fraudctl import errors, lake_table, naming
+from fraudctl.config import Settings, settings_env
 from fraudctl.db.connect import DbEndpoint, connect
 from fraudctl.local import pgmq_queue
 from fraudctl.local.postgres import free_port
@@ -20,9 +21,14 @@ from fraudctl.local.stack import LocalStack
 from fraudctl.provision import database
 from fraudctl.provision.plan import Plan, Step, StepResult
 from fraudctl.state import ensure_private_dir
+from fraudctl.waits import wait_until
 
 # Prefixes the object store starts with, so `status` and the query engine find them.
 STORE_PREFIXES = (naming.LAKE_PREFIX, naming.MODELS_PREFIX, naming.QUERY_RESULTS_PREFIX)
+
+
+def lake_format(settings: Settings) -> lake_table.LakeFormat:
+    return "jsonl" if settings.lake_format == "jsonl" else "parquet"
 
 
 def new_password() -> str:
@@ -194,7 +200,8 @@ def _plan_store_and_catalog(plan: Plan, stack: LocalStack) -> None:
 
     names = stack.names
     desired = lake_table.table_input(
-        stack=stack.settings.stack, location=stack.objects.location + naming.LAKE_PREFIX
+        stack=stack.settings.stack, location=stack.objects.location + naming.LAKE_PREFIX,
+        lake_format=lake_format(stack.settings),
     )
     key = "catalog/table"
     resource = f"table {names.glue_database}.{names.table}"
@@ -212,6 +219,44 @@ def _plan_store_and_catalog(plan: Plan, stack: LocalStack) -> None:
                   put, ("write catalog/",), key))
 
 
+# The stack's long-running processes, started in this order (the API last: it is what users
+# call, and it should find the pipeline behind it running).
+WORKLOADS = ("consumer", "exporter", "api")
+_WORKLOAD_START_TIMEOUT_S = 60.0
+
+
+def _start_workload(stack: LocalStack, name: str) -> StepResult:
+    port = stack.workload_port(name)
+    argv = [sys.executable, "-m", "fraudctl", "run", name, "--port", str(port)]
+    health = f"http://127.0.0.1:{port}/health"
+    pid = stack.supervisor.start(name, argv, env=settings_env(stack.settings),
+                                 health_url=health)
+
+    def probe() -> tuple[bool, str, None]:
+        status = next((s for s in stack.supervisor.status() if s.name == name), None)
+        if status is None or not status.running:
+            log = stack.supervisor.log_file(name).read_text(errors="replace").splitlines()
+            raise errors.FraudctlError(
+                f"process {name} exited at start: {log[-1] if log else 'no output'}",
+                f"see `fraudctl logs {name}`")
+        return bool(status.healthy), "healthy" if status.healthy else "starting", None
+
+    wait_until(f"process {name}", probe, timeout_s=_WORKLOAD_START_TIMEOUT_S, interval_s=0.2)
+    return {"pid": pid, "port": port}
+
+
+def _plan_workloads(plan: Plan, stack: LocalStack) -> None:
+    running = {s.name: s for s in stack.supervisor.status() if s.running}
+    for name in WORKLOADS:
+        key = f"process/{name}"
+        if name in running:
+            plan.found(key, f"process {name}", pid=running[name].pid)
+            continue
+        plan.add(Step(f"process {name}", "start", f"`fraudctl run {name}` under the supervisor",
+                      lambda name=name: _start_workload(stack, name),  # type: ignore[misc]
+                      ("spawn", "GET /health"), key))
+
+
 def plan_up(settings: Settings) -> Plan:
     stack = LocalStack(settings)
     plan = Plan(settings.stack, "local")
@@ -220,6 +265,7 @@ def plan_up(settings: Settings) -> Plan:
     running = _plan_postgres(plan, stack)
     _plan_database(plan, stack, inspect=running)
     _plan_store_and_catalog(plan, stack)
+    _plan_workloads(plan, stack)
     return plan
 
 

@@ -48,7 +48,7 @@ def test_stubborn_process_is_killed_after_the_grace_period(tmp_path: Path) -> No
 def test_a_recycled_pid_is_not_mistaken_for_ours(tmp_path: Path) -> None:
     supervisor = Supervisor(tmp_path)
     supervisor.start("worker", [sys.executable, "-c", "import time; time.sleep(60)"])
-    record_path = tmp_path / "run" / "worker.json"
+    record_path = tmp_path / "run" / "worker.pid.json"
     record = json.loads(record_path.read_text())
     record["create_time"] -= 3600                          # as if the pid now belonged to another
     record_path.write_text(json.dumps(record))

@@ -1,0 +1,131 @@
+"""`fraudctl produce`: simulated card traffic, live into the queue or as backfilled history."""
+
+import re
+import threading
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from fraudctl import errors, lifecycle, output
+from fraudctl.cli.options import stack_command
+from fraudctl.config import Settings
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(raw: str, option: str) -> float:
+    match = _DURATION.match(raw.strip())
+    if not match:
+        raise errors.ConfigError(f"{option} must be a duration like 90s, 15m, 12h or 7d, "
+                                 f"got {raw!r}")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+@stack_command
+def produce(
+    settings: Settings,
+    rate: Annotated[float | None, typer.Option(
+        "--rate", help="Transactions per second [default: as fast as the queue takes].")] = None,
+    duration: Annotated[str | None, typer.Option(
+        "--duration", help="How long to produce, e.g. 60s or 15m.")] = None,
+    count: Annotated[int | None, typer.Option("--count", help="How many to produce.")] = None,
+    backfill_days: Annotated[int | None, typer.Option(
+        "--backfill-days", help="Write N days of labelled history into the database and "
+                                "the lake instead (no queue).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Simulator seed.")] = 42,
+    cards: Annotated[int, typer.Option("--cards", help="Simulated cards.")] = 10_000,
+    terminals: Annotated[int, typer.Option("--terminals", help="Simulated terminals.")] = 5_000,
+    label_delay: Annotated[str, typer.Option(
+        "--label-delay", help="When the bank's labels become known, e.g. 7d.")] = "7d",
+    no_labels: Annotated[bool, typer.Option(
+        "--no-labels", help="Do not deliver labels for live traffic.")] = False,
+    output_format: Annotated[str, typer.Option("--output", "-o")] = "table",
+) -> None:
+    """Produce realistic simulated transactions (seeded, reproducible)."""
+    from fraudctl.pipeline import producer, simulator
+    from fraudctl.pipeline.scoring import active_scorer
+    from fraudctl.provision.local_plan import lake_format
+    from fraudctl.runtime import open_runtime
+
+    if output_format not in ("table", "json"):
+        raise errors.ConfigError(f"unknown output format {output_format!r}",
+                                 "use --output table or json")
+    for name, value in (("--rate", rate), ("--count", count), ("--backfill-days", backfill_days),
+                        ("--cards", cards), ("--terminals", terminals)):
+        if value is not None and value <= 0:
+            raise errors.ConfigError(f"{name} must be positive, got {value}")
+    if backfill_days is not None and (rate or duration or count):
+        raise errors.ConfigError("--backfill-days writes history; it takes no --rate, "
+                                 "--duration or --count")
+    duration_s = parse_duration(duration, "--duration") if duration else None
+    delay_s = parse_duration(label_delay, "--label-delay")
+    config = simulator.SimulatorConfig(seed=seed, n_cards=cards, n_terminals=terminals)
+    lifecycle.require_stack(settings)
+    output.err.print(lifecycle.identity_line(settings))
+    runtime = open_runtime(settings, pool_size=2)
+    try:
+        if backfill_days is not None:
+            with output.err.status(f"simulating and writing {backfill_days} days of history"):
+                done = producer.backfill(runtime, active_scorer(), days=backfill_days,
+                                         config=config, delay_s=delay_s,
+                                         lake_format=lake_format(settings))
+            summary = {"mode": "backfill", "days": backfill_days,
+                       "transactions": done.transactions, "frauds": done.frauds,
+                       "labels_imported": done.labels.inserted,
+                       "lake_objects": done.lake_objects, "seconds": round(done.elapsed_s, 1)}
+        else:
+            summary = _produce_live(runtime, config, rate, duration_s, count, delay_s,
+                                    no_labels, settings)
+    finally:
+        runtime.close()
+    if output_format == "json":
+        output.print_json(summary)
+    else:
+        output.out.print("  ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+def _produce_live(runtime, config, rate, duration_s, count, delay_s, no_labels,  # type: ignore[no-untyped-def]
+                  settings: Settings) -> dict[str, object]:
+    from fraudctl.pipeline import producer
+
+    stop = threading.Event()
+    outcome: dict[str, producer.ProduceResult] = {}
+    failure: list[BaseException] = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=output.err, transient=False) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def report(sent: int, elapsed: float) -> None:
+            progress.update(task, description=f"sent {sent:,} · {sent / max(elapsed, 1e-9):,.0f}"
+                                              " tx/s")
+
+        def work() -> None:
+            try:
+                outcome["result"] = producer.produce_live(
+                    runtime, config=config, rate=rate, duration_s=duration_s, count=count,
+                    stop=stop, on_progress=report)
+            except BaseException as exc:
+                failure.append(exc)
+
+        worker = threading.Thread(target=work, name="producer")
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(timeout=0.2)
+        except KeyboardInterrupt:
+            # Ctrl-C: finish the batch being sent, then deliver labels for what was sent.
+            stop.set()
+            worker.join()
+    if failure:
+        raise failure[0]
+    result = outcome["result"]
+    if not no_labels:
+        producer.deliver_labels(runtime, result, delay_s=delay_s, seed=config.seed,
+                                directory=settings.stack_dir / "labels")
+    return {"mode": "live", "sent": result.sent, "seconds": round(result.elapsed_s, 1),
+            "rate": round(result.rate, 1), "frauds": result.frauds,
+            "stopped_early": stop.is_set(),
+            "labels_file": str(result.labels_file) if result.labels_file else None,
+            "labels_imported": result.labels.inserted if result.labels else 0}

@@ -1,0 +1,91 @@
+"""The scoring API (FastAPI): the original system's synchronous REST path.
+
+POST /predict scores one transaction with the same feature function, card state and scorer as
+the consumer. It reads the card's state without changing it: the consumer alone writes state,
+so a prediction never counts a transaction the pipeline has not committed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from fraudctl.pipeline import features as feature_fn
+from fraudctl.pipeline import schema, sinks
+from fraudctl.pipeline.consumer import MerchantRiskCache
+from fraudctl.pipeline.metrics import ApiMetrics
+from fraudctl.pipeline.scoring import Scorer
+from fraudctl.runtime import Runtime
+
+_READY_CACHE_S = 2.0
+
+
+def create_app(runtime: Runtime, scorer: Scorer) -> FastAPI:
+    app = FastAPI(title="fraudctl scoring API", version=feature_fn.FEATURE_VERSION)
+    metrics = ApiMetrics()
+    metrics.model.info({"version": scorer.version})
+
+    def load_daily(since_day: int) -> pd.DataFrame:
+        with runtime.pooled() as conn:
+            return sinks.load_merchant_daily(conn, since_day)
+
+    merchants = MerchantRiskCache(load_daily)
+    readiness = {"checked_at": 0.0, "ok": False}
+
+    def score_one(txn: schema.Transaction) -> dict[str, Any]:
+        frame = pd.DataFrame({
+            "txn_id": [txn.txn_id], "ts": pd.to_datetime([txn.ts], utc=True),
+            "card_hash": [txn.card_hash], "merchant_id": [txn.merchant_id],
+            "amount": [txn.amount], "channel": [txn.channel], "country": [txn.country]})
+        with runtime.pooled() as conn:
+            state = sinks.read_card_state(conn, [txn.card_hash])
+        day = int(txn.ts.timestamp() // feature_fn.DAY_S)
+        result = feature_fn.compute(frame, state, merchants.daily(day))
+        score = float(scorer.score(result.features)[0])
+        return {"txn_id": txn.txn_id, "score": score, "model": scorer.version,
+                "feature_version": feature_fn.FEATURE_VERSION,
+                "features": {k: round(float(v), 4) for k, v in
+                             result.features.iloc[0].items()}}
+
+    @app.post("/predict")
+    async def predict(request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        body = await request.body()
+        try:
+            txn = schema.parse(body)
+        except schema.Invalid as exc:
+            metrics.requests.labels(outcome="invalid").inc()
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        answer = score_one(txn)
+        metrics.requests.labels(outcome="scored").inc()
+        metrics.latency.observe(time.perf_counter() - started)
+        return JSONResponse(answer)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    def ready() -> JSONResponse:
+        if time.monotonic() - readiness["checked_at"] > _READY_CACHE_S:
+            try:
+                with runtime.pooled() as conn:
+                    conn.execute("SELECT 1")
+                readiness["ok"] = True
+            except Exception:
+                readiness["ok"] = False
+            readiness["checked_at"] = time.monotonic()
+        ok = bool(readiness["ok"])
+        return JSONResponse({"ready": ok, "model": scorer.version},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,382 @@
+"""The scoring consumer: queue -> validate -> features -> score -> one commit -> delete.
+
+Delivery is at-least-once from the queue and effectively once in the database and the lake:
+
+- receiver threads long-poll the queue and hand messages to one batch loop; a batch closes at
+  ``batch_size`` messages or ``batch_wait_s`` after its first message;
+- a message that breaks the contract goes to the dead-letter queue with its reason;
+- one database transaction per batch writes tx_raw (ON CONFLICT DO NOTHING, returning what was
+  new), locks and updates the cards' state, writes tx_scored and the lake outbox;
+- messages are deleted only after that commit. A crash before the commit redelivers them; a
+  crash after it redelivers them as duplicates, which tx_raw's key turns into no-ops.
+
+A batch that fails on bad data (not on an unreachable database) is split in halves until the
+one message that breaks it is found and dead-lettered, so a poison message never takes valid
+ones with it. A database outage is waited out with backoff; messages stay in the queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue as inbox_queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pandas as pd
+import psycopg
+
+from fraudctl.pipeline import features as feature_fn
+from fraudctl.pipeline import schema, sinks
+from fraudctl.pipeline.metrics import ConsumerMetrics
+from fraudctl.pipeline.scoring import Scorer
+from fraudctl.ports import ReceivedMessage
+from fraudctl.runtime import Runtime
+
+log = logging.getLogger("fraudctl.consumer")
+
+# How much of a dead message's body the dead-letter record keeps (the full size and a digest
+# are recorded too, so a 2 MB message cannot turn the DLQ into a second data store).
+DLQ_BODY_BYTES = 64 * 1024
+MERCHANT_RISK_REFRESH_S = 60.0
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    consumer_id: str
+    # Measured on 2 cores (bench/bench_consumer.py): 2,000-message batches fed by two receivers
+    # taking 1,000 at a time keep both the database and the Python side busy.
+    batch_size: int = 2000
+    batch_wait_s: float = 0.25
+    receivers: int = 2
+    receive_max: int = 1000
+    receive_wait_s: float = 1.0
+    visibility_s: int = 60
+    max_receive_count: int = 5
+
+
+@dataclass
+class BatchOutcome:
+    received: int = 0
+    scored: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    latency_s: float = 0.0
+    dead_letters: list[tuple[ReceivedMessage, str]] = field(default_factory=list)
+
+
+def dead_letter_body(message: ReceivedMessage, reason: str, source: str) -> str:
+    raw = message.body.encode()
+    record = {
+        "reason": reason,
+        "source_queue": source,
+        "receive_count": message.receive_count,
+        "dead_lettered_at": datetime.now(UTC).isoformat(),
+        "body_bytes": len(raw),
+        "body_sha256": hashlib.sha256(raw).hexdigest(),
+        "body": raw[:DLQ_BODY_BYTES].decode(errors="replace"),
+        "body_truncated": len(raw) > DLQ_BODY_BYTES,
+    }
+    return orjson.dumps(record).decode()
+
+
+class MerchantRiskCache:
+    """Label aggregates change when labels are imported, not per transaction: read them at
+    most once a minute, and again when a batch needs older days than the cache holds."""
+
+    def __init__(self, load: Callable[[int], pd.DataFrame]) -> None:
+        self._load = load
+        self._since = 0
+        self._loaded_at = 0.0
+        self._daily = feature_fn.empty_merchant_daily()
+
+    def daily(self, first_day: int) -> pd.DataFrame:
+        needed = first_day - feature_fn.MERCHANT_WINDOW_DAYS - 1
+        stale = time.monotonic() - self._loaded_at > MERCHANT_RISK_REFRESH_S
+        if stale or needed < self._since:
+            self._daily = self._load(needed)
+            self._since, self._loaded_at = needed, time.monotonic()
+        return self._daily
+
+
+@dataclass
+class Prepared:
+    """A validated batch on its way to the writer."""
+
+    messages: list[ReceivedMessage]
+    started: float
+    valid: list[tuple[ReceivedMessage, schema.Transaction]] = field(default_factory=list)
+    outcome: BatchOutcome = field(default_factory=BatchOutcome)
+
+    def __post_init__(self) -> None:
+        self.outcome.received = len(self.messages)
+
+
+class PoisonBatch(Exception):
+    """The batch failed on its data (not on connectivity): split it to find the culprit."""
+
+
+class Consumer:
+    def __init__(self, runtime: Runtime, scorer: Scorer, config: ConsumerConfig,
+                 metrics: ConsumerMetrics | None = None) -> None:
+        self.runtime = runtime
+        self.scorer = scorer
+        self.config = config
+        self.metrics = metrics or ConsumerMetrics()
+        self.metrics.model_info(scorer.version)
+        self.stop_event = threading.Event()
+        self._inbox: inbox_queue.Queue[list[ReceivedMessage]] = inbox_queue.Queue(
+            maxsize=max(2, config.receivers * 2))
+        self._conn: psycopg.Connection[Any] | None = None
+        self._merchants = MerchantRiskCache(self._load_merchant_daily)
+        self.last_commit_at: float | None = None
+        self.db_ok = False
+        self.writer_error: BaseException | None = None
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def _receive_loop(self) -> None:
+        backoff = 0.5
+        while not self.stop_event.is_set():
+            try:
+                messages = self.runtime.queue.receive(
+                    self.config.receive_max, wait_s=self.config.receive_wait_s,
+                    visibility_s=self.config.visibility_s)
+                backoff = 0.5
+            except Exception as exc:  # the queue is down: keep trying, slower
+                log.warning("receive failed: %s", exc)
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if messages:
+                self.metrics.received.inc(len(messages))
+                while not self.stop_event.is_set():
+                    try:
+                        self._inbox.put(messages, timeout=0.5)
+                        break
+                    except inbox_queue.Full:
+                        continue
+                else:
+                    # Stopping with messages in hand: they still get processed (drain below).
+                    self._inbox.put(messages)
+
+    def _next_batch(self, *, draining: bool = False) -> list[ReceivedMessage]:
+        batch: list[ReceivedMessage] = []
+        deadline: float | None = None
+        while len(batch) < self.config.batch_size:
+            timeout = 0.2 if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                batch.extend(self._inbox.get(timeout=0 if draining else timeout))
+            except inbox_queue.Empty:
+                if batch or self.stop_event.is_set() or draining:
+                    break
+                continue
+            if deadline is None:
+                deadline = time.monotonic() + self.config.batch_wait_s
+            if time.monotonic() >= deadline:
+                break
+        return batch
+
+    # -- the database ------------------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = self.runtime.connect()
+            sinks.prepare(self._conn)
+        return self._conn
+
+    def _load_merchant_daily(self, since_day: int) -> pd.DataFrame:
+        with self.runtime.pooled() as conn:
+            return sinks.load_merchant_daily(conn, since_day)
+
+    def _commit_batch(self, valid: list[schema.Transaction]) -> tuple[int, int]:
+        """Write one batch in one transaction; return (scored, duplicates)."""
+        frame = pd.DataFrame({
+            "txn_id": [t.txn_id for t in valid],
+            "ts": pd.to_datetime([t.ts for t in valid], utc=True),
+            "card_hash": [t.card_hash for t in valid],
+            "merchant_id": [t.merchant_id for t in valid],
+            "amount": [t.amount for t in valid],
+            "channel": [t.channel for t in valid],
+            "country": [t.country for t in valid],
+            "payload": [t.body for t in valid],
+        })
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                new_ids = sinks.insert_raw(conn, frame)
+                new = frame[frame["txn_id"].isin(new_ids)]
+                if not new.empty:
+                    state = sinks.lock_card_state(conn, new["card_hash"].tolist())
+                    first_day = int(feature_fn.epoch_seconds(new["ts"]).min() // feature_fn.DAY_S)
+                    result = feature_fn.compute(new, state, self._merchants.daily(first_day))
+                    scores = self.scorer.score(result.features)
+                    scored = new[["txn_id", "ts", "amount", "merchant_id"]].assign(
+                        score=scores,
+                        features=sinks.features_json(result.features, self.scorer.version))
+                    sinks.insert_scored(conn, scored)
+                    sinks.save_card_state(conn, result.state)
+                self._record_batch(conn, len(new), len(frame) - len(new))
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError,
+                psycopg.errors.ProgrammingError) as exc:
+            raise PoisonBatch(str(exc).splitlines()[0]) from exc
+        return len(new), len(frame) - len(new)
+
+    def _record_batch(self, conn: psycopg.Connection[Any], scored: int, duplicates: int) -> None:
+        conn.execute(
+            "INSERT INTO consumer_status (consumer_id, last_batch_at, last_batch_size, "
+            "processed_total, duplicates, model) VALUES (%s, clock_timestamp(), %s, %s, %s, %s) "
+            "ON CONFLICT (consumer_id) DO UPDATE SET last_batch_at = EXCLUDED.last_batch_at, "
+            "last_batch_size = EXCLUDED.last_batch_size, model = EXCLUDED.model, "
+            "processed_total = consumer_status.processed_total + EXCLUDED.processed_total, "
+            "duplicates = consumer_status.duplicates + EXCLUDED.duplicates",
+            (self.config.consumer_id, scored + duplicates, scored, duplicates,
+             self.scorer.version),
+        )
+
+    def _commit_with_retry(self, valid: list[schema.Transaction]) -> tuple[int, int]:
+        backoff = 0.5
+        while True:
+            try:
+                result = self._commit_batch(valid)
+                self.db_ok = True
+                return result
+            except PoisonBatch:
+                raise
+            except (psycopg.OperationalError, psycopg.errors.DeadlockDetected,
+                    psycopg.errors.SerializationFailure) as exc:
+                # The database is away (restart, network) or two replicas collided: the
+                # messages are still ours until the visibility timeout; try again.
+                self.db_ok = False
+                self.metrics.failed_batches.inc()
+                log.warning("batch commit failed, retrying in %.1fs: %s", backoff,
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                if self.stop_event.wait(backoff) and backoff >= 5.0:
+                    raise  # stopping and the database stays away: leave them to redelivery
+                backoff = min(backoff * 2, 10.0)
+
+    # -- one batch ---------------------------------------------------------------------------
+
+    def prepare(self, messages: list[ReceivedMessage]) -> Prepared:
+        """Validate (CPU only, no I/O): what to commit, what to dead-letter."""
+        prepared = Prepared(messages, started=time.monotonic())
+        now = datetime.now(UTC)
+        seen: set[str] = set()
+        for message in messages:
+            if message.receive_count > self.config.max_receive_count:
+                prepared.outcome.dead_letters.append((message, (
+                    f"delivered {message.receive_count} times without being committed")))
+                continue
+            try:
+                txn = schema.parse(message.body, now=now)
+            except schema.Invalid as exc:
+                prepared.outcome.dead_letters.append((message, str(exc)))
+                continue
+            if txn.txn_id in seen:
+                prepared.outcome.duplicates += 1   # the same transaction twice in one batch
+                continue
+            seen.add(txn.txn_id)
+            prepared.valid.append((message, txn))
+        return prepared
+
+    def commit(self, prepared: Prepared) -> BatchOutcome:
+        """Commit, dead-letter, and only then delete the batch's messages from the queue."""
+        outcome, valid = prepared.outcome, prepared.valid
+        rejected_before = len(outcome.dead_letters)
+        self._commit_in_parts(valid, outcome)
+        rejected = len(outcome.dead_letters) - rejected_before
+        if len(valid) >= 4 and rejected == len(valid):
+            # Every message failed on its own: the fault is ours (code, schema), not theirs.
+            # Dead-lettering them all would empty the stream into the DLQ; stop instead and
+            # let redelivery (and, after max receives, the DLQ) take its course.
+            raise RuntimeError(f"every message of a batch of {len(valid)} was rejected by the "
+                               f"database; last reason: {outcome.dead_letters[-1][1]}")
+        self._dead_letter(outcome.dead_letters)
+        self.runtime.queue.delete([m.receipt for m in prepared.messages])
+        outcome.dead_lettered = len(outcome.dead_letters)
+        outcome.latency_s = time.monotonic() - prepared.started
+        self.last_commit_at = time.time()
+        self.metrics.observe(outcome, [t.ts for _, t in valid])
+        return outcome
+
+    def process(self, messages: list[ReceivedMessage]) -> BatchOutcome:
+        return self.commit(self.prepare(messages))
+
+    def _commit_in_parts(self, valid: list[tuple[ReceivedMessage, schema.Transaction]],
+                         outcome: BatchOutcome) -> None:
+        if not valid:
+            return
+        try:
+            scored, duplicates = self._commit_with_retry([t for _, t in valid])
+            outcome.scored += scored
+            outcome.duplicates += duplicates
+        except PoisonBatch as exc:
+            if len(valid) == 1:
+                outcome.dead_letters.append((valid[0][0], f"rejected by the database: {exc}"))
+                return
+            middle = len(valid) // 2
+            self._commit_in_parts(valid[:middle], outcome)
+            self._commit_in_parts(valid[middle:], outcome)
+
+    def _dead_letter(self, dead: list[tuple[ReceivedMessage, str]]) -> None:
+        if dead:
+            source = self.runtime.queue.name
+            self.runtime.dead_letter_queue.send_batch(
+                [dead_letter_body(message, reason, source) for message, reason in dead])
+
+    # -- running -----------------------------------------------------------------------------
+
+    def _write_loop(self, pending: inbox_queue.Queue[Prepared | None]) -> None:
+        while (prepared := pending.get()) is not None:
+            try:
+                self.commit(prepared)
+            except BaseException as exc:
+                self.writer_error = exc
+                self.stop_event.set()
+                return
+
+    def run(self) -> None:
+        """Receive on several threads; validate batch N+1 while batch N commits (two stages,
+        one writer, so commits stay in order and the two cores both work)."""
+        receivers = [threading.Thread(target=self._receive_loop, name=f"receiver-{i}",
+                                      daemon=True) for i in range(self.config.receivers)]
+        pending: inbox_queue.Queue[Prepared | None] = inbox_queue.Queue(maxsize=1)
+        writer = threading.Thread(target=self._write_loop, args=(pending,), name="writer")
+        writer.start()
+        for thread in receivers:
+            thread.start()
+        try:
+            while not self.stop_event.is_set():
+                batch = self._next_batch()
+                if batch:
+                    pending.put(self.prepare(batch))
+        finally:
+            # Graceful stop: no new receives; what is in hand is still scored and committed.
+            for thread in receivers:
+                thread.join(timeout=self.config.receive_wait_s + 25)
+            if self.writer_error is None:
+                while batch := self._next_batch(draining=True):
+                    pending.put(self.prepare(batch))
+            pending.put(None)
+            writer.join()
+            if self._conn is not None:
+                self._conn.close()
+        if self.writer_error is not None:
+            raise self.writer_error
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: object) -> None:
+            log.info("signal %d: finishing the batch in hand, then stopping", signum)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)

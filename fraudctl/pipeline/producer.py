@@ -1,0 +1,155 @@
+"""`fraudctl produce`: simulated traffic into the queue, and history straight into the stack.
+
+Live mode sends transactions at a steady rate, timestamped as they are sent, in batches; at
+the end the bank's labels (known ``label_delay`` later) are written to a file and imported
+through the same path a bank uses (`fraudctl labels import`).
+
+Backfill mode (`--backfill-days N`) writes N days of labelled history directly into the
+database and the lake, scored by the same feature function and scorer as live traffic, so a
+first model can be trained before any live traffic exists.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from fraudctl import errors
+from fraudctl.lake_table import LakeFormat
+from fraudctl.pipeline import exporter, schema, simulator, sinks
+from fraudctl.pipeline import features as feature_fn
+from fraudctl.pipeline import labels as label_io
+from fraudctl.pipeline.scoring import Scorer
+from fraudctl.runtime import Runtime
+
+# How often the producer sends: small enough that a transaction waits at most this long
+# between being made and being sent, large enough to send in batches.
+TICK_S = 0.05
+MAX_SEND_BATCH = 1000
+
+
+@dataclass
+class ProduceResult:
+    sent: int = 0
+    elapsed_s: float = 0.0
+    frauds: int = 0
+    labels_file: Path | None = None
+    labels: label_io.ImportResult | None = None
+    truth: list[pd.DataFrame] = field(default_factory=list, repr=False)
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def produce_live(
+    runtime: Runtime,
+    *,
+    config: simulator.SimulatorConfig,
+    rate: float | None,
+    duration_s: float | None,
+    count: int | None,
+    stop: threading.Event,
+    on_progress: Callable[[int, float], None] = lambda sent, elapsed: None,
+) -> ProduceResult:
+    """Send until ``count`` are sent, ``duration_s`` has passed, or ``stop`` is set.
+
+    Without a rate, sends as fast as the queue takes them.
+    """
+    start = time.time()
+    sim = simulator.Simulator(config, start)
+    result = ProduceResult()
+    previous = start
+    while not stop.is_set():
+        now = time.time()
+        elapsed = now - start
+        if duration_s is not None and elapsed >= duration_s:
+            break
+        if count is not None and result.sent >= count:
+            break
+        due = MAX_SEND_BATCH if rate is None else int(rate * elapsed) - result.sent
+        if count is not None:
+            due = min(due, count - result.sent)
+        if due <= 0:
+            time.sleep(TICK_S)
+            continue
+        frame = sim.live(previous, now, min(due, MAX_SEND_BATCH))
+        previous = now
+        runtime.queue.send_batch([schema.to_message(m) for m in simulator.messages(frame)])
+        result.sent += len(frame)
+        result.frauds += int(frame["is_fraud"].sum())
+        result.truth.append(frame[["txn_id", "ts", "is_fraud", "scenario"]])
+        on_progress(result.sent, time.time() - start)
+    result.elapsed_s = time.time() - start
+    return result
+
+
+def deliver_labels(runtime: Runtime, result: ProduceResult, *, delay_s: float, seed: int,
+                   directory: Path) -> None:
+    """Write the sent transactions' labels (known ``delay_s`` later) and import them."""
+    if not result.truth:
+        return
+    truth = pd.concat(result.truth, ignore_index=True)
+    labels = simulator.labels(truth, delay_s, seed)
+    path = directory / f"labels-{time.strftime('%Y%m%dT%H%M%S')}-{seed}.csv"
+    label_io.write_file(labels, path)
+    result.labels_file = path
+    with runtime.connect() as conn:
+        result.labels = label_io.import_labels(conn, label_io.read_file(path))
+
+
+@dataclass
+class BackfillResult:
+    transactions: int
+    frauds: int
+    labels: label_io.ImportResult
+    lake_objects: int
+    elapsed_s: float
+
+
+def backfill(runtime: Runtime, scorer: Scorer, *, days: int,
+             config: simulator.SimulatorConfig, delay_s: float,
+             lake_format: LakeFormat = "parquet") -> BackfillResult:
+    started = time.time()
+    end = started
+    begin = end - days * simulator.DAY_S
+    with runtime.connect() as conn:
+        existing = conn.execute("SELECT count(*) FROM tx_raw").fetchone()
+        if existing and existing[0]:
+            raise errors.FraudctlError(
+                f"the stack already holds {existing[0]} transactions",
+                "backfill writes history before live traffic: run it on a new stack "
+                "(`fraudctl down` then `up`, or another --stack)")
+    sim = simulator.Simulator(config, begin)
+    frame = sim.history(begin, end)
+    labels = simulator.labels(frame, delay_s, config.seed)
+    daily = feature_fn.merchant_daily_from_labels(labels, frame)
+    computed = feature_fn.compute_history(frame, daily)
+    scores = scorer.score(computed.features)
+    features_text = sinks.features_json(computed.features, scorer.version)
+    payload = [schema.to_message(m) for m in simulator.messages(frame)]
+
+    with runtime.connect() as conn:
+        sinks.prepare(conn)
+        with conn.transaction():
+            sinks.insert_raw(conn, pd.DataFrame({
+                "txn_id": frame["txn_id"], "amount": frame["amount"],
+                "merchant_id": frame["merchant_id"], "ts": frame["ts"], "payload": payload}))
+            sinks.insert_scored(conn, pd.DataFrame({
+                "txn_id": frame["txn_id"], "ts": frame["ts"], "amount": frame["amount"],
+                "merchant_id": frame["merchant_id"], "score": scores,
+                "features": features_text}), outbox=False)
+            sinks.save_card_state(conn, computed.state)
+        imported = label_io.import_labels(conn, labels)
+
+    lake = frame.assign(score=scores, model=scorer.version, features=features_text,
+                        scored_at=pd.Timestamp(time.time(), unit="s", tz="UTC"))
+    keys = exporter.write_partitions(runtime.store, lake, f"part-backfill-{sim.run_id}",
+                                     lake_format)
+    return BackfillResult(len(frame), int(frame["is_fraud"].sum()), imported, len(keys),
+                          time.time() - started)

@@ -1,0 +1,170 @@
+"""The database side of the data path: bulk, idempotent writes inside one transaction.
+
+Rows go in through COPY into session temp tables, then INSERT … ON CONFLICT DO NOTHING into
+the real ones, so a redelivered message changes nothing. `insert_raw` returns the ids that
+were really new: only those update card state, so a redelivery can never count twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from fraudctl.pipeline import features as feature_fn
+
+# Any constant: it separates card locks from other advisory locks' key space a little.
+_CARD_LOCK_SEED = 0x43415244
+
+_TEMP_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS tmp_raw (LIKE tx_raw) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tmp_scored (
+    txn_id text, ts timestamptz, amount numeric(14, 2), merchant_id text,
+    score double precision, features jsonb) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tmp_state (LIKE card_state) ON COMMIT DELETE ROWS;
+"""
+
+
+def _python_values(column: pd.Series) -> list[Any]:
+    """A column as plain Python values (numpy scalars are not all adaptable), NaN as None."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return [None if pd.isna(v) else v.to_pydatetime() for v in column]
+    values = column.astype(object).where(column.notna(), None).tolist()
+    return values
+
+
+def copy_rows(conn: psycopg.Connection[Any], table: str, frame: pd.DataFrame) -> None:
+    """COPY ``frame`` into ``table`` row by row through psycopg's C-accelerated writer."""
+    columns = sql.SQL(", ").join(sql.Identifier(name) for name in frame.columns)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), columns)
+    rows = zip(*(_python_values(frame[name]) for name in frame.columns), strict=True)
+    with conn.cursor().copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def prepare(conn: psycopg.Connection[Any]) -> None:
+    """Create this session's temp tables (once per connection)."""
+    conn.execute(_TEMP_TABLES)
+    conn.commit()
+
+
+def insert_raw(conn: psycopg.Connection[Any], raw: pd.DataFrame) -> set[str]:
+    """raw: txn_id, amount, merchant_id, ts, payload (JSON text). Returns the new ids."""
+    if raw.empty:
+        return set()
+    copy_rows(conn, "tmp_raw", raw[["txn_id", "amount", "merchant_id", "ts", "payload"]])
+    rows = conn.execute(
+        "INSERT INTO tx_raw SELECT * FROM tmp_raw ON CONFLICT (txn_id) DO NOTHING "
+        "RETURNING txn_id"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def lock_card_state(conn: psycopg.Connection[Any], cards: list[str]) -> pd.DataFrame:
+    """Lock ``cards`` for this transaction and read their state.
+
+    Transaction-scoped advisory locks, one per card, taken in key order (so two consumers can
+    never deadlock): they serialize replicas on a card as row locks would, without writing
+    every row twice (once to lock, once to update) and without rows for cards never seen.
+    """
+    if not cards:
+        return feature_fn.empty_state()
+    unique = list(set(cards))
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM ("
+        " SELECT hashtextextended(c, %s) AS k FROM unnest(%s::text[]) c ORDER BY 1) keys",
+        (_CARD_LOCK_SEED, unique),
+    )
+    return read_card_state(conn, unique)
+
+
+def read_card_state(conn: psycopg.Connection[Any], cards: list[str]) -> pd.DataFrame:
+    """Read the cards' state (without locking: the API scores without changing state)."""
+    rows = conn.execute(
+        "SELECT card_hash, last_ts, n_total, count_1h, count_1d, count_7d, amount_7d, small_1h,"
+        " home_country FROM card_state WHERE card_hash = ANY(%s)",
+        (list(set(cards)),),
+    ).fetchall()
+    return state_frame(rows)
+
+
+def state_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    if not rows:
+        return feature_fn.empty_state()
+    frame = pd.DataFrame(rows, columns=["card_hash", *feature_fn.STATE_COLUMNS])
+    return frame.set_index("card_hash")
+
+
+def save_card_state(conn: psycopg.Connection[Any], state: pd.DataFrame) -> None:
+    if state.empty:
+        return
+    frame = state.reset_index()[["card_hash", *feature_fn.STATE_COLUMNS]]
+    copy_rows(conn, "tmp_state", frame)
+    conn.execute(
+        "INSERT INTO card_state SELECT * FROM tmp_state ON CONFLICT (card_hash) DO UPDATE SET "
+        "last_ts = EXCLUDED.last_ts, n_total = EXCLUDED.n_total, "
+        "count_1h = EXCLUDED.count_1h, count_1d = EXCLUDED.count_1d, "
+        "count_7d = EXCLUDED.count_7d, amount_7d = EXCLUDED.amount_7d, "
+        "small_1h = EXCLUDED.small_1h, home_country = EXCLUDED.home_country"
+    )
+
+
+def features_json(features: pd.DataFrame, model: str) -> list[str]:
+    """features->>'model' names the model; the values are rounded for storage."""
+    header = {"model": model, "feature_version": feature_fn.FEATURE_VERSION}
+    # Four decimals: enough for any reading of a score, and jsonb parses short numbers fast.
+    values = features[feature_fn.FEATURE_NAMES].round(4).to_numpy()
+    names = feature_fn.FEATURE_NAMES
+    return [orjson.dumps({**header, **dict(zip(names, row.tolist(), strict=True))}).decode()
+            for row in values]
+
+
+def insert_scored(conn: psycopg.Connection[Any], scored: pd.DataFrame, *,
+                  outbox: bool = True) -> None:
+    """scored: txn_id, ts, amount, merchant_id, score, features (JSON text)."""
+    if scored.empty:
+        return
+    copy_rows(conn, "tmp_scored",
+              scored[["txn_id", "ts", "amount", "merchant_id", "score", "features"]])
+    conn.execute(
+        "INSERT INTO tx_scored (txn_id, ts, amount, merchant_id, score, features) "
+        "SELECT txn_id, ts, amount, merchant_id, score, features FROM tmp_scored "
+        "ON CONFLICT (txn_id) DO NOTHING"
+    )
+    if outbox:
+        conn.execute(
+            "INSERT INTO lake_outbox (txn_id, ts) SELECT txn_id, ts FROM tmp_scored "
+            "ON CONFLICT (txn_id) DO NOTHING"
+        )
+
+
+def load_merchant_daily(conn: psycopg.Connection[Any], since_day: int) -> pd.DataFrame:
+    rows = conn.execute(
+        "SELECT merchant_id, (day - DATE '1970-01-01')::bigint, n_labelled, n_fraud "
+        "FROM merchant_label_daily WHERE day >= DATE '1970-01-01' + %s::int",
+        (int(since_day),),
+    ).fetchall()
+    if not rows:
+        return feature_fn.empty_merchant_daily()
+    return pd.DataFrame(rows, columns=["merchant_id", "day", "n_labelled", "n_fraud"])
+
+
+def add_merchant_daily(conn: psycopg.Connection[Any], daily: pd.DataFrame) -> None:
+    """Add label counts (labels are inserted once each, so adding is exact)."""
+    if daily.empty:
+        return
+    rows = list(zip(daily["merchant_id"], daily["day"].astype(int),
+                    daily["n_labelled"].astype(int), daily["n_fraud"].astype(int), strict=True))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO merchant_label_daily (merchant_id, day, n_labelled, n_fraud) "
+            "VALUES (%s, DATE '1970-01-01' + %s::int, %s, %s) "
+            "ON CONFLICT (merchant_id, day) DO UPDATE SET "
+            "n_labelled = merchant_label_daily.n_labelled + EXCLUDED.n_labelled, "
+            "n_fraud = merchant_label_daily.n_fraud + EXCLUDED.n_fraud",
+            rows,
+        )

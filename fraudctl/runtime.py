@@ -1,0 +1,79 @@
+"""The running pipeline's view of a stack: its queues, object store and database, on either
+target, behind the ports. Long-lived processes (consumer, exporter, API) and the producer open
+one of these and never ask which target they run on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from fraudctl.config import Settings
+from fraudctl.db.connect import DbEndpoint, connect
+from fraudctl.ports import ObjectStore, Queue
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    queue: Queue
+    dead_letter_queue: Queue
+    store: ObjectStore
+    endpoint: DbEndpoint
+    _pool: ConnectionPool[Any] | None = field(default=None, repr=False)
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+        """A dedicated connection as the app role (the consumer's write path owns one)."""
+        return connect(self.endpoint, autocommit=autocommit)
+
+    @contextmanager
+    def pooled(self) -> Iterator[psycopg.Connection[Any]]:
+        """A short-lived autocommit connection from the pool (reads, small writes)."""
+        if self._pool is None:
+            with connect(self.endpoint, autocommit=True) as conn:
+                yield conn
+            return
+        with self._pool.connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+
+def _pool(endpoint: DbEndpoint, size: int) -> ConnectionPool[Any]:
+    return ConnectionPool(
+        conninfo="",
+        kwargs={"host": endpoint.host, "port": endpoint.port, "dbname": endpoint.dbname,
+                "user": endpoint.user, "password": endpoint.password,
+                "sslmode": endpoint.sslmode, "autocommit": True,
+                "application_name": "fraudctl"},
+        min_size=1, max_size=size, open=True, name="fraudctl",
+    )
+
+
+def open_runtime(settings: Settings, *, pool_size: int = 8) -> Runtime:
+    if settings.target == "local":
+        from fraudctl.local.stack import LocalStack
+
+        stack = LocalStack(settings)
+        endpoint = stack.endpoint(admin=False)
+        pool = _pool(endpoint, pool_size)
+        queue, dlq = stack.queues(pool)
+        return Runtime(settings, queue, dlq, stack.objects, endpoint, pool)
+    from fraudctl.aws.s3 import S3Store
+    from fraudctl.aws.session import AwsSession
+    from fraudctl.aws.sqs import SqsQueue
+    from fraudctl.provision.aws_plan import AwsStack
+
+    aws = AwsSession(settings)
+    aws_stack = AwsStack(settings, aws)
+    names = aws_stack.names
+    endpoint = aws_stack.endpoint(admin=False)
+    return Runtime(settings, SqsQueue(aws, names.queue), SqsQueue(aws, names.dead_letter_queue),
+                   S3Store(aws, aws_stack.bucket), endpoint, _pool(endpoint, pool_size))
