@@ -61,7 +61,10 @@ class ObjectInfo:
 class ObjectStore(Protocol):
     """A flat key space with S3 semantics: put replaces, keys use '/' as a separator."""
 
-    location: str
+    @property
+    def location(self) -> str:
+        """Where the keys live, as a URI ending in '/' (s3://bucket/, file:///…/objects/)."""
+        ...
 
     def put(self, key: str, data: bytes) -> None: ...
 

@@ -54,6 +54,8 @@ def _pool(endpoint: DbEndpoint, size: int) -> ConnectionPool[Any]:
                 "sslmode": endpoint.sslmode, "autocommit": True,
                 "application_name": "fraudctl"},
         min_size=1, max_size=size, open=True, name="fraudctl",
+        # A server restart leaves dead connections in the pool: test each before lending it.
+        check=ConnectionPool.check_connection,
     )
 
 

@@ -56,6 +56,28 @@ def _queue_row(resource: str, depth: Callable[[], Any]) -> StatusRow:
                      f"{found.visible} waiting · {found.in_flight} in flight")
 
 
+def _pipeline_row(connect: Callable[[], Any], oldest_age_s: Callable[[], float | None]
+                  ) -> StatusRow:
+    """Throughput over the last minute, queue lag, and the latest batch of any consumer."""
+    with connect() as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM tx_scored "
+            "        WHERE scored_at > clock_timestamp() - interval '60 seconds'), "
+            "       last_batch_at, last_batch_size, last_batch_ms, "
+            "       extract(epoch FROM clock_timestamp() - last_batch_at) "
+            "FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM consumer_status "
+            "      ORDER BY last_batch_at DESC NULLS LAST LIMIT 1) c ON true").fetchone()
+    recent, last_at, size, millis, age = row
+    lag = oldest_age_s()
+    parts = [f"{recent / 60:,.1f} tx/s (last minute)",
+             "lag " + ("n/a" if lag is None else f"{lag:.1f}s")]
+    if last_at is None:
+        parts.append("no batch committed yet")
+    else:
+        parts.append(f"last batch {size} tx in {millis or 0:.0f} ms, {age:.0f}s ago")
+    return StatusRow("pipeline", "data path", "ok", " · ".join(parts))
+
+
 def _store_row(resource: str, store: Any) -> StatusRow:
     count = total = 0
     for item in store.list(naming.LAKE_PREFIX):
@@ -94,6 +116,9 @@ def local_status(settings: Settings) -> list[StatusRow]:
     for queue in (stack.queue, stack.dead_letter_queue):
         rows.append(_checked(f"queue {queue.name}", "queue",
                              lambda q=queue: _queue_row(f"queue {q.name}", q.depth)))  # type: ignore[misc]
+    queue = stack.queue
+    rows.append(_checked("pipeline", "data path",
+                         lambda: _pipeline_row(stack.connect, queue.oldest_age_s)))
     rows.append(_checked("lake", "object store", lambda: _store_row("lake", stack.objects)))
     table = f"{names.glue_database}.{names.table}"
     rows.append(_checked(table, "catalog table",
@@ -147,10 +172,14 @@ def aws_status(settings: Settings) -> list[StatusRow]:
             "ok" if status == "available" and public == "private" else "degraded",
             f"{status} · {instance.get('DBInstanceClass')} · {public} · {encrypted}",
         ))
+        def app_connection() -> Any:
+            return connect(stack.endpoint(admin=False), timeout_s=5)
+
         rows.append(_checked(f"database {naming.DB_NAME}", "database",
-                             lambda: _database_row(
-                                 f"database {naming.DB_NAME}",
-                                 lambda: connect(stack.endpoint(admin=False), timeout_s=5))))
+                             lambda: _database_row(f"database {naming.DB_NAME}",
+                                                   app_connection)))
+        rows.append(_checked("pipeline", "data path",
+                             lambda: _pipeline_row(app_connection, lambda: None)))
     return rows
 
 

@@ -24,7 +24,6 @@ import psutil
 from fraudctl.ports import ProcessStatus
 from fraudctl.state import ensure_private_dir, write_private_file
 
-
 _PID_SUFFIX = ".pid.json"
 
 

@@ -32,6 +32,7 @@ import orjson
 import pandas as pd
 import psycopg
 
+from fraudctl import errors
 from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline import schema, sinks
 from fraudctl.pipeline.metrics import ConsumerMetrics
@@ -138,6 +139,7 @@ class Consumer:
         self.last_commit_at: float | None = None
         self.db_ok = False
         self.writer_error: BaseException | None = None
+        self._batch_started = time.monotonic()
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -156,15 +158,20 @@ class Consumer:
                 continue
             if messages:
                 self.metrics.received.inc(len(messages))
-                while not self.stop_event.is_set():
-                    try:
-                        self._inbox.put(messages, timeout=0.5)
-                        break
-                    except inbox_queue.Full:
-                        continue
-                else:
-                    # Stopping with messages in hand: they still get processed (drain below).
-                    self._inbox.put(messages)
+                self._hand_to_batcher(messages)
+
+    def _hand_to_batcher(self, messages: list[ReceivedMessage]) -> None:
+        """Queue received messages for the batch loop. While stopping, they are still handed
+        over (the drain scores them) unless the writer has failed: then they are left to come
+        back after their visibility timeout."""
+        while True:
+            try:
+                self._inbox.put(messages, timeout=0.5)
+                return
+            except inbox_queue.Full:
+                if self.writer_error is not None:
+                    log.warning("leaving %d messages to redelivery", len(messages))
+                    return
 
     def _next_batch(self, *, draining: bool = False) -> list[ReceivedMessage]:
         batch: list[ReceivedMessage] = []
@@ -231,12 +238,15 @@ class Consumer:
     def _record_batch(self, conn: psycopg.Connection[Any], scored: int, duplicates: int) -> None:
         conn.execute(
             "INSERT INTO consumer_status (consumer_id, last_batch_at, last_batch_size, "
-            "processed_total, duplicates, model) VALUES (%s, clock_timestamp(), %s, %s, %s, %s) "
+            "last_batch_ms, processed_total, duplicates, model) "
+            "VALUES (%s, clock_timestamp(), %s, %s, %s, %s, %s) "
             "ON CONFLICT (consumer_id) DO UPDATE SET last_batch_at = EXCLUDED.last_batch_at, "
-            "last_batch_size = EXCLUDED.last_batch_size, model = EXCLUDED.model, "
+            "last_batch_size = EXCLUDED.last_batch_size, last_batch_ms = EXCLUDED.last_batch_ms, "
+            "model = EXCLUDED.model, "
             "processed_total = consumer_status.processed_total + EXCLUDED.processed_total, "
             "duplicates = consumer_status.duplicates + EXCLUDED.duplicates",
-            (self.config.consumer_id, scored + duplicates, scored, duplicates,
+            (self.config.consumer_id, scored + duplicates,
+             (time.monotonic() - self._batch_started) * 1000, scored, duplicates,
              self.scorer.version),
         )
 
@@ -250,7 +260,7 @@ class Consumer:
             except PoisonBatch:
                 raise
             except (psycopg.OperationalError, psycopg.errors.DeadlockDetected,
-                    psycopg.errors.SerializationFailure) as exc:
+                    psycopg.errors.SerializationFailure, errors.DatabaseUnreachable) as exc:
                 # The database is away (restart, network) or two replicas collided: the
                 # messages are still ours until the visibility timeout; try again.
                 self.db_ok = False
@@ -263,6 +273,21 @@ class Consumer:
                 if self.stop_event.wait(backoff) and backoff >= 5.0:
                     raise  # stopping and the database stays away: leave them to redelivery
                 backoff = min(backoff * 2, 10.0)
+
+    def _with_retry(self, what: str, action: Callable[[], None]) -> None:
+        """Queue calls after a commit: retried until they succeed, since the batch is committed
+        and only these stand between it and being redelivered as duplicates."""
+        backoff = 0.5
+        for attempt in range(20):
+            try:
+                action()
+                return
+            except psycopg.OperationalError as exc:
+                log.warning("%s failed (attempt %d), retrying in %.1fs: %s", what, attempt + 1,
+                            backoff, str(exc).splitlines()[0] if str(exc) else exc)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        action()
 
     # -- one batch ---------------------------------------------------------------------------
 
@@ -291,6 +316,7 @@ class Consumer:
     def commit(self, prepared: Prepared) -> BatchOutcome:
         """Commit, dead-letter, and only then delete the batch's messages from the queue."""
         outcome, valid = prepared.outcome, prepared.valid
+        self._batch_started = prepared.started
         rejected_before = len(outcome.dead_letters)
         self._commit_in_parts(valid, outcome)
         rejected = len(outcome.dead_letters) - rejected_before
@@ -300,8 +326,9 @@ class Consumer:
             # let redelivery (and, after max receives, the DLQ) take its course.
             raise RuntimeError(f"every message of a batch of {len(valid)} was rejected by the "
                                f"database; last reason: {outcome.dead_letters[-1][1]}")
-        self._dead_letter(outcome.dead_letters)
-        self.runtime.queue.delete([m.receipt for m in prepared.messages])
+        self._with_retry("dead-letter", lambda: self._dead_letter(outcome.dead_letters))
+        self._with_retry("delete", lambda: self.runtime.queue.delete(
+            [m.receipt for m in prepared.messages]))
         outcome.dead_lettered = len(outcome.dead_letters)
         outcome.latency_s = time.monotonic() - prepared.started
         self.last_commit_at = time.time()
@@ -354,19 +381,30 @@ class Consumer:
         writer.start()
         for thread in receivers:
             thread.start()
+        def hand_over(item: Prepared | None) -> bool:
+            """Give the writer its next batch; False if the writer has died."""
+            while writer.is_alive():
+                try:
+                    pending.put(item, timeout=0.5)
+                    return True
+                except inbox_queue.Full:
+                    continue
+            return False
+
         try:
             while not self.stop_event.is_set():
                 batch = self._next_batch()
-                if batch:
-                    pending.put(self.prepare(batch))
+                if batch and not hand_over(self.prepare(batch)):
+                    break
         finally:
             # Graceful stop: no new receives; what is in hand is still scored and committed.
+            self.stop_event.set()
             for thread in receivers:
                 thread.join(timeout=self.config.receive_wait_s + 25)
-            if self.writer_error is None:
-                while batch := self._next_batch(draining=True):
-                    pending.put(self.prepare(batch))
-            pending.put(None)
+            while self.writer_error is None and (batch := self._next_batch(draining=True)):
+                if not hand_over(self.prepare(batch)):
+                    break
+            hand_over(None)
             writer.join()
             if self._conn is not None:
                 self._conn.close()

@@ -79,8 +79,9 @@ def write_partitions(store: ObjectStore, frame: pd.DataFrame, name: str,
         return []
     ts = frame["ts"].dt.tz_convert("UTC")
     keys = []
-    for (dt, hour), part in frame.groupby([ts.dt.strftime("%Y-%m-%d"), ts.dt.hour], sort=True):
-        key = partition_key(str(dt), int(hour), name, lake_format)
+    groups = frame.groupby([ts.dt.strftime("%Y-%m-%d"), ts.dt.hour], sort=True)
+    for (dt, hour), part in groups:
+        key = partition_key(str(dt), int(str(hour)), name, lake_format)
         store.put(key, encode(part, lake_format))
         keys.append(key)
     return keys

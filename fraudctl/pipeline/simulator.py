@@ -121,12 +121,14 @@ class Simulator:
 
     def _region(self, xy: np.ndarray) -> np.ndarray:
         half = self.config.map_size / 2
-        return (xy[:, 0] >= half).astype(int) + 2 * (xy[:, 1] >= half).astype(int)
+        region: np.ndarray = (xy[:, 0] >= half).astype(int) + 2 * (xy[:, 1] >= half).astype(int)
+        return region
 
     def _cell(self, xy: np.ndarray) -> np.ndarray:
         side = int(np.ceil(self.config.map_size / self.config.cell_size))
         ij = np.clip((xy // self.config.cell_size).astype(int), 0, side - 1)
-        return np.asarray(ij[:, 0] * side + ij[:, 1])
+        cells: np.ndarray = ij[:, 0] * side + ij[:, 1]
+        return cells
 
     # -- fraud timeline ---------------------------------------------------------------------
 
@@ -222,7 +224,7 @@ class Simulator:
             ts = np.minimum(start + np.cumsum(rng.exponential(40.0, size=size)), t1 - 1e-3)
             card = np.full(size, rng.integers(0, c.n_cards))
             terminal = np.full(size, rng.choice(self._ecom_terminals))
-            frame = self._frame(ts, card, terminal, rng.uniform(0, 2, size=size))
+            frame = self._frame(ts, card, terminal, rng.uniform(0, 1.99, size=size))
             frame["scenario"] = "card_testing"
             frames.append(frame)
         if not frames:
@@ -236,7 +238,8 @@ class Simulator:
         seq = np.arange(self._seq, self._seq + len(frame))
         self._seq += len(frame)
         frame.insert(0, "txn_id", [f"{self.run_id}-{s:010d}" for s in seq])
-        frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
+        # Microseconds: what an RFC 3339 message carries, so history and messages agree.
+        frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True).dt.round("us")
         return frame
 
     def history(self, t0: float, t1: float) -> pd.DataFrame:

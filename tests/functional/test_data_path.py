@@ -1,0 +1,338 @@
+"""The data path on a real stack: embedded PostgreSQL, PGMQ, directory lake.
+
+The consumer and exporter run in-process here (the stack's own workloads are stopped), so
+each test controls exactly when they run and can crash them where it wants.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+
+from fraudctl import lifecycle
+from fraudctl.config import Settings, load_settings
+from fraudctl.local.stack import LocalStack
+from fraudctl.pipeline import features as F
+from fraudctl.pipeline import labels as label_io
+from fraudctl.pipeline import schema, simulator, sinks
+from fraudctl.pipeline.consumer import Consumer, ConsumerConfig
+from fraudctl.pipeline.exporter import Exporter
+from fraudctl.pipeline.scoring import RuleScorer
+from fraudctl.pipeline.verify import lake_ids
+from fraudctl.runtime import Runtime, open_runtime
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    settings = load_settings({"home": str(tmp_path_factory.mktemp("home"))}, env={})
+    lifecycle.up(settings)
+    LocalStack(settings).supervisor.stop_all()        # the tests drive the workloads
+    yield settings
+    lifecycle.down(settings)
+
+
+@pytest.fixture
+def runtime(stack_settings: Settings) -> Iterator[Runtime]:
+    rt = open_runtime(stack_settings, pool_size=4)
+    yield rt
+    rt.close()
+
+
+def make_traffic(seed: int, count: int, start: float | None = None) -> pd.DataFrame:
+    start = start or time.time() - 600
+    sim = simulator.Simulator(simulator.SimulatorConfig(seed=seed, n_cards=2000,
+                                                        n_terminals=1000), start)
+    return sim.live(start, start + 300, count)
+
+
+def bodies(frame: pd.DataFrame) -> list[str]:
+    return [schema.to_message(m) for m in simulator.messages(frame)]
+
+
+def consume_all(rt: Runtime, *, expected_scored: int, timeout_s: float = 120,
+                config: ConsumerConfig | None = None) -> Consumer:
+    """Run a consumer until ``expected_scored`` more transactions are committed."""
+    consumer = Consumer(rt, RuleScorer(), config or ConsumerConfig(consumer_id="test"))
+    thread = threading.Thread(target=consumer.run)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while consumer.metrics.processed._value.get() < expected_scored:
+            assert time.monotonic() < deadline, "consumer did not finish in time"
+            assert thread.is_alive(), f"consumer died: {consumer.writer_error}"
+            time.sleep(0.1)
+        deadline = time.monotonic() + 30
+        while rt.queue.depth().total and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        consumer.stop_event.set()
+        thread.join()
+    return consumer
+
+
+def counts(rt: Runtime, ids: list[str]) -> tuple[int, int, int]:
+    with rt.pooled() as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM tx_raw WHERE txn_id = ANY(%(i)s)),"
+            " (SELECT count(*) FROM tx_scored WHERE txn_id = ANY(%(i)s)),"
+            " (SELECT count(*) FROM lake_outbox WHERE txn_id = ANY(%(i)s))", {"i": ids}
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def test_online_features_agree_with_offline(runtime: Runtime) -> None:
+    """The consumer (state round-tripped through Postgres, random batch sizes, labels feeding
+    merchant risk) and training's offline pass compute the same features."""
+    start = (time.time() // F.DAY_S - 3) * F.DAY_S         # a UTC midnight: day = label day
+    sim = simulator.Simulator(simulator.SimulatorConfig(seed=11, n_cards=400, n_terminals=200),
+                              start)
+    history = sim.history(start, start + 2 * F.DAY_S)
+    first_day = history[history["ts"] < pd.Timestamp(start + F.DAY_S, unit="s", tz="UTC")]
+    rest = history.drop(first_day.index)
+    # Day one is consumed; its labels arrive during day two; then day two is consumed.
+    runtime.queue.send_batch(bodies(first_day))
+    consume_all(runtime, expected_scored=len(first_day))
+    labels = simulator.labels(first_day, 0.0, seed=11)
+    with runtime.connect() as conn:
+        label_io.import_labels(conn, labels)
+    rng = np.random.default_rng(5)
+    sent = 0
+    while sent < len(rest):                              # random message batch sizes
+        size = int(rng.integers(1, 700))
+        runtime.queue.send_batch(bodies(rest.iloc[sent:sent + size]))
+        sent += size
+    # One receiver, so messages arrive in time order, as training reads history. (Concurrent
+    # receivers can commit a later batch first; the feature function then treats the earlier
+    # transactions as late arrivals, which test_late_arrivals_never_inflate_the_state covers.)
+    consume_all(runtime, expected_scored=len(rest),
+                config=ConsumerConfig(consumer_id="agree", batch_size=257, receive_max=97,
+                                      receivers=1))
+
+    with runtime.pooled() as conn:
+        stored = conn.execute("SELECT txn_id, features FROM tx_scored WHERE txn_id = ANY(%s)",
+                              (history["txn_id"].tolist(),)).fetchall()
+    online = pd.DataFrame([{"txn_id": t, **f} for t, f in stored]).set_index("txn_id")
+    daily = F.merchant_daily_from_labels(labels, first_day)
+    offline = F.compute_history(history, daily).features
+    offline.index = history["txn_id"]
+    assert len(online) == len(history)
+    assert online["merchant_labels_28d"].max() > 0        # labels did feed merchant risk
+    np.testing.assert_allclose(online.loc[offline.index, F.FEATURE_NAMES].to_numpy(float),
+                               offline[F.FEATURE_NAMES].round(4).to_numpy(float),
+                               rtol=1e-6, atol=2e-4)
+    assert set(online["model"]) == {"rules-v1"}
+
+
+def test_same_message_twice_is_stored_once(runtime: Runtime) -> None:
+    frame = make_traffic(seed=21, count=300)
+    messages = bodies(frame)
+    runtime.queue.send_batch(messages)
+    consume_all(runtime, expected_scored=300)
+    runtime.queue.send_batch(messages[:100])             # redelivered / produced again
+    consumer = consume_all(runtime, expected_scored=0)
+    ids = frame["txn_id"].tolist()
+    assert counts(runtime, ids)[:2] == (300, 300)
+    assert consumer.metrics.duplicates._value.get() == 100
+
+
+def test_bad_input_goes_to_the_dlq_and_valid_traffic_flows(runtime: Runtime) -> None:
+    frame = make_traffic(seed=31, count=1000)
+    good = bodies(frame)
+    bad = {
+        "{oops": "invalid JSON",
+        orjson.dumps({"txn_id": "b1"}).decode(): "missing field 'ts'",
+        schema.to_message({"txn_id": "b2", "ts": "2026-01-01T00:00:00Z", "card_hash": "c",
+                           "merchant_id": "m", "amount": -3}): "amount is negative",
+        schema.to_message({"txn_id": "b3", "ts": "2026-01-01T00:00:00Z", "card_hash": "c",
+                           "merchant_id": "m", "amount": 1e12}): "amount is absurd",
+        schema.to_message({"txn_id": "b4", "ts": "noon", "card_hash": "c",
+                           "merchant_id": "m", "amount": 3}): "not an RFC 3339 timestamp",
+        orjson.dumps({"txn_id": "b5", "pad": "x" * 2_000_000}).decode(): "message too large",
+    }
+    extra = schema.to_message({"txn_id": "ok-extra", "ts": frame["ts"].iloc[0].isoformat(),
+                               "card_hash": "c-extra", "merchant_id": "m", "amount": 4.2,
+                               "loyalty_tier": "gold"})
+    dlq_before = runtime.dead_letter_queue.depth().total
+    mixed = good[:500] + list(bad) + [extra] + good[500:]
+    runtime.queue.send_batch(mixed)
+    consume_all(runtime, expected_scored=1001)
+    assert counts(runtime, [*frame["txn_id"], "ok-extra"])[:2] == (1001, 1001)
+    letters = runtime.dead_letter_queue.peek(100)[dlq_before:]
+    reasons = [orjson.loads(m.body)["reason"] for m in letters]
+    for expected in bad.values():
+        assert any(expected in reason for reason in reasons), (expected, reasons)
+    big = next(orjson.loads(m.body) for m in letters if "too large" in m.body)
+    assert big["body_truncated"] and big["body_bytes"] > 2_000_000
+
+
+def test_kill_9_mid_batch_loses_and_duplicates_nothing(runtime: Runtime,
+                                                       stack_settings: Settings) -> None:
+    """A real consumer process killed with SIGKILL in the middle of its work, then restarted."""
+    frame = make_traffic(seed=41, count=20_000)
+    ids = frame["txn_id"].tolist()
+    runtime.queue.send_batch(bodies(frame))
+    stack = LocalStack(stack_settings)
+    from fraudctl.config import settings_env
+    import sys
+
+    argv = [sys.executable, "-m", "fraudctl", "run", "consumer", "--batch-size", "500"]
+    pid = stack.supervisor.start("consumer", argv, env=settings_env(stack_settings))
+    deadline = time.monotonic() + 60
+    while counts(runtime, ids)[1] < 3000:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    import os
+    import signal
+
+    os.kill(pid, signal.SIGKILL)                         # mid-stream, no goodbye
+    stack.supervisor.stop("consumer")
+    killed_at = counts(runtime, ids)[1]
+    assert killed_at < 20_000
+    # The messages on loan come back after the visibility timeout; shorten the wait by
+    # making them visible now, as an expired timeout would.
+    with runtime.pooled() as conn:
+        conn.execute("UPDATE pgmq.q_fraud_tx SET vt = clock_timestamp()")
+    consume_all(runtime, expected_scored=20_000 - killed_at)
+    assert counts(runtime, ids)[:2] == (20_000, 20_000)
+
+
+def test_postgres_restart_under_load(runtime: Runtime, stack_settings: Settings) -> None:
+    frame = make_traffic(seed=51, count=15_000)
+    ids = frame["txn_id"].tolist()
+    runtime.queue.send_batch(bodies(frame))
+    consumer = Consumer(runtime, RuleScorer(),
+                        ConsumerConfig(consumer_id="restart", batch_size=500))
+    thread = threading.Thread(target=consumer.run)
+    thread.start()
+    postgres = LocalStack(stack_settings).postgres
+    try:
+        while consumer.metrics.processed._value.get() < 2000:
+            time.sleep(0.05)
+        postgres.stop()                                  # the database goes away under load
+        time.sleep(2)
+        postgres.start()
+        deadline = time.monotonic() + 120
+        while counts(runtime, ids)[1] < 15_000:
+            assert time.monotonic() < deadline, "did not recover"
+            assert thread.is_alive()
+            time.sleep(0.2)
+    finally:
+        consumer.stop_event.set()
+        thread.join()
+    assert counts(runtime, ids)[:2] == (15_000, 15_000)
+    assert consumer.metrics.failed_batches._value.get() >= 1
+
+
+def test_exporter_crash_between_write_and_watermark(runtime: Runtime) -> None:
+    frame = make_traffic(seed=61, count=3000)
+    ids = frame["txn_id"].tolist()
+    runtime.queue.send_batch(bodies(frame))
+    consume_all(runtime, expected_scored=3000)
+    Exporter(runtime).drain()                            # earlier tests' rows out of the way
+    more = make_traffic(seed=62, count=2000)
+    runtime.queue.send_batch(bodies(more))
+    consume_all(runtime, expected_scored=2000)
+
+    class Crash(Exception):
+        pass
+
+    def crash(keys: list[str]) -> None:
+        assert keys
+        raise Crash
+
+    doomed = Exporter(runtime)
+    with pytest.raises(Crash):
+        doomed.export_once(after_write=crash)            # objects written, batch not released
+    assert doomed._conn is not None
+    doomed._conn.close()                                 # the process is gone
+    pending = counts(runtime, more["txn_id"].tolist())[2]
+    assert pending == 2000
+    Exporter(runtime).drain()
+    seen = lake_ids(runtime)
+    for txn_id in [*ids, *more["txn_id"]]:
+        assert seen[txn_id] == 1, txn_id
+    assert counts(runtime, more["txn_id"].tolist())[2] == 0
+
+
+def test_card_state_is_shared_and_serialized_between_replicas(runtime: Runtime) -> None:
+    """Two consumers on one queue: each card's state ends as if one consumer saw it all."""
+    start = time.time() - 3600
+    sim = simulator.Simulator(simulator.SimulatorConfig(seed=71, n_cards=50, n_terminals=40),
+                              start)
+    frame = sim.live(start, start + 1800, 3000)
+    runtime.queue.send_batch(bodies(frame))
+    workers = [Consumer(runtime, RuleScorer(), ConsumerConfig(
+        consumer_id=f"replica-{i}", batch_size=100, receive_max=50)) for i in range(2)]
+    threads = [threading.Thread(target=w.run) for w in workers]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 120
+    while counts(runtime, frame["txn_id"].tolist())[1] < len(frame):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    for worker in workers:
+        worker.stop_event.set()
+    for thread in threads:
+        thread.join()
+    assert all(w.metrics.processed._value.get() > 0 for w in workers)
+    with runtime.pooled() as conn:
+        rows = conn.execute("SELECT card_hash, n_total FROM card_state WHERE card_hash = ANY(%s)",
+                            (frame["card_hash"].unique().tolist(),)).fetchall()
+    assert dict(rows) == frame.groupby("card_hash").size().to_dict()
+
+
+def test_labels_import_is_checked_whole_and_idempotent(runtime: Runtime, tmp_path: Path) -> None:
+    frame = make_traffic(seed=81, count=200)
+    runtime.queue.send_batch(bodies(frame))
+    consume_all(runtime, expected_scored=200)
+    good = tmp_path / "labels.csv"
+    label_io.write_file(simulator.labels(frame, 3600, seed=1), good)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(good.read_text() + "t-x,maybe,2026-01-01T00:00:00Z\n")
+    from fraudctl import errors
+
+    with pytest.raises(errors.ConfigError, match=r"bad.csv:202: is_fraud must be"):
+        label_io.read_file(bad)
+    with runtime.connect() as conn:
+        first = label_io.import_labels(conn, label_io.read_file(good))
+        again = label_io.import_labels(conn, label_io.read_file(good))
+        total = conn.execute("SELECT sum(n_labelled) FROM merchant_label_daily").fetchone()
+        known = conn.execute("SELECT count(*) FROM labels l JOIN tx_raw USING (txn_id)"
+                             ).fetchone()
+    assert (first.inserted, again.inserted, again.already_known) == (200, 0, 200)
+    assert total == known                                 # every known label counted once
+    daily = sinks.load_merchant_daily(runtime.connect(), 0)
+    assert daily["n_labelled"].sum() == known[0]
+
+
+def test_consumer_runs_against_sqs(stack_settings: Settings, moto: str, tmp_path: Path) -> None:
+    """The same consumer, with SQS queues (moto server) in place of PGMQ."""
+    from fraudctl.aws import sqs
+    from fraudctl.aws.session import AwsSession
+    from fraudctl.local.objectstore import DirectoryStore
+
+    aws_settings = load_settings({"target": "aws", "endpoint_url": moto}, env={})
+    aws = AwsSession(aws_settings)
+    dlq_arn = sqs.create_queue(aws, "t-dlq", sqs.desired_dlq_attributes())["arn"]
+    sqs.create_queue(aws, "t-tx", sqs.desired_queue_attributes(dlq_arn, 5, 60))
+    local = LocalStack(stack_settings)
+    runtime = Runtime(stack_settings, sqs.SqsQueue(aws, "t-tx"), sqs.SqsQueue(aws, "t-dlq"),
+                      DirectoryStore(tmp_path / "lake"), local.endpoint(admin=False))
+    frame = make_traffic(seed=91, count=400)
+    runtime.queue.send_batch([*bodies(frame), "not json"])
+    consume_all(runtime, expected_scored=400,
+                config=ConsumerConfig(consumer_id="sqs", receive_max=10, receive_wait_s=1))
+    assert counts(runtime, frame["txn_id"].tolist())[:2] == (400, 400)
+    assert runtime.queue.depth().total == 0
+    [letter] = runtime.dead_letter_queue.peek(10)
+    assert "invalid JSON" in orjson.loads(letter.body)["reason"]

@@ -1,0 +1,76 @@
+"""The feature function: exact decay math, batch-size invariance, and no label leakage."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudctl.pipeline import features as F
+from fraudctl.pipeline import simulator
+
+T0 = 1_780_000_000.0
+
+
+def frame(rows: list[tuple[float, str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "txn_id": [f"t{i}" for i in range(len(rows))],
+        "ts": pd.to_datetime([r[0] for r in rows], unit="s", utc=True),
+        "card_hash": [r[1] for r in rows], "merchant_id": [r[2] for r in rows],
+        "amount": [r[3] for r in rows], "channel": "pos", "country": "FR"})
+
+
+def test_decayed_counts_are_exact() -> None:
+    batch = frame([(T0, "c", "m", 10.0), (T0 + 3600, "c", "m", 30.0)])
+    result = F.compute(batch, F.empty_state(), F.empty_merchant_daily())
+    second = result.features.iloc[1]
+    assert second["card_count_1h"] == pytest.approx(math.exp(-1))
+    assert second["card_count_1d"] == pytest.approx(math.exp(-1 / 24))
+    assert second["card_amount_avg_7d"] == pytest.approx(10.0)
+    assert second["log_secs_since_last"] == pytest.approx(math.log1p(3600))
+    assert result.features.iloc[0]["is_new_card"] == 1 and second["is_new_card"] == 0
+    state = result.state.loc["c"]
+    assert state["n_total"] == 2
+    assert state["count_1h"] == pytest.approx(math.exp(-1) + 1)
+
+
+def test_small_amounts_count_as_card_testing() -> None:
+    batch = frame([(T0 + i * 30, "c", "m", 0.5) for i in range(5)])
+    result = F.compute(batch, F.empty_state(), F.empty_merchant_daily())
+    assert result.features["card_small_1h"].iloc[-1] > 3.9
+
+
+def test_late_arrivals_never_inflate_the_state() -> None:
+    first = F.compute(frame([(T0 + 100, "c", "m", 5.0)]), F.empty_state(),
+                      F.empty_merchant_daily())
+    late = F.compute(frame([(T0, "c", "m", 5.0)]), first.state, F.empty_merchant_daily())
+    assert late.features.iloc[0]["card_count_1h"] == pytest.approx(1.0)  # no growth
+    assert late.state.loc["c", "last_ts"] == pytest.approx(T0 + 100)
+
+
+def test_any_batching_gives_the_same_features() -> None:
+    sim = simulator.Simulator(simulator.SimulatorConfig(n_cards=200, n_terminals=100), T0)
+    history = sim.history(T0, T0 + 4 * F.DAY_S)
+    labels = simulator.labels(history, F.DAY_S, seed=3)
+    daily = F.merchant_daily_from_labels(labels, history)
+    offline = F.compute_history(history, daily).features
+    state, parts, start = F.empty_state(), [], 0
+    rng = np.random.default_rng(0)
+    while start < len(history):
+        size = int(rng.integers(1, 300))
+        result = F.compute(history.iloc[start:start + size], state, daily)
+        parts.append(result.features)
+        state = F.merge_state(state, result.state)
+        start += size
+    online = pd.concat(parts)
+    np.testing.assert_allclose(online.to_numpy(), offline.loc[online.index].to_numpy(),
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_merchant_risk_uses_only_labels_known_before_the_day() -> None:
+    day = int(T0 // F.DAY_S)
+    daily = pd.DataFrame({"merchant_id": ["m", "m", "m"], "day": [day - 30, day - 3, day],
+                          "n_labelled": [10, 4, 100], "n_fraud": [10, 1, 100]})
+    rate, labelled = F.merchant_risk(daily, np.array(["m", "other"]), np.array([day, day]))
+    assert labelled.tolist() == [4, 0]          # day-30 is outside the window, day is too new
+    assert rate.tolist() == [0.25, 0.0]

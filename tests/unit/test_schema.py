@@ -1,0 +1,69 @@
+"""The message contract: what is accepted, and the reason for everything that is not."""
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from fraudctl.pipeline import schema
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+GOOD = {"txn_id": "t-1", "ts": "2026-11-22T11:59:00Z", "card_hash": "c1", "merchant_id": "m1",
+        "amount": 12.5}
+
+
+def body(**changes: object) -> str:
+    document = {**GOOD, **changes}
+    return orjson.dumps({k: v for k, v in document.items() if v is not ...}).decode()
+
+
+def test_a_valid_message() -> None:
+    txn = schema.parse(body(currency="EUR", mcc="5411", channel="pos", country="FR",
+                            device_id="d1"), now=NOW)
+    assert txn.txn_id == "t-1" and txn.amount == 12.5
+    assert txn.ts == datetime(2026, 11, 22, 11, 59, tzinfo=UTC)
+    assert txn.channel == "pos" and txn.country == "FR"
+
+
+def test_zero_is_a_card_check_and_extra_fields_are_kept() -> None:
+    txn = schema.parse(body(amount=0, loyalty={"tier": "gold"}), now=NOW)
+    assert txn.amount == 0
+    assert txn.payload["loyalty"] == {"tier": "gold"}
+
+
+def test_offsets_are_normalised_to_utc() -> None:
+    txn = schema.parse(body(ts="2026-11-22T13:00:00+02:00"), now=NOW)
+    assert txn.ts == datetime(2026, 11, 22, 11, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    ("{not json", "invalid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    (body(txn_id=...), "missing field 'txn_id'"),
+    (body(card_hash=...), "missing field 'card_hash'"),
+    (body(merchant_id=...), "missing field 'merchant_id'"),
+    (body(amount=...), "missing field 'amount'"),
+    (body(ts=...), "missing field 'ts'"),
+    (body(amount=-0.01), "amount is negative"),
+    (body(amount=5_000_000), "amount is absurd"),
+    (body(amount=True), "amount must be a number"),
+    (body(amount="12.50"), "amount must be a number"),
+    (body(ts="yesterday"), "not an RFC 3339 timestamp"),
+    (body(ts="2026-11-22T11:59:00"), "no UTC offset"),
+    (body(ts="2027-01-01T00:00:00Z"), "out of range"),
+    (body(ts="1999-01-01T00:00:00Z"), "out of range"),
+    (body(ts=1700000000), "must be an RFC 3339 string"),
+    (body(txn_id=""), "invalid value"),
+    (body(txn_id=42), "must be a string"),
+    (body(channel="fax"), "channel must be one of"),
+    (body(currency="euro"), "currency has an invalid value"),
+    (body(schema=2), "unsupported schema version"),
+    (body(pad="x" * (300 * 1024)), "message too large"),
+])
+def test_rejections_carry_their_reason(raw: str, reason: str) -> None:
+    with pytest.raises(schema.Invalid, match=reason):
+        schema.parse(raw, now=NOW)
+
+
+def test_producer_side_adds_the_schema_version() -> None:
+    assert orjson.loads(schema.to_message({"txn_id": "x"}))["schema"] == schema.SCHEMA_VERSION
