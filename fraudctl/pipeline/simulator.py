@@ -282,7 +282,7 @@ def labels(frame: pd.DataFrame, delay_s: float, seed: int) -> pd.DataFrame:
     """The bank's labels: every transaction, known ``delay_s`` (plus up to a day) later."""
     rng = np.random.default_rng(seed + 1)
     jitter = rng.uniform(0, DAY_S, size=len(frame))
-    labelled_at = frame["ts"] + pd.to_timedelta(delay_s + jitter, unit="s")
+    labelled_at = (frame["ts"] + pd.to_timedelta(delay_s + jitter, unit="s")).dt.round("us")
     return pd.DataFrame({"txn_id": frame["txn_id"], "is_fraud": frame["is_fraud"].astype(bool),
                          "labelled_at": labelled_at})
 

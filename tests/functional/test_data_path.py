@@ -6,6 +6,9 @@ each test controls exactly when they run and can crash them where it wants.
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +19,8 @@ import orjson
 import pandas as pd
 import pytest
 
-from fraudctl import lifecycle
-from fraudctl.config import Settings, load_settings
+from fraudctl import errors, lifecycle
+from fraudctl.config import Settings, load_settings, settings_env
 from fraudctl.local.stack import LocalStack
 from fraudctl.pipeline import features as F
 from fraudctl.pipeline import labels as label_io
@@ -182,18 +185,12 @@ def test_kill_9_mid_batch_loses_and_duplicates_nothing(runtime: Runtime,
     ids = frame["txn_id"].tolist()
     runtime.queue.send_batch(bodies(frame))
     stack = LocalStack(stack_settings)
-    from fraudctl.config import settings_env
-    import sys
-
     argv = [sys.executable, "-m", "fraudctl", "run", "consumer", "--batch-size", "500"]
     pid = stack.supervisor.start("consumer", argv, env=settings_env(stack_settings))
     deadline = time.monotonic() + 60
     while counts(runtime, ids)[1] < 3000:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    import os
-    import signal
-
     os.kill(pid, signal.SIGKILL)                         # mid-stream, no goodbye
     stack.supervisor.stop("consumer")
     killed_at = counts(runtime, ids)[1]
@@ -299,8 +296,6 @@ def test_labels_import_is_checked_whole_and_idempotent(runtime: Runtime, tmp_pat
     label_io.write_file(simulator.labels(frame, 3600, seed=1), good)
     bad = tmp_path / "bad.csv"
     bad.write_text(good.read_text() + "t-x,maybe,2026-01-01T00:00:00Z\n")
-    from fraudctl import errors
-
     with pytest.raises(errors.ConfigError, match=r"bad.csv:202: is_fraud must be"):
         label_io.read_file(bad)
     with runtime.connect() as conn:

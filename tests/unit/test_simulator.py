@@ -72,4 +72,4 @@ def test_live_mode_sends_the_requested_count() -> None:
     frame = sim.live(START, START + 10, 1000)
     genuine = frame[~frame["scenario"].isin(["large_amount", "card_testing"])]
     assert len(genuine) == 1000
-    assert np.all((frame["ts"] >= pd.Timestamp(START, unit="s", tz="UTC")))
+    assert np.all(frame["ts"] >= pd.Timestamp(START, unit="s", tz="UTC"))
