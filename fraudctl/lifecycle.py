@@ -126,7 +126,7 @@ def _verify_local_down(settings: Settings, *, keep_data: bool) -> tuple[list[str
         for path in sorted(stack.dir.iterdir()):
             if path.name == "state.json":
                 continue
-            if keep_data and path == stack.objects.root:
+            if keep_data and path in (stack.objects.root, stack.labels_dir):
                 kept.append(str(path))
             else:
                 leftovers.append(str(path))

@@ -2,6 +2,7 @@
 
 import re
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -86,6 +87,14 @@ def produce(
         output.out.print("  ".join(f"{k}={v}" for k, v in summary.items()))
 
 
+def _labels_dir(settings: Settings) -> Path:
+    if settings.target == "local":
+        from fraudctl.local.stack import LocalStack
+
+        return LocalStack(settings).labels_dir
+    return settings.stack_dir / "labels"
+
+
 def _produce_live(runtime, config, rate, duration_s, count, delay_s, no_labels,  # type: ignore[no-untyped-def]
                   settings: Settings) -> dict[str, object]:
     from fraudctl.pipeline import producer
@@ -123,7 +132,7 @@ def _produce_live(runtime, config, rate, duration_s, count, delay_s, no_labels, 
     result = outcome["result"]
     if not no_labels:
         producer.deliver_labels(runtime, result, delay_s=delay_s, seed=config.seed,
-                                directory=settings.stack_dir / "labels")
+                                directory=_labels_dir(settings))
     return {"mode": "live", "sent": result.sent, "seconds": round(result.elapsed_s, 1),
             "rate": round(result.rate, 1), "frauds": result.frauds,
             "stopped_early": stop.is_set(),

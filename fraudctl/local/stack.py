@@ -45,6 +45,11 @@ class LocalStack:
         self.catalog = LocalCatalog(self.dir / "catalog")
         self.supervisor = Supervisor(self.dir)
 
+    @property
+    def labels_dir(self) -> Path:
+        """Label files the simulator delivered (data: `down --keep-data` keeps them)."""
+        return self.dir / "labels"
+
     def workload_port(self, name: str) -> int:
         """The port of a workload's HTTP endpoint: the one it had before, if still free, so
         bookmarks and scrape configs survive a restart."""

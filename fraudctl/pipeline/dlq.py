@@ -54,6 +54,9 @@ def redrive(queue: Queue, dead_letter_queue: Queue, limit: int) -> RedriveResult
     A letter whose body was truncated cannot be sent back as it was; it stays in the DLQ.
     Each is deleted from the DLQ only after its body is back in the queue.
     """
+    # Only the letters there now: one that dies again on its way through the consumer comes
+    # back to the DLQ, and must not be picked up by this same redrive, forever.
+    limit = min(limit, dead_letter_queue.depth().total)
     moved = kept = 0
     while moved + kept < limit:
         batch = dead_letter_queue.receive(min(100, limit - moved - kept), wait_s=1,

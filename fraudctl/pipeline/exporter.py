@@ -56,6 +56,9 @@ def partition_key(dt: str, hour: int, name: str, lake_format: LakeFormat) -> str
 
 
 def encode(frame: pd.DataFrame, lake_format: LakeFormat) -> bytes:
+    frame = frame.copy()
+    for column in ("ts", "scored_at"):        # the lake keeps microseconds, as Athena reads
+        frame[column] = pd.to_datetime(frame[column], utc=True).dt.floor("us")
     if lake_format == "parquet":
         table = pa.Table.from_pandas(frame[LAKE_COLUMNS], schema=ARROW_SCHEMA,
                                      preserve_index=False)

@@ -280,14 +280,17 @@ def plan_down(settings: Settings, *, keep_data: bool) -> Plan:
         plan.add(Step("postgres", "delete", "stop the server and delete its data directory",
                       lambda: _delete_postgres(stack), ("pg_ctl stop", "rm -r"),
                       "postgres-server"))
-    if stack.objects.root.exists() and not keep_data:
-        plan.add(Step("object store", "delete", "the lake, models and query results",
-                      lambda: _rmtree(stack.objects.root), ("rm -r",), "store"))
-    for part, key in (("catalog", "catalog/table"), ("secrets", "secret/db-admin"),
-                      ("run", None), ("logs", None)):
-        path = stack.dir / part
-        if path.exists():
-            plan.add(Step(part, "delete", str(path), lambda path=path: _rmtree(path),  # type: ignore[misc]
+    # (folder, what it holds, state key, is it data that --keep-data keeps)
+    folders = ((stack.objects.root, "the lake, models and query results", "store", True),
+               (stack.labels_dir, "delivered label files", None, True),
+               (stack.dir / "catalog", "table definitions", "catalog/table", False),
+               (stack.dir / "secrets", "database credentials", "secret/db-admin", False),
+               (stack.dir / "run", "pid files and ports", None, False),
+               (stack.dir / "logs", "process logs", None, False))
+    for folder, what, key, is_data in folders:
+        if folder.exists() and not (is_data and keep_data):
+            plan.add(Step(folder.name, "delete", what,
+                          lambda folder=folder: _rmtree(folder),  # type: ignore[misc]
                           ("rm -r",), key))
     return plan
 
