@@ -7,14 +7,13 @@ caller can send or delete inside its own transaction.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from fraudctl.ports import QueueDepth, ReceivedMessage
 
@@ -49,11 +48,12 @@ class PgmqQueue:
         if not bodies:
             return
         with self._connection() as conn:
-            # Bodies go in as jsonb; a body that is not JSON is wrapped so the consumer can
-            # still dead-letter it with a reason instead of the producer failing.
+            # Bodies travel as text and become jsonb in the server (no decode/encode here);
+            # a body that is not JSON is wrapped, so the consumer can still dead-letter it
+            # with a reason instead of the producer failing.
             conn.execute(
-                "SELECT pgmq.send_batch(%s, %s::jsonb[])",
-                (self.name, [Jsonb(_as_json(body)) for body in bodies]),
+                "SELECT pgmq.send_batch(%s, %s::text[]::jsonb[])",
+                (self.name, [_as_json_text(body) for body in bodies]),
             )
 
     def receive(
@@ -61,7 +61,8 @@ class PgmqQueue:
     ) -> list[ReceivedMessage]:
         with self._connection() as conn:
             rows = conn.execute(
-                "SELECT msg_id, read_ct, message FROM pgmq.read_with_poll(%s, %s, %s, %s, %s)",
+                "SELECT msg_id, read_ct, message::text "
+                "FROM pgmq.read_with_poll(%s, %s, %s, %s, %s)",
                 (self.name, visibility_s, max_messages, max(1, int(wait_s)), _POLL_INTERVAL_MS),
             ).fetchall()
         return [
@@ -80,7 +81,7 @@ class PgmqQueue:
 
     def peek(self, limit: int) -> list[ReceivedMessage]:
         query = sql.SQL(
-            "SELECT msg_id, read_ct, message FROM pgmq.{} ORDER BY msg_id LIMIT %s"
+            "SELECT msg_id, read_ct, message::text FROM pgmq.{} ORDER BY msg_id LIMIT %s"
         ).format(sql.Identifier(f"q_{self.name}"))
         with self._connection() as conn:
             rows = conn.execute(query, (limit,)).fetchall()
@@ -110,14 +111,18 @@ class PgmqQueue:
 _RAW_KEY = "__fraudctl_raw__"
 
 
-def _as_json(body: str) -> Any:
+def _as_json_text(body: str) -> str:
     try:
-        return json.loads(body)
-    except ValueError:
-        return {_RAW_KEY: body}
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return orjson.dumps({_RAW_KEY: body}).decode()
+    return body
 
 
-def _body_text(message: Any) -> str:
-    if isinstance(message, dict) and set(message) == {_RAW_KEY}:
-        return str(message[_RAW_KEY])
-    return json.dumps(message, separators=(",", ":"))
+def _body_text(message: str) -> str:
+    """The body as sent (jsonb normalises spacing and key order; the content is the same)."""
+    if message.startswith('{"' + _RAW_KEY + '"'):
+        wrapped = orjson.loads(message)
+        if isinstance(wrapped, dict) and set(wrapped) == {_RAW_KEY}:
+            return str(wrapped[_RAW_KEY])
+    return message

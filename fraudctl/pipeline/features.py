@@ -70,61 +70,122 @@ class FeatureResult:
 
 
 def _group_cumsum(values: np.ndarray, group: np.ndarray) -> np.ndarray:
-    return np.asarray(pd.Series(values).groupby(group, sort=False).cumsum(), dtype="float64")
+    """Cumulative sums restarting at each group (rows of a group are contiguous).
+
+    One global cumsum minus each group's starting offset: exact enough because callers keep
+    the summed terms small (see WINDOW_S), so the global total never dwarfs a group's own.
+    """
+    if len(values) == 0:
+        return values.astype("float64")
+    total = np.cumsum(values, dtype="float64")
+    starts = np.r_[True, group[1:] != group[:-1]]
+    offsets = (total - values)[starts]
+    result: np.ndarray = total - offsets[np.cumsum(starts) - 1]
+    return result
+
+
+class MerchantRiskIndex:
+    """Label aggregates per merchant and day, prepared once for fast window lookups.
+
+    Building it sorts and accumulates the daily table; each lookup is then two binary searches
+    per transaction. The consumer and the API rebuild it only when the labels change.
+    """
+
+    _SCALE = 1 << 32           # day numbers fit in 32 bits for the next few million years
+
+    def __init__(self, daily: pd.DataFrame) -> None:
+        daily = daily.sort_values(["merchant_id", "day"], kind="stable")
+        self._codes = pd.Index(daily["merchant_id"].unique())
+        self._row_code = np.asarray(self._codes.get_indexer(daily["merchant_id"]))
+        self._keys = (self._row_code.astype("int64") * self._SCALE
+                      + daily["day"].to_numpy("int64"))
+        self._cum_labelled = _group_cumsum(daily["n_labelled"].to_numpy("float64"),
+                                           self._row_code)
+        self._cum_fraud = _group_cumsum(daily["n_fraud"].to_numpy("float64"), self._row_code)
+
+    def _until(self, codes: np.ndarray, last_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.searchsorted(self._keys, codes.astype("int64") * self._SCALE + last_day,
+                              side="right") - 1
+        safe = np.maximum(idx, 0)
+        valid = (codes >= 0) & (idx >= 0) & (self._row_code[safe] == codes)
+        return (np.where(valid, self._cum_labelled[safe], 0.0),
+                np.where(valid, self._cum_fraud[safe], 0.0))
+
+    def lookup(self, merchants: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels known on days [day-28, day-1] per (merchant, day): (fraud rate, count)."""
+        if len(self._keys) == 0 or len(merchants) == 0:
+            zeros = np.zeros(len(merchants))
+            return zeros, zeros
+        codes = np.asarray(self._codes.get_indexer(merchants))
+        upto_l, upto_f = self._until(codes, days - 1)
+        before_l, before_f = self._until(codes, days - 1 - MERCHANT_WINDOW_DAYS)
+        labelled = upto_l - before_l
+        fraud = upto_f - before_f
+        rate = np.divide(fraud, labelled, out=np.zeros_like(fraud), where=labelled > 0)
+        return rate, labelled
 
 
 def merchant_risk(daily: pd.DataFrame, merchants: np.ndarray, days: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Labels known on days [day-28, day-1] per (merchant, day): (fraud rate, label count)."""
-    if daily.empty or len(merchants) == 0:
-        zeros = np.zeros(len(merchants))
-        return zeros, zeros
-    daily = daily.sort_values(["merchant_id", "day"], kind="stable")
-    codes = pd.Index(daily["merchant_id"].unique())
-    d_code = codes.get_indexer(daily["merchant_id"])
-    scale = 1 << 32                 # day numbers fit in 32 bits for the next few million years
-    keys = d_code.astype("int64") * scale + daily["day"].to_numpy("int64")
-    cum_labelled = _group_cumsum(daily["n_labelled"].to_numpy("float64"), d_code)
-    cum_fraud = _group_cumsum(daily["n_fraud"].to_numpy("float64"), d_code)
-    q_code = codes.get_indexer(merchants)
-
-    def cumulative_until(last_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        query = q_code.astype("int64") * scale + last_day
-        idx = np.searchsorted(keys, query, side="right") - 1
-        valid = (q_code >= 0) & (idx >= 0)
-        valid &= d_code[np.maximum(idx, 0)] == q_code
-        safe = np.maximum(idx, 0)
-        return (np.where(valid, cum_labelled[safe], 0.0), np.where(valid, cum_fraud[safe], 0.0))
-
-    upto_l, upto_f = cumulative_until(days - 1)
-    before_l, before_f = cumulative_until(days - 1 - MERCHANT_WINDOW_DAYS)
-    labelled = upto_l - before_l
-    fraud = upto_f - before_f
-    rate = np.divide(fraud, labelled, out=np.zeros_like(fraud), where=labelled > 0)
-    return rate, labelled
+    return MerchantRiskIndex(daily).lookup(merchants, days)
 
 
-def compute(batch: pd.DataFrame, state: pd.DataFrame, merchant_daily: pd.DataFrame
+MerchantRisk = pd.DataFrame | MerchantRiskIndex
+
+
+# compute() works through a batch in windows of at most this much time: decay terms are scaled
+# by exp(elapsed / tau) inside a window, and with the shortest tau (1 h) a 1 h window keeps
+# every term below e, so the running sums stay exact in float64.
+WINDOW_S = 3_600.0
+
+
+def compute(batch: pd.DataFrame, state: pd.DataFrame, merchant_daily: MerchantRisk
             ) -> FeatureResult:
     """Features for ``batch`` given the cards' prior ``state``; also the state after it."""
-    n = len(batch)
+    index = (merchant_daily if isinstance(merchant_daily, MerchantRiskIndex)
+             else MerchantRiskIndex(merchant_daily))
     t = epoch_seconds(batch["ts"])
+    if len(t) == 0 or t.max() - t.min() <= WINDOW_S:
+        return _compute_window(batch, t, state, index)
+    # A batch spanning hours (a backlog, or a history chunk): one window at a time, in time
+    # order, carrying the state — the same result, with small exponents.
+    windows = np.floor((t - t.min()) / WINDOW_S)
+    parts, updates = [], []
+    for window in np.unique(windows):
+        mask = windows == window
+        result = _compute_window(batch[mask], t[mask], state, index)
+        parts.append(result.features)
+        updates.append(result.state)
+        state = merge_state(state, result.state)
+    features = pd.concat(parts).reindex(batch.index)
+    touched = pd.concat(updates)
+    final = touched[~touched.index.duplicated(keep="last")]
+    return FeatureResult(features=features, state=final)
+
+
+def _compute_window(batch: pd.DataFrame, t: np.ndarray, state: pd.DataFrame,
+                    index: MerchantRiskIndex) -> FeatureResult:
+    n = len(batch)
     cards = batch["card_hash"].to_numpy(dtype=object)
     order = np.lexsort((t, cards))                       # by card, then time
     t_s, cards_s = t[order], cards[order]
     amount_s = batch["amount"].to_numpy("float64")[order]
     country_s = batch["country"].to_numpy(dtype=object)[order]
+    channel_s = batch["channel"].to_numpy(dtype=object)[order]
+    merchant_s = batch["merchant_id"].to_numpy(dtype=object)[order]
     group = pd.factorize(cards_s)[0]
     first = np.r_[True, group[1:] != group[:-1]] if n else np.zeros(0, dtype=bool)
     last = np.r_[group[1:] != group[:-1], True] if n else np.zeros(0, dtype=bool)
+    start = np.flatnonzero(first)[np.cumsum(first) - 1] if n else np.zeros(0, dtype=int)
 
     prior = state.reindex(cards_s)
     prior_last = prior["last_ts"].to_numpy("float64")
     prior_n = np.nan_to_num(prior["n_total"].to_numpy("float64"))
     t_eff = np.fmax(t_s, prior_last)                     # card time runs forward only
-    start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, int)
     ref = t_eff[start]                                   # each card's first time in the batch
     since_ref = t_eff - ref
+    gap_to_prior = np.nan_to_num(ref - prior_last, nan=0.0)
 
     quantities = {"count": np.ones(n), "amount": amount_s,
                   "small": (amount_s < SMALL_AMOUNT).astype("float64")}
@@ -135,12 +196,11 @@ def compute(batch: pd.DataFrame, state: pd.DataFrame, merchant_daily: pd.DataFra
                                   ("small_1h", "small", "1h")):
         scale = TAUS[tau]
         prior_value = np.nan_to_num(prior[column].to_numpy("float64"))
-        decay_to_ref = np.exp(-np.nan_to_num(ref - prior_last, nan=0.0) / scale)
         x = quantities[quantity]
         grow = np.exp(since_ref / scale)
         inclusive = _group_cumsum(x * grow, group)
-        shrink = np.exp(-since_ref / scale)
-        before[column] = shrink * (prior_value * decay_to_ref + inclusive - x * grow)
+        before[column] = (prior_value * np.exp(-gap_to_prior / scale) + inclusive - x * grow
+                          ) / grow
         after[column] = before[column] + x
 
     previous_t = np.where(first, prior_last, np.r_[np.nan, t_eff[:-1]] if n else t_eff)
@@ -148,30 +208,26 @@ def compute(batch: pd.DataFrame, state: pd.DataFrame, merchant_daily: pd.DataFra
     is_new = first & (prior_n == 0)
 
     prior_home = prior["home_country"].to_numpy(dtype=object)
-    first_country = pd.Series(country_s).groupby(group, sort=False).transform("first").to_numpy(
-        dtype=object) if n else country_s
-    home = np.where(pd.isna(prior_home), first_country, prior_home)
+    home = np.where(pd.isna(prior_home), country_s[start], prior_home)
     foreign = (~pd.isna(home)) & (~pd.isna(country_s)) & (home != country_s)
 
     count_7d = before["count_7d"]
     avg_7d = np.divide(before["amount_7d"], count_7d, out=np.zeros(n), where=count_7d > 1e-9)
     day = np.floor(t_s / DAY_S).astype("int64")
-    rate, labelled = merchant_risk(merchant_daily,
-                                   batch["merchant_id"].to_numpy(dtype=object)[order], day)
-    channel_s = batch["channel"].to_numpy(dtype=object)[order]
+    rate, labelled = index.lookup(merchant_s, day)
     hour = np.floor((t_s % DAY_S) / 3600.0)
     weekday = (day + 3) % 7                              # 1970-01-01 was a Thursday
 
-    sorted_features = pd.DataFrame({
+    columns = {
         "amount": amount_s,
         "log_amount": np.log1p(amount_s),
-        "is_zero_amount": (amount_s == 0).astype("float64"),
+        "is_zero_amount": amount_s == 0,
         "hour": hour,
-        "is_night": (hour < 6).astype("float64"),
-        "is_weekend": (weekday >= 5).astype("float64"),
-        "channel_ecom": (channel_s == "ecom").astype("float64"),
-        "channel_atm": (channel_s == "atm").astype("float64"),
-        "foreign": foreign.astype("float64"),
+        "is_night": hour < 6,
+        "is_weekend": weekday >= 5,
+        "channel_ecom": channel_s == "ecom",
+        "channel_atm": channel_s == "atm",
+        "foreign": foreign,
         "card_count_1h": before["count_1h"],
         "card_count_1d": before["count_1d"],
         "card_count_7d": count_7d,
@@ -179,17 +235,19 @@ def compute(batch: pd.DataFrame, state: pd.DataFrame, merchant_daily: pd.DataFra
         "amount_to_avg_7d": amount_s / (avg_7d + 1.0),
         "card_small_1h": before["small_1h"],
         "log_secs_since_last": np.log1p(gap),
-        "is_new_card": is_new.astype("float64"),
+        "is_new_card": is_new,
         "merchant_fraud_rate_28d": rate,
         "merchant_labels_28d": labelled,
-    })
-    features = pd.DataFrame(index=batch.index, columns=FEATURE_NAMES, dtype="float64")
-    features.iloc[order] = sorted_features[FEATURE_NAMES].to_numpy()
+    }
+    matrix = np.empty((n, len(FEATURE_NAMES)), dtype="float64")
+    for position, name in enumerate(FEATURE_NAMES):
+        matrix[order, position] = columns[name]          # back to the batch's row order
+    features = pd.DataFrame(matrix, index=batch.index, columns=FEATURE_NAMES)
 
+    counts = np.bincount(group)[group[last]] if n else np.zeros(0, dtype="int64")
     new_state = pd.DataFrame({
         "last_ts": t_eff[last],
-        "n_total": (prior_n[last] + np.bincount(group)[group[last]]).astype("int64") if n
-        else np.zeros(0, dtype="int64"),
+        "n_total": (prior_n[last] + counts).astype("int64"),
         **{column: after[column][last] for column in after},
         "home_country": home[last],
     }, index=pd.Index(cards_s[last], name="card_hash"))
@@ -203,7 +261,7 @@ def merge_state(state: pd.DataFrame, updates: pd.DataFrame) -> pd.DataFrame:
 
 
 def day_chunks(transactions: pd.DataFrame) -> Iterator[pd.DataFrame]:
-    """Time-ordered chunks of one UTC day each (keeps decay exponents small)."""
+    """Time-ordered chunks of one UTC day each (bounded memory per step)."""
     ordered = transactions.sort_values("ts", kind="stable")
     days = np.floor(epoch_seconds(ordered["ts"]) / DAY_S)
     for _, chunk in ordered.groupby(days, sort=True):
@@ -214,9 +272,10 @@ def compute_history(transactions: pd.DataFrame, merchant_daily: pd.DataFrame,
                     state: pd.DataFrame | None = None) -> FeatureResult:
     """Offline: the same function over the history in time order, carrying the state."""
     state = empty_state() if state is None else state
+    index = MerchantRiskIndex(merchant_daily)
     parts = []
     for chunk in day_chunks(transactions):
-        result = compute(chunk, state, merchant_daily)
+        result = compute(chunk, state, index)
         parts.append(result.features)
         state = merge_state(state, result.state)
     features = (pd.concat(parts).reindex(transactions.index) if parts

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from fraudctl import lifecycle
 from fraudctl.config import load_settings
+from fraudctl.db import migrate
 from tests.conftest import client, invoke
 
 pytestmark = pytest.mark.slow
@@ -105,7 +106,8 @@ def test_up_up_down_cycle(
     with psycopg.connect(host=host, port=int(port), dbname="fraud", user="fraudctl_admin",
                          sslmode="require") as conn:
         assert conn.info.pgconn.ssl_in_use
-        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (1,)
+        latest = max(m.version for m in migrate.shipped_migrations())
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (latest,)
         assert conn.execute(
             "SELECT 1 FROM pg_roles WHERE rolname = 'fraudctl_app'").fetchone() == (1,)
 

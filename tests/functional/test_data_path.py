@@ -119,7 +119,7 @@ def test_online_features_agree_with_offline(runtime: Runtime) -> None:
     # transactions as late arrivals, which test_late_arrivals_never_inflate_the_state covers.)
     consume_all(runtime, expected_scored=len(rest),
                 config=ConsumerConfig(consumer_id="agree", batch_size=257, receive_max=97,
-                                      receivers=1))
+                                      receivers=1, writers=1))
 
     with runtime.pooled() as conn:
         stored = conn.execute("SELECT txn_id, features FROM tx_scored WHERE txn_id = ANY(%s)",

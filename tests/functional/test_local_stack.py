@@ -127,7 +127,10 @@ def test_queue_send_receive_delete_with_visibility(isolated_env: Path) -> None:
         queue.send_batch(['{"txn_id": "a"}', '{"txn_id": "b"}', "not json"])
         assert queue.depth().visible == 3
         got = queue.receive(10, wait_s=1, visibility_s=30)
-        assert sorted(m.body for m in got) == ["not json", '{"txn_id":"a"}', '{"txn_id":"b"}']
+        # jsonb may respace a body; its content is what it was
+        bodies = sorted(m.body if m.body == "not json" else str(json.loads(m.body)["txn_id"])
+                        for m in got)
+        assert bodies == ["a", "b", "not json"]
         assert all(m.receive_count == 1 for m in got)
         assert queue.depth().in_flight == 3
         assert queue.receive(10, wait_s=1, visibility_s=30) == []    # hidden while on loan

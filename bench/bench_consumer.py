@@ -1,0 +1,122 @@
+"""Benchmark: consumer throughput (validate -> features -> score -> commit) on the local target,
+against the original lab's per-message design on the same stack, plus the consumer's memory.
+
+Ours is the real `fraudctl run consumer` process with its defaults, draining a prefilled queue;
+its rate is measured from its first commit to its last (process start-up excluded), and its
+resident memory is sampled throughout. The baseline is bench/lab_consumer.py.
+
+    python bench/bench_consumer.py [--messages N] [--baseline-messages N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+
+import lab_consumer  # noqa: E402
+from common import scratch_stack, traffic  # noqa: E402
+
+from fraudctl.config import settings_env  # noqa: E402
+from fraudctl.local.postgres import free_port  # noqa: E402
+from fraudctl.runtime import open_runtime  # noqa: E402
+
+
+def processed_metric(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("fraudctl_transactions_processed_total "):
+            return int(float(line.split()[1]))
+    return 0
+
+
+def scored(runtime, prefix: str) -> int:  # type: ignore[no-untyped-def]
+    with runtime.pooled() as conn:
+        row = conn.execute("SELECT count(*) FROM tx_scored WHERE txn_id LIKE %s",
+                           (prefix + "%",)).fetchone()
+    return int(row[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--baseline-messages", type=int, default=3_000)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="Override the consumer's batch size (default: its own).")
+    args = parser.parse_args()
+    console = Console(stderr=True)
+    with scratch_stack(workloads=False) as settings:
+        runtime = open_runtime(settings)
+        now = time.time()
+        ours = traffic(args.messages, seed=1, start=now - 900)
+        prefix = ours[0].split('"txn_id":"')[1][:8]
+        for start in range(0, len(ours), 5000):
+            runtime.queue.send_batch(ours[start:start + 5000])
+        console.print(f"queue prefilled with {len(ours):,} messages; starting the consumer")
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fraudctl", "run", "consumer", "--port", str(port),
+             *(["--batch-size", str(args.batch_size)] if args.batch_size else [])],
+            env={**__import__("os").environ, **settings_env(settings)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        peak_rss = 0
+        first_at = first_count = None
+        while True:
+            # The consumer's own counter: asking the database would compete with it.
+            count = processed_metric(port)
+            rss = psutil.Process(process.pid).memory_info().rss
+            peak_rss = max(peak_rss, rss)
+            if count and first_at is None:
+                first_at, first_count = time.perf_counter(), count
+            if count >= len(ours):
+                done_at = time.perf_counter()
+                break
+            time.sleep(0.25)
+        process.terminate()
+        process.wait(30)
+        assert first_at is not None and first_count is not None
+        assert scored(runtime, prefix) == len(ours)
+        ours_rate = (len(ours) - first_count) / (done_at - first_at)
+
+        lab = traffic(args.baseline_messages, seed=2, start=now - 900)
+        lab_prefix = lab[0].split('"txn_id":"')[1][:8]
+        runtime.queue.send_batch(lab)
+        stop, processed = threading.Event(), [0]
+        worker = threading.Thread(target=lab_consumer.run, args=(runtime, stop, processed))
+        started = time.perf_counter()
+        worker.start()
+        while processed[0] < len(lab):
+            time.sleep(0.05)
+        lab_seconds = time.perf_counter() - started
+        stop.set()
+        worker.join()
+        assert scored(runtime, lab_prefix) == len(lab)
+        lab_rate = len(lab) / lab_seconds
+        runtime.close()
+
+    table = Table(title="consumer throughput, local target, 2 cores")
+    for column in ("design", "messages", "tx/s", "ratio", "peak RSS", "goal"):
+        table.add_column(column, justify="right" if column != "design" else "left")
+    table.add_row("fraudctl consumer (batched, one commit per batch)", f"{len(ours):,}",
+                  f"{ours_rate:,.0f}", f"{ours_rate / lab_rate:,.1f}x",
+                  f"{peak_rss / 2**20:,.0f} MiB", "≥ 10,000 tx/s, ≥ 30x, ≤ 400 MB")
+    table.add_row("original lab (per message: 2 INSERTs + 1 object)", f"{len(lab):,}",
+                  f"{lab_rate:,.0f}", "1.0x", "", "baseline")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
