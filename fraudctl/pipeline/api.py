@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pandas as pd
+import psycopg
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -37,13 +38,30 @@ def create_app(runtime: Runtime, scorer: Scorer) -> FastAPI:
     merchants = MerchantRiskCache(load_daily)
     readiness = {"checked_at": 0.0, "ok": False}
 
+    own: dict[str, psycopg.Connection[Any]] = {}
+
+    def card_state(card: str) -> pd.DataFrame:
+        """Read through one connection of the API's own: requests are served one at a time on
+        the event loop, and a pool's checkout and liveness check would double the cost. A
+        connection lost to a database restart is replaced once, then the error stands."""
+        for attempt in (1, 2):
+            conn = own.get("conn")
+            if conn is None or conn.closed or conn.broken:
+                conn = own["conn"] = runtime.connect(autocommit=True)
+            try:
+                return sinks.read_card_state(conn, [card])
+            except psycopg.OperationalError:
+                conn.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     def score_one(txn: schema.Transaction) -> dict[str, Any]:
         frame = pd.DataFrame({
-            "txn_id": [txn.txn_id], "ts": pd.to_datetime([txn.ts], utc=True),
+            "txn_id": [txn.txn_id], "ts": pd.DatetimeIndex([txn.ts]),
             "card_hash": [txn.card_hash], "merchant_id": [txn.merchant_id],
             "amount": [txn.amount], "channel": [txn.channel], "country": [txn.country]})
-        with runtime.pooled() as conn:
-            state = sinks.read_card_state(conn, [txn.card_hash])
+        state = card_state(txn.card_hash)
         day = int(txn.ts.timestamp() // feature_fn.DAY_S)
         result = feature_fn.compute(frame, state, merchants.daily(day))
         score = float(scorer.score(result.features)[0])
