@@ -23,12 +23,12 @@ from rich.table import Table
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 
-import lab_consumer  # noqa: E402
-from common import scratch_stack, traffic  # noqa: E402
+import lab_consumer
+from common import scratch_stack, traffic
 
-from fraudctl.config import settings_env  # noqa: E402
-from fraudctl.local.postgres import free_port  # noqa: E402
-from fraudctl.runtime import open_runtime  # noqa: E402
+from fraudctl.config import settings_env
+from fraudctl.local.postgres import free_port
+from fraudctl.runtime import open_runtime
 
 
 def processed_metric(port: int) -> int:

@@ -20,12 +20,12 @@ from rich.table import Table
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 
-import lab_consumer  # noqa: E402
-from common import percentile, scratch_stack  # noqa: E402
+import lab_consumer
+from common import percentile, scratch_stack
 
-from fraudctl.local.stack import LocalStack  # noqa: E402
-from fraudctl.pipeline import producer, simulator  # noqa: E402
-from fraudctl.runtime import Runtime, open_runtime  # noqa: E402
+from fraudctl.local.stack import LocalStack
+from fraudctl.pipeline import producer, simulator
+from fraudctl.runtime import Runtime, open_runtime
 
 
 def run_phase(runtime: Runtime, rate: float | None, seconds: float, seed: int

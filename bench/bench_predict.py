@@ -18,12 +18,12 @@ from rich.table import Table
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 
-from common import percentile, scratch_stack  # noqa: E402
+from common import percentile, scratch_stack
 
-from fraudctl.local.stack import LocalStack  # noqa: E402
-from fraudctl.pipeline import producer, simulator  # noqa: E402
-from fraudctl.pipeline.scoring import active_scorer  # noqa: E402
-from fraudctl.runtime import open_runtime  # noqa: E402
+from fraudctl.local.stack import LocalStack
+from fraudctl.pipeline import producer, simulator
+from fraudctl.pipeline.scoring import active_scorer
+from fraudctl.runtime import open_runtime
 
 
 def paced(port: int, method: str, path: str, bodies: list[bytes], rate: float

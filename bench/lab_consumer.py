@@ -19,7 +19,7 @@ from fraudctl.runtime import Runtime
 
 
 def _hash_score(card: str) -> float:
-    return int(hashlib.md5(card.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF  # noqa: S324
+    return int(hashlib.md5(card.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
 def run(runtime: Runtime, stop: threading.Event, processed: list[int]) -> None:
