@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fraudctl import lifecycle
-from fraudctl.config import load_settings
+from fraudctl.config import Settings, load_settings
 from fraudctl.db import migrate
 from tests.conftest import client, invoke
 
@@ -142,12 +142,17 @@ def test_up_up_down_cycle(
     assert again.exit_code == 0, again.stderr
 
 
-def test_up_repairs_drift(
-    moto: str, node_sg: str, rds_stand_in: str, isolated_env: Path
-) -> None:
+@pytest.fixture
+def aws_stack(moto: str, node_sg: str, rds_stand_in: str, isolated_env: Path) -> Settings:
+    """An aws-target stack brought up against the moto server."""
     settings = load_settings({"target": "aws", "endpoint_url": moto, "node_sg": node_sg,
                               "db_endpoint": rds_stand_in})
     lifecycle.up(settings)
+    return settings
+
+
+def test_up_repairs_drift(aws_stack: Settings, moto: str) -> None:
+    settings = aws_stack
     ec2, s3, sqs = client(moto, "ec2"), client(moto, "s3"), client(moto, "sqs")
     group = ec2.describe_security_groups(
         Filters=[{"Name": "group-name", "Values": ["fraud-rds"]}])["SecurityGroups"][0]
@@ -172,12 +177,8 @@ def test_up_repairs_drift(
     lifecycle.down(settings, final_snapshot=False)
 
 
-def test_down_empties_a_bucket_with_many_versions(
-    moto: str, node_sg: str, rds_stand_in: str, isolated_env: Path
-) -> None:
-    settings = load_settings({"target": "aws", "endpoint_url": moto, "node_sg": node_sg,
-                              "db_endpoint": rds_stand_in})
-    lifecycle.up(settings)
+def test_down_empties_a_bucket_with_many_versions(aws_stack: Settings, moto: str) -> None:
+    settings = aws_stack
     s3 = client(moto, "s3")
     # The moto server speaks plain HTTP, which the bucket's TLS-only policy denies: lift it
     # to fill the bucket (fraudctl's own S3 calls use HTTPS on AWS).
@@ -196,12 +197,8 @@ def test_down_empties_a_bucket_with_many_versions(
     assert result.leftovers == []
 
 
-def test_down_keeps_a_final_snapshot_and_kept_data(
-    moto: str, node_sg: str, rds_stand_in: str, isolated_env: Path
-) -> None:
-    settings = load_settings({"target": "aws", "endpoint_url": moto, "node_sg": node_sg,
-                              "db_endpoint": rds_stand_in})
-    lifecycle.up(settings)
+def test_down_keeps_a_final_snapshot_and_kept_data(aws_stack: Settings, moto: str) -> None:
+    settings = aws_stack
     result = lifecycle.down(settings, keep_data=True)
     assert result.leftovers == []
     assert f"arn:aws:s3:::{BUCKET}" in result.kept
