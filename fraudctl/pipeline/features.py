@@ -42,7 +42,6 @@ FEATURE_NAMES = [
 ]
 # Columns a batch must have (the validated message fields).
 INPUT_COLUMNS = ["ts", "card_hash", "merchant_id", "amount", "channel", "country"]
-_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 def empty_state() -> pd.DataFrame:
@@ -60,7 +59,29 @@ def empty_merchant_daily() -> pd.DataFrame:
 
 
 def epoch_seconds(ts: pd.Series) -> np.ndarray:
-    return np.asarray((ts - _EPOCH).dt.total_seconds(), dtype="float64")
+    """UTC seconds since the epoch, read straight from the datetime64 buffer (microseconds:
+    what a message's timestamp carries)."""
+    micros = np.asarray(ts.dt.tz_convert("UTC").array.to_numpy(dtype="datetime64[us]")
+                        if ts.dt.tz is not None else ts.to_numpy(dtype="datetime64[us]"))
+    return micros.astype("int64") / 1e6
+
+
+def _prior(state: pd.DataFrame, cards: np.ndarray) -> dict[str, np.ndarray]:
+    """The cards' prior state as arrays (NaN/None for a card never seen)."""
+    positions = state.index.get_indexer(pd.Index(cards))
+    known = positions >= 0
+    safe = np.where(known, positions, 0)
+    prior: dict[str, np.ndarray] = {}
+    for column in STATE_COLUMNS:
+        values = state[column].to_numpy()
+        if column == "home_country":
+            missing = np.full(len(cards), None, dtype=object)
+            taken = values[safe] if len(values) else missing
+            prior[column] = np.where(known, taken, missing)
+        else:
+            taken = values.astype("float64")[safe] if len(values) else np.zeros(len(cards))
+            prior[column] = np.where(known, taken, np.nan)
+    return prior
 
 
 @dataclass
@@ -179,9 +200,9 @@ def _compute_window(batch: pd.DataFrame, t: np.ndarray, state: pd.DataFrame,
     last = np.r_[group[1:] != group[:-1], True] if n else np.zeros(0, dtype=bool)
     start = np.flatnonzero(first)[np.cumsum(first) - 1] if n else np.zeros(0, dtype=int)
 
-    prior = state.reindex(cards_s)
-    prior_last = prior["last_ts"].to_numpy("float64")
-    prior_n = np.nan_to_num(prior["n_total"].to_numpy("float64"))
+    prior = _prior(state, cards_s)
+    prior_last = prior["last_ts"]
+    prior_n = np.nan_to_num(prior["n_total"])
     t_eff = np.fmax(t_s, prior_last)                     # card time runs forward only
     ref = t_eff[start]                                   # each card's first time in the batch
     since_ref = t_eff - ref
@@ -195,7 +216,7 @@ def _compute_window(batch: pd.DataFrame, t: np.ndarray, state: pd.DataFrame,
                                   ("count_7d", "count", "7d"), ("amount_7d", "amount", "7d"),
                                   ("small_1h", "small", "1h")):
         scale = TAUS[tau]
-        prior_value = np.nan_to_num(prior[column].to_numpy("float64"))
+        prior_value = np.nan_to_num(prior[column])
         x = quantities[quantity]
         grow = np.exp(since_ref / scale)
         inclusive = _group_cumsum(x * grow, group)
@@ -207,7 +228,7 @@ def _compute_window(batch: pd.DataFrame, t: np.ndarray, state: pd.DataFrame,
     gap = np.minimum(np.nan_to_num(t_eff - previous_t, nan=MAX_GAP_S), MAX_GAP_S)
     is_new = first & (prior_n == 0)
 
-    prior_home = prior["home_country"].to_numpy(dtype=object)
+    prior_home = prior["home_country"]
     home = np.where(pd.isna(prior_home), country_s[start], prior_home)
     foreign = (~pd.isna(home)) & (~pd.isna(country_s)) & (home != country_s)
 
@@ -245,13 +266,17 @@ def _compute_window(batch: pd.DataFrame, t: np.ndarray, state: pd.DataFrame,
     features = pd.DataFrame(matrix, index=batch.index, columns=FEATURE_NAMES)
 
     counts = np.bincount(group)[group[last]] if n else np.zeros(0, dtype="int64")
-    new_state = pd.DataFrame({
+    new_state = pd.DataFrame({                           # in STATE_COLUMNS order
         "last_ts": t_eff[last],
         "n_total": (prior_n[last] + counts).astype("int64"),
-        **{column: after[column][last] for column in after},
+        "count_1h": after["count_1h"][last],
+        "count_1d": after["count_1d"][last],
+        "count_7d": after["count_7d"][last],
+        "amount_7d": after["amount_7d"][last],
+        "small_1h": after["small_1h"][last],
         "home_country": home[last],
     }, index=pd.Index(cards_s[last], name="card_hash"))
-    return FeatureResult(features=features, state=new_state[STATE_COLUMNS])
+    return FeatureResult(features=features, state=new_state)
 
 
 def merge_state(state: pd.DataFrame, updates: pd.DataFrame) -> pd.DataFrame:
