@@ -110,6 +110,8 @@ def _produce_live(runtime, config, rate, duration_s, count, delay_s, no_labels, 
             progress.update(task, description=f"sent {sent:,} · {sent / max(elapsed, 1e-9):,.0f}"
                                               " tx/s")
 
+        finished = threading.Event()
+
         def work() -> None:
             try:
                 outcome["result"] = producer.produce_live(
@@ -117,16 +119,20 @@ def _produce_live(runtime, config, rate, duration_s, count, delay_s, no_labels, 
                     stop=stop, on_progress=report)
             except BaseException as exc:
                 failure.append(exc)
+            finally:
+                finished.set()
 
-        worker = threading.Thread(target=work, name="producer")
-        worker.start()
-        try:
-            while worker.is_alive():
-                worker.join(timeout=0.2)
-        except KeyboardInterrupt:
-            # Ctrl-C: finish the batch being sent, then deliver labels for what was sent.
-            stop.set()
-            worker.join()
+        threading.Thread(target=work, name="producer", daemon=True).start()
+        # Wait on our own event, not Thread.join: a Ctrl-C landing inside join() can leave
+        # the thread looking finished while it still runs.
+        while True:
+            try:
+                while not finished.wait(0.2):
+                    pass
+                break
+            except KeyboardInterrupt:
+                # Ctrl-C: finish the batch being sent, then deliver labels for what was sent.
+                stop.set()
     if failure:
         raise failure[0]
     result = outcome["result"]

@@ -153,3 +153,24 @@ def test_produce_bad_input(isolated_env: Path, args: list[str], message: str) ->
     result = cli("produce", *args, check=False)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_produce_stops_cleanly_on_ctrl_c(isolated_env: Path) -> None:
+    import signal
+
+    cli("up")
+    try:
+        process = subprocess.Popen(
+            [fraudctl_executable(), "produce", "--rate", "200", "--cards", "500", "-o", "json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(4)
+        process.send_signal(signal.SIGINT)                     # Ctrl-C
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        summary = json.loads(out)
+        assert summary["stopped_early"] is True and summary["sent"] > 0
+        # Everything sent was labelled, and everything sent gets scored exactly once.
+        assert summary["labels_imported"] == summary["sent"]
+        wait_consistent(summary["sent"])
+    finally:
+        cli("down", "--yes")
