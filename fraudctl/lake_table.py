@@ -13,6 +13,7 @@ from typing import Any, Literal
 import jinja2
 
 from fraudctl import naming
+from fraudctl.config import Settings
 
 LakeFormat = Literal["parquet", "jsonl"]
 
@@ -37,6 +38,11 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("features", "string", "feature values as JSON"),
     ("scored_at", "timestamp", "when the score was committed, UTC"),
 )
+
+def format_of(settings: Settings) -> LakeFormat:
+    """The stack's lake format (validated by the settings: parquet or jsonl)."""
+    return "jsonl" if settings.lake_format == "jsonl" else "parquet"
+
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("fraudctl", "templates"),

@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 
 from fraudctl import errors, lifecycle, output
-from fraudctl.cli.options import stack_command
+from fraudctl.cli.options import check_output_format, stack_command
 from fraudctl.config import Settings
 
 labels_app = typer.Typer(help="Bring in labels (chargebacks, confirmed frauds).",
@@ -15,11 +15,6 @@ labels_app = typer.Typer(help="Bring in labels (chargebacks, confirmed frauds)."
 dlq_app = typer.Typer(help="Inspect the dead-letter queue and send letters back.",
                       no_args_is_help=True)
 OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
-
-
-def _check(fmt: str) -> None:
-    if fmt not in ("table", "json"):
-        raise errors.ConfigError(f"unknown output format {fmt!r}", "use --output table or json")
 
 
 @stack_command
@@ -33,7 +28,7 @@ def import_labels(
     from fraudctl.pipeline import labels
     from fraudctl.runtime import open_runtime
 
-    _check(output_format)
+    check_output_format(output_format)
     lifecycle.require_stack(settings)
     frame = labels.read_file(file)
     runtime = open_runtime(settings, pool_size=1)
@@ -67,7 +62,7 @@ def dlq_list(
     from fraudctl.pipeline import dlq
     from fraudctl.runtime import open_runtime
 
-    _check(output_format)
+    check_output_format(output_format)
     lifecycle.require_stack(settings)
     runtime = open_runtime(settings, pool_size=1)
     try:
@@ -121,7 +116,7 @@ def verify(settings: Settings, output_format: OutputFormat = "table") -> None:
     from fraudctl.pipeline.verify import reconcile
     from fraudctl.runtime import open_runtime
 
-    _check(output_format)
+    check_output_format(output_format)
     lifecycle.require_stack(settings)
     runtime = open_runtime(settings, pool_size=1)
     try:

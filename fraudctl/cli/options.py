@@ -45,6 +45,14 @@ _COMMON: list[inspect.Parameter] = [
 _COMMON_NAMES = {p.name for p in _COMMON}
 
 
+OUTPUT_FORMATS = ("table", "json")
+
+
+def check_output_format(fmt: str) -> None:
+    if fmt not in OUTPUT_FORMATS:
+        raise errors.ConfigError(f"unknown output format {fmt!r}", "use --output table or json")
+
+
 def fail(exc: errors.FraudctlError, *, debug: bool) -> typer.Exit:
     if debug:
         output.err.print(traceback.format_exc(), markup=False, highlight=False)

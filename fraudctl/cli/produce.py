@@ -9,7 +9,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from fraudctl import errors, lifecycle, output
-from fraudctl.cli.options import stack_command
+from fraudctl.cli.options import check_output_format, stack_command
 from fraudctl.config import Settings
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -45,14 +45,12 @@ def produce(
     output_format: Annotated[str, typer.Option("--output", "-o")] = "table",
 ) -> None:
     """Produce realistic simulated transactions (seeded, reproducible)."""
+    from fraudctl.lake_table import format_of
     from fraudctl.pipeline import producer, simulator
     from fraudctl.pipeline.scoring import active_scorer
-    from fraudctl.provision.local_plan import lake_format
     from fraudctl.runtime import open_runtime
 
-    if output_format not in ("table", "json"):
-        raise errors.ConfigError(f"unknown output format {output_format!r}",
-                                 "use --output table or json")
+    check_output_format(output_format)
     for name, value in (("--rate", rate), ("--count", count), ("--backfill-days", backfill_days),
                         ("--cards", cards), ("--terminals", terminals)):
         if value is not None and value <= 0:
@@ -71,7 +69,7 @@ def produce(
             with output.err.status(f"simulating and writing {backfill_days} days of history"):
                 done = producer.backfill(runtime, active_scorer(), days=backfill_days,
                                          config=config, delay_s=delay_s,
-                                         lake_format=lake_format(settings))
+                                         lake_format=format_of(settings))
             summary = {"mode": "backfill", "days": backfill_days,
                        "transactions": done.transactions, "frauds": done.frauds,
                        "labels_imported": done.labels.inserted,

@@ -68,13 +68,13 @@ def exporter(
 
     from prometheus_client import CollectorRegistry
 
+    from fraudctl.lake_table import format_of
     from fraudctl.pipeline import health
     from fraudctl.pipeline.exporter import Exporter
-    from fraudctl.provision.local_plan import lake_format
     from fraudctl.runtime import open_runtime
 
     _logging()
-    worker = Exporter(open_runtime(settings, pool_size=2), lake_format=lake_format(settings))
+    worker = Exporter(open_runtime(settings, pool_size=2), lake_format=format_of(settings))
     if port:
         health.serve(host, port, lambda: worker.ready, CollectorRegistry())
 

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from fraudctl import errors, lifecycle, output
 from fraudctl import status as stack_status
-from fraudctl.cli.options import stack_command
+from fraudctl.cli.options import check_output_format, stack_command
 from fraudctl.config import Settings
 from fraudctl.provision.apply import plan_table
 from fraudctl.provision.plan import Plan
@@ -16,11 +16,6 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change 
 DbEndpoint = Annotated[str | None, typer.Option(
     "--db-endpoint", help="aws: reach RDS at HOST:PORT (a tunnel) instead of its address.")]
 OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
-
-
-def _check_output(fmt: str) -> None:
-    if fmt not in ("table", "json"):
-        raise errors.ConfigError(f"unknown output format {fmt!r}", "use --output table or json")
 
 
 def _print_plan(plan: Plan, fmt: str) -> None:
@@ -50,7 +45,7 @@ def up(
     output_format: OutputFormat = "table",
 ) -> None:
     """Create or repair the stack's resources. Safe to run again: the second run changes nothing."""
-    _check_output(output_format)
+    check_output_format(output_format)
     output.err.print(lifecycle.identity_line(settings))
     plan = lifecycle.up(settings, dry_run=dry_run)
     if dry_run or plan.no_changes:
@@ -74,7 +69,7 @@ def down(
     output_format: OutputFormat = "table",
 ) -> None:
     """Delete every resource of the stack, wait for each deletion, and verify nothing is left."""
-    _check_output(output_format)
+    check_output_format(output_format)
     output.err.print(lifecycle.identity_line(settings))
     if not dry_run and not yes:
         if not output.is_interactive():
@@ -114,7 +109,7 @@ def status(
     settings: Settings, db_endpoint: DbEndpoint = None, output_format: OutputFormat = "table"
 ) -> None:
     """Every part of the stack with its live state. Exits 1 if any part is not healthy."""
-    _check_output(output_format)
+    check_output_format(output_format)
     output.err.print(lifecycle.identity_line(settings))
     rows = stack_status.collect(settings)
     document = stack_status.summary(settings, rows)

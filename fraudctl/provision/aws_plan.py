@@ -17,7 +17,7 @@ from fraudctl.aws.session import AwsSession
 from fraudctl.config import Settings
 from fraudctl.db.connect import DbEndpoint
 from fraudctl.provision import database
-from fraudctl.provision.local_plan import lake_format, new_password
+from fraudctl.provision.local_plan import new_password
 from fraudctl.provision.plan import Plan, Step, StepResult
 
 ADMIN_SECRET = naming.DB_ADMIN_PURPOSE
@@ -152,7 +152,7 @@ def _plan_glue(plan: Plan, stack: AwsStack) -> None:
                       create_database, ("glue:CreateDatabase",), "glue/database"))
     desired = lake_table.table_input(
         stack=stack.settings.stack, location=f"s3://{stack.bucket}/{naming.LAKE_PREFIX}",
-        lake_format=lake_format(stack.settings),
+        lake_format=lake_table.format_of(stack.settings),
     )
     current = glue.get_table(aws, db, names.table) if db_exists else None
     resource = f"glue table {db}.{names.table}"

@@ -27,10 +27,6 @@ from fraudctl.waits import wait_until
 STORE_PREFIXES = (naming.LAKE_PREFIX, naming.MODELS_PREFIX, naming.QUERY_RESULTS_PREFIX)
 
 
-def lake_format(settings: Settings) -> lake_table.LakeFormat:
-    return "jsonl" if settings.lake_format == "jsonl" else "parquet"
-
-
 def new_password() -> str:
     # URL-safe: valid in a libpq connection string and in RDS's allowed characters.
     return secrets.token_urlsafe(32)
@@ -201,7 +197,7 @@ def _plan_store_and_catalog(plan: Plan, stack: LocalStack) -> None:
     names = stack.names
     desired = lake_table.table_input(
         stack=stack.settings.stack, location=stack.objects.location + naming.LAKE_PREFIX,
-        lake_format=lake_format(stack.settings),
+        lake_format=lake_table.format_of(stack.settings),
     )
     key = "catalog/table"
     resource = f"table {names.glue_database}.{names.table}"
