@@ -7,6 +7,7 @@ HTTP GET on the process's health URL when it has one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -130,9 +131,24 @@ class Supervisor:
         self._pid_file(name).unlink(missing_ok=True)
         return killed
 
-    def stop_all(self, *, timeout_s: float = 30) -> None:
-        for name in self.names():
-            self.stop(name, timeout_s=timeout_s)
+    def stop_all(self, *, timeout_s: float = 30) -> list[str]:
+        """Stop every process at once: all get SIGTERM, then all get the same grace period
+        (one slow process does not hold up the others). Returns the names that were killed."""
+        processes = {name: self._process(name) for name in self.names()}
+        for process in processes.values():
+            if process is not None:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.send_signal(signal.SIGTERM)
+        alive = [p for p in processes.values() if p is not None]
+        _, stubborn = psutil.wait_procs(alive, timeout=timeout_s)
+        for process in stubborn:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(stubborn, timeout=10)
+        killed = [name for name, p in processes.items() if p is not None and p in stubborn]
+        for name in processes:
+            self._pid_file(name).unlink(missing_ok=True)
+        return killed
 
     def status(self) -> list[ProcessStatus]:
         statuses = []

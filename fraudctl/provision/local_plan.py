@@ -268,10 +268,10 @@ def plan_up(settings: Settings) -> Plan:
 def plan_down(settings: Settings, *, keep_data: bool) -> Plan:
     stack = LocalStack(settings)
     plan = Plan(settings.stack, "local")
-    for status in stack.supervisor.status():
-        plan.add(Step(f"process {status.name}", "stop", "SIGTERM, then SIGKILL after 30 s",
-                      lambda name=status.name: _stop_process(stack, name),  # type: ignore[misc]
-                      ("kill",), f"process/{status.name}"))
+    names = stack.supervisor.names()
+    if names:
+        plan.add(Step("processes", "stop", f"{', '.join(names)}: SIGTERM to all, SIGKILL "
+                      "after 30 s", lambda: _stop_processes(stack), ("kill",), None))
     if stack.postgres.layout.root.exists():
         plan.add(Step("postgres", "delete", "stop the server and delete its data directory",
                       lambda: _delete_postgres(stack), ("pg_ctl stop", "rm -r"),
@@ -291,9 +291,9 @@ def plan_down(settings: Settings, *, keep_data: bool) -> Plan:
     return plan
 
 
-def _stop_process(stack: LocalStack, name: str) -> StepResult:
-    stack.supervisor.stop(name)
-    return None
+def _stop_processes(stack: LocalStack) -> StepResult:
+    killed = stack.supervisor.stop_all()
+    return {"killed": killed} if killed else None
 
 
 def _delete_postgres(stack: LocalStack) -> StepResult:

@@ -55,3 +55,15 @@ def test_a_recycled_pid_is_not_mistaken_for_ours(tmp_path: Path) -> None:
     status = supervisor.status()[0]
     assert not status.running
     psutil.Process(json.loads(record_path.read_text())["pid"]).kill()
+
+
+def test_stop_all_stops_everything_at_once(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path)
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    pids = [supervisor.start("polite", [sys.executable, "-c", "import time; time.sleep(60)"]),
+            supervisor.start("stubborn", [sys.executable, "-c", stubborn])]
+    time.sleep(0.5)                                        # let it install its handler
+    assert supervisor.stop_all(timeout_s=1) == ["stubborn"]
+    assert supervisor.names() == []
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
