@@ -81,7 +81,7 @@ def down(
     state = load_state(settings)
     apply_plan(plan, state)
     result = DownResult(plan)
-    result.kept, result.leftovers = _verify_down(settings, plan, keep_data=keep_data)
+    result.kept, result.leftovers = _verify_down(settings, keep_data=keep_data)
     # The state goes last, and only once nothing of the stack is left to find.
     if not result.leftovers:
         state.delete()
@@ -89,9 +89,7 @@ def down(
     return result
 
 
-def _verify_down(
-    settings: Settings, plan: Plan, *, keep_data: bool
-) -> tuple[list[str], list[str]]:
+def _verify_down(settings: Settings, *, keep_data: bool) -> tuple[list[str], list[str]]:
     """What was kept on purpose, and what is left that should not be."""
     if settings.target == "local":
         return _verify_local_down(settings, keep_data=keep_data)

@@ -3,7 +3,7 @@
 import re
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -11,6 +11,10 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from fraudctl import errors, lifecycle, output
 from fraudctl.cli.options import check_output_format, stack_command
 from fraudctl.config import Settings
+
+if TYPE_CHECKING:
+    from fraudctl.pipeline.simulator import SimulatorConfig
+    from fraudctl.runtime import Runtime
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -93,8 +97,9 @@ def _labels_dir(settings: Settings) -> Path:
     return settings.stack_dir / "labels"
 
 
-def _produce_live(runtime, config, rate, duration_s, count, delay_s, no_labels,  # type: ignore[no-untyped-def]
-                  settings: Settings) -> dict[str, object]:
+def _produce_live(runtime: "Runtime", config: "SimulatorConfig", rate: float | None,
+                  duration_s: float | None, count: int | None, delay_s: float,
+                  no_labels: bool, settings: Settings) -> dict[str, object]:
     from fraudctl.pipeline import producer
 
     stop = threading.Event()
