@@ -60,7 +60,7 @@ def main() -> None:
         producer.backfill(runtime, active_scorer(), days=7, config=config, delay_s=86400.0)
         runtime.close()
         stack = LocalStack(settings)
-        port = json.loads((stack.supervisor.run_dir / "ports.json").read_text())["api"]
+        port = stack.workload_ports()["api"]
         now = time.time()
         frame = simulator.Simulator(config, now).live(now - 60, now, count)
         bodies = [json.dumps(m).encode() for m in simulator.messages(frame)][:count]

@@ -50,17 +50,26 @@ class LocalStack:
         """Label files the simulator delivered (data: `down --keep-data` keeps them)."""
         return self.dir / "labels"
 
+    @property
+    def _ports_file(self) -> Path:
+        return self.supervisor.run_dir / "ports.json"
+
+    def workload_ports(self) -> dict[str, int]:
+        """The HTTP port each workload was given (consumer, exporter, api)."""
+        if not self._ports_file.exists():
+            return {}
+        ports: dict[str, int] = json.loads(self._ports_file.read_text())
+        return ports
+
     def workload_port(self, name: str) -> int:
         """The port of a workload's HTTP endpoint: the one it had before, if still free, so
         bookmarks and scrape configs survive a restart."""
-        ports_file = self.supervisor.run_dir / "ports.json"
-        ports: dict[str, int] = (json.loads(ports_file.read_text())
-                                 if ports_file.exists() else {})
+        ports = self.workload_ports()
         port = ports.get(name)
         if port is None or not port_is_free(port):
             port = free_port()
             ports[name] = port
-            write_private_file(ports_file, json.dumps(ports).encode())
+            write_private_file(self._ports_file, json.dumps(ports).encode())
         return port
 
     def secret_name(self, purpose: str) -> str:

@@ -146,12 +146,6 @@ class MerchantRiskIndex:
         return rate, labelled
 
 
-def merchant_risk(daily: pd.DataFrame, merchants: np.ndarray, days: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Labels known on days [day-28, day-1] per (merchant, day): (fraud rate, label count)."""
-    return MerchantRiskIndex(daily).lookup(merchants, days)
-
-
 MerchantRisk = pd.DataFrame | MerchantRiskIndex
 
 

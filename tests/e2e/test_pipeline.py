@@ -61,7 +61,10 @@ def test_produce_20000_exactly_once_everywhere(isolated_env: Path) -> None:
         pipeline = next(r for r in status["resources"] if r["resource"] == "pipeline")
         assert "last batch" in pipeline["detail"]
 
-        ports = json.loads((isolated_env / "local" / "fraud" / "run" / "ports.json").read_text())
+        from fraudctl.config import load_settings
+        from fraudctl.local.stack import LocalStack
+
+        ports = LocalStack(load_settings({})).workload_ports()
         api = f"http://127.0.0.1:{ports['api']}"
         code, answer = post(f"{api}/predict", json.dumps({
             "txn_id": "api-1", "ts": "2026-11-22T10:00:00Z", "card_hash": "c-api",

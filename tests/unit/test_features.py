@@ -71,6 +71,7 @@ def test_merchant_risk_uses_only_labels_known_before_the_day() -> None:
     day = int(T0 // F.DAY_S)
     daily = pd.DataFrame({"merchant_id": ["m", "m", "m"], "day": [day - 30, day - 3, day],
                           "n_labelled": [10, 4, 100], "n_fraud": [10, 1, 100]})
-    rate, labelled = F.merchant_risk(daily, np.array(["m", "other"]), np.array([day, day]))
+    rate, labelled = F.MerchantRiskIndex(daily).lookup(np.array(["m", "other"]),
+                                                       np.array([day, day]))
     assert labelled.tolist() == [4, 0]          # day-30 is outside the window, day is too new
     assert rate.tolist() == [0.25, 0.0]
