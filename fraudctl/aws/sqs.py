@@ -167,9 +167,6 @@ class SqsQueue:
                 break
         return list(seen.values())[:limit]
 
-    def oldest_age_s(self) -> float | None:
-        return None                 # only CloudWatch knows; not worth a second API here
-
     def depth(self) -> QueueDepth:
         attrs = self._aws.client("sqs").get_queue_attributes(
             QueueUrl=self.url,

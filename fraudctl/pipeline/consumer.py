@@ -141,7 +141,6 @@ class Consumer:
         self._local = threading.local()
         self._connections: list[psycopg.Connection[Any]] = []
         self._merchants = MerchantRiskCache(self._load_merchant_daily)
-        self.last_commit_at: float | None = None
         self.db_ok = False
         self.writer_error: BaseException | None = None
 
@@ -348,12 +347,8 @@ class Consumer:
             [m.receipt for m in prepared.messages]))
         outcome.dead_lettered = len(outcome.dead_letters)
         outcome.latency_s = time.monotonic() - prepared.started
-        self.last_commit_at = time.time()
         self.metrics.observe(outcome, [t.ts for _, t in valid])
         return outcome
-
-    def process(self, messages: list[ReceivedMessage]) -> BatchOutcome:
-        return self.commit(self.prepare(messages))
 
     def _commit_in_parts(self, valid: list[tuple[ReceivedMessage, schema.Transaction]],
                          outcome: BatchOutcome) -> None:
