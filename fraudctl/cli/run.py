@@ -51,7 +51,7 @@ def consumer(
     )
     worker = Consumer(runtime, active_scorer(), config)
     if port:
-        health.serve(host, port, lambda: worker.db_ok, worker.metrics.registry)
+        health.serve(host, port, worker.ready, worker.metrics.registry)
     worker.install_signal_handlers()
     worker.run()
 

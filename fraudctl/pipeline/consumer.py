@@ -46,6 +46,7 @@ log = logging.getLogger("fraudctl.consumer")
 # are recorded too, so a 2 MB message cannot turn the DLQ into a second data store).
 DLQ_BODY_BYTES = 64 * 1024
 MERCHANT_RISK_REFRESH_S = 60.0
+READY_CACHE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,8 @@ class Consumer:
         self._local = threading.local()
         self._connections: list[psycopg.Connection[Any]] = []
         self._merchants = MerchantRiskCache(self._load_merchant_daily)
-        self.db_ok = False
+        self._ready_at = 0.0
+        self._ready = False
         self.writer_error: BaseException | None = None
 
     # -- receiving ---------------------------------------------------------------------------
@@ -272,16 +274,13 @@ class Consumer:
         backoff = 0.5
         while True:
             try:
-                result = self._commit_batch(valid)
-                self.db_ok = True
-                return result
+                return self._commit_batch(valid)
             except PoisonBatch:
                 raise
             except (psycopg.OperationalError, psycopg.errors.DeadlockDetected,
                     psycopg.errors.SerializationFailure, errors.DatabaseUnreachable) as exc:
                 # The database is away (restart, network) or two replicas collided: the
                 # messages are still ours until the visibility timeout; try again.
-                self.db_ok = False
                 self.metrics.failed_batches.inc()
                 log.warning("batch commit failed, retrying in %.1fs: %s", backoff,
                             str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -304,6 +303,19 @@ class Consumer:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
         action()
+
+    def ready(self) -> bool:
+        """Able to commit: the database answers (checked at most every 2 s). An idle consumer
+        is ready too; readiness must not wait for traffic."""
+        if time.monotonic() - self._ready_at > READY_CACHE_S:
+            try:
+                with self.runtime.pooled() as conn:
+                    conn.execute("SELECT 1")
+                self._ready = True
+            except Exception:
+                self._ready = False
+            self._ready_at = time.monotonic()
+        return self._ready
 
     # -- one batch ---------------------------------------------------------------------------
 

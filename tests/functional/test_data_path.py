@@ -136,6 +136,19 @@ def test_online_features_agree_with_offline(runtime: Runtime) -> None:
     assert set(online["model"]) == {"rules-v1"}
 
 
+def test_an_idle_consumer_is_ready_and_a_database_outage_is_not(
+        runtime: Runtime, stack_settings: Settings) -> None:
+    consumer = Consumer(runtime, RuleScorer(), ConsumerConfig(consumer_id="idle"))
+    assert consumer.ready()                              # no traffic needed to be ready
+    postgres = LocalStack(stack_settings).postgres
+    postgres.stop()
+    try:
+        consumer._ready_at = 0.0                         # skip the 2 s cache
+        assert not consumer.ready()
+    finally:
+        postgres.start()
+
+
 def test_same_message_twice_is_stored_once(runtime: Runtime) -> None:
     frame = make_traffic(seed=21, count=300)
     messages = bodies(frame)
