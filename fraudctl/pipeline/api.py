@@ -19,11 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline import schema, sinks
 from fraudctl.pipeline.consumer import MerchantRiskCache
+from fraudctl.pipeline.health import DatabaseReadiness
 from fraudctl.pipeline.metrics import ApiMetrics
 from fraudctl.pipeline.scoring import Scorer
 from fraudctl.runtime import Runtime
-
-_READY_CACHE_S = 2.0
 
 
 def create_app(runtime: Runtime, scorer: Scorer) -> FastAPI:
@@ -36,7 +35,7 @@ def create_app(runtime: Runtime, scorer: Scorer) -> FastAPI:
             return sinks.load_merchant_daily(conn, since_day)
 
     merchants = MerchantRiskCache(load_daily)
-    readiness = {"checked_at": 0.0, "ok": False}
+    readiness = DatabaseReadiness(runtime)
 
     own: dict[str, psycopg.Connection[Any]] = {}
 
@@ -90,15 +89,7 @@ def create_app(runtime: Runtime, scorer: Scorer) -> FastAPI:
 
     @app.get("/ready")
     def ready() -> JSONResponse:
-        if time.monotonic() - readiness["checked_at"] > _READY_CACHE_S:
-            try:
-                with runtime.pooled() as conn:
-                    conn.execute("SELECT 1")
-                readiness["ok"] = True
-            except Exception:
-                readiness["ok"] = False
-            readiness["checked_at"] = time.monotonic()
-        ok = bool(readiness["ok"])
+        ok = readiness()
         return JSONResponse({"ready": ok, "model": scorer.version},
                             status_code=200 if ok else 503)
 

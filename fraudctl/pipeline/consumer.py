@@ -34,7 +34,7 @@ import psycopg
 
 from fraudctl import errors
 from fraudctl.pipeline import features as feature_fn
-from fraudctl.pipeline import schema, sinks
+from fraudctl.pipeline import health, schema, sinks
 from fraudctl.pipeline.metrics import ConsumerMetrics
 from fraudctl.pipeline.scoring import Scorer
 from fraudctl.ports import ReceivedMessage
@@ -46,7 +46,6 @@ log = logging.getLogger("fraudctl.consumer")
 # are recorded too, so a 2 MB message cannot turn the DLQ into a second data store).
 DLQ_BODY_BYTES = 64 * 1024
 MERCHANT_RISK_REFRESH_S = 60.0
-READY_CACHE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -142,8 +141,9 @@ class Consumer:
         self._local = threading.local()
         self._connections: list[psycopg.Connection[Any]] = []
         self._merchants = MerchantRiskCache(self._load_merchant_daily)
-        self._ready_at = 0.0
-        self._ready = False
+        # Able to commit: the database answers. An idle consumer is ready too; readiness
+        # must not wait for traffic.
+        self.ready = health.DatabaseReadiness(runtime)
         self.writer_error: BaseException | None = None
 
     # -- receiving ---------------------------------------------------------------------------
@@ -303,19 +303,6 @@ class Consumer:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
         action()
-
-    def ready(self) -> bool:
-        """Able to commit: the database answers (checked at most every 2 s). An idle consumer
-        is ready too; readiness must not wait for traffic."""
-        if time.monotonic() - self._ready_at > READY_CACHE_S:
-            try:
-                with self.runtime.pooled() as conn:
-                    conn.execute("SELECT 1")
-                self._ready = True
-            except Exception:
-                self._ready = False
-            self._ready_at = time.monotonic()
-        return self._ready
 
     # -- one batch ---------------------------------------------------------------------------
 

@@ -4,10 +4,39 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from fraudctl.runtime import Runtime
+
+
+class DatabaseReadiness:
+    """Readiness as "the database answers", asked at most every ``cache_s`` seconds, so
+    probes every few seconds from several callers cost one query."""
+
+    def __init__(self, runtime: Runtime, cache_s: float = 2.0) -> None:
+        self._runtime = runtime
+        self._cache_s = cache_s
+        self._checked_at = float("-inf")
+        self._ok = False
+
+    def __call__(self) -> bool:
+        if time.monotonic() - self._checked_at > self._cache_s:
+            try:
+                with self._runtime.pooled() as conn:
+                    conn.execute("SELECT 1")
+                self._ok = True
+            except Exception:
+                self._ok = False
+            self._checked_at = time.monotonic()
+        return self._ok
+
+    def expire(self) -> None:
+        """Forget the cached answer (the next call asks the database)."""
+        self._checked_at = float("-inf")
 
 
 def serve(host: str, port: int, ready: Callable[[], bool],

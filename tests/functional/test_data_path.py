@@ -143,7 +143,7 @@ def test_an_idle_consumer_is_ready_and_a_database_outage_is_not(
     postgres = LocalStack(stack_settings).postgres
     postgres.stop()
     try:
-        consumer._ready_at = 0.0                         # skip the 2 s cache
+        consumer.ready.expire()                          # skip the 2 s cache
         assert not consumer.ready()
     finally:
         postgres.start()
