@@ -22,7 +22,7 @@ from common import percentile, scratch_stack
 
 from fraudctl.local.stack import LocalStack
 from fraudctl.pipeline import producer, simulator
-from fraudctl.pipeline.scoring import active_scorer
+from fraudctl.pipeline.scoring import Deployment, RuleScorer
 from fraudctl.runtime import open_runtime
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     with scratch_stack(workloads=True) as settings:
         runtime = open_runtime(settings)
         config = simulator.SimulatorConfig(seed=5, n_cards=5000, n_terminals=2000)
-        producer.backfill(runtime, active_scorer(), days=7, config=config, delay_s=86400.0)
+        producer.backfill(runtime, Deployment(RuleScorer()), days=7, config=config, delay_s=86400.0)
         runtime.close()
         stack = LocalStack(settings)
         port = stack.workload_ports()["api"]

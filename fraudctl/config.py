@@ -56,6 +56,10 @@ class Settings:
     query_results_expire_days: int = 7
     # lake objects: Parquet, or gzip JSON lines for the original lab's OpenX JSON SerDe
     lake_format: str = "parquet"
+    # model lifecycle: when the nightly retrain runs (HH:MM UTC, or "off"), and the label delay
+    # assumed for history whose labels carry no time of their own
+    retrain_at: str = "03:00"
+    label_delay_days: int = 7
 
     @property
     def stack_dir(self) -> Path:
@@ -129,6 +133,16 @@ def _check_lake_format(raw: str) -> str:
     return raw
 
 
+def _check_retrain_at(raw: str) -> str:
+    if raw == "off":
+        return raw
+    match = re.match(r"^([01]\d|2[0-3]):([0-5]\d)$", raw)
+    if not match:
+        raise errors.ConfigError(f"invalid retrain_at {raw!r}",
+                                 "give a UTC time HH:MM, like 03:00, or off")
+    return raw
+
+
 def _check_db_endpoint(raw: str) -> str:
     host, _, port = raw.rpartition(":")
     if not host or not port.isdigit():
@@ -154,6 +168,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "consumer_batch_deadline_s": _positive_int("consumer_batch_deadline_s"),
     "query_results_expire_days": _positive_int("query_results_expire_days"),
     "lake_format": _check_lake_format,
+    "retrain_at": _check_retrain_at,
+    "label_delay_days": _positive_int("label_delay_days"),
 }
 
 

@@ -93,3 +93,17 @@ class CloudError(FraudctlError):
     """An AWS API call failed for a reason not covered above."""
 
     exit_code = 12
+
+
+class DataError(FraudctlError):
+    """Training or evaluation data that cannot give a sound model; nothing was registered."""
+
+    exit_code = 13
+    default_hint = "check the history file's columns and rows (see `fraudctl retrain --help`)"
+
+
+class ModelRefused(FraudctlError):
+    """A model that must not serve: a tampered artifact, or worse than the champion."""
+
+    exit_code = 14
+    default_hint = "see `fraudctl models show VERSION`"

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from fraudctl import errors
 from fraudctl.config import Settings
+from fraudctl.model.bootstrap import FirstModel
 from fraudctl.provision import local_plan
 from fraudctl.provision.apply import apply_plan, record_observed
 from fraudctl.provision.plan import Plan
@@ -32,18 +33,25 @@ def load_state(settings: Settings) -> StackState:
     return StackState.load(settings.stack_dir, stack=settings.stack, target=settings.target)
 
 
-def plan_up(settings: Settings) -> Plan:
+def plan_up(settings: Settings, first_model: FirstModel | None = None) -> Plan:
     if settings.target == "local":
-        return local_plan.plan_up(settings)
+        return local_plan.plan_up(settings, first_model)
+    if first_model is not None:
+        raise errors.ConfigError("--backfill-days and --history with `up` need the local "
+                                 "target for now", "on aws, run `fraudctl produce "
+                                 "--backfill-days N` and `fraudctl retrain` after `up`")
     from fraudctl.aws.session import AwsSession
     from fraudctl.provision import aws_plan
 
     return aws_plan.plan_up(settings, AwsSession(settings))
 
 
-def up(settings: Settings, *, dry_run: bool = False) -> Plan:
-    """Bring the stack to its desired state; returns the plan that was (or would be) applied."""
-    plan = plan_up(settings)
+def up(settings: Settings, *, dry_run: bool = False, first_model: FirstModel | None = None
+       ) -> Plan:
+    """Bring the stack to its desired state; returns the plan that was (or would be) applied.
+    With ``first_model``, a stack still scoring with the rules gets a trained champion before
+    its scoring processes start."""
+    plan = plan_up(settings, first_model)
     if dry_run:
         return plan
     state = load_state(settings)

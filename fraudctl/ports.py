@@ -52,6 +52,10 @@ class Queue(Protocol):
         ...
 
 
+class ObjectMissing(KeyError):
+    """``ObjectStore.get`` of a key that holds no object."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -68,7 +72,9 @@ class ObjectStore(Protocol):
 
     def put(self, key: str, data: bytes) -> None: ...
 
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str) -> bytes:
+        """The object's bytes; raises :class:`ObjectMissing` if there is none."""
+        ...
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
 
@@ -111,3 +117,17 @@ class Runner(Protocol):
     def stop(self, name: str, *, timeout_s: float = 30) -> bool: ...
 
     def status(self) -> list[ProcessStatus]: ...
+
+
+class ColourWorkloads(Protocol):
+    """The scoring processes of each colour (blue, green): the blue/green swap's runner."""
+
+    def start_colour(self, colour: str, spec: Any) -> dict[str, int]:
+        """Start ``colour`` serving ``spec`` (a DeploymentSpec) and return once it is ready."""
+        ...
+
+    def stop_colour(self, colour: str) -> None:
+        """Stop ``colour`` after its batch and requests in hand."""
+        ...
+
+    def running_colours(self) -> set[str]: ...

@@ -81,21 +81,31 @@ class StackState:
         found = self._data["resources"].get(key)
         return dict(found) if found is not None else None
 
+    def _refresh(self) -> None:
+        """Re-read the file before a change: another StackState (a plan step, a swap) may
+        have written since this one was loaded, and a whole-file write must not undo it."""
+        if self.path.exists():
+            self._data = json.loads(self.path.read_text())
+
     def record(self, key: str, attributes: dict[str, Any]) -> None:
         """Remember a created or verified resource and persist at once."""
         entry = dict(attributes)
         entry["recorded_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        self._refresh()
         self._data["resources"][key] = entry
         self.save()
 
     def forget(self, key: str) -> None:
+        self._refresh()
         if self._data["resources"].pop(key, None) is not None:
             self.save()
 
     def value(self, key: str) -> Any:
+        self._refresh()
         return self._data["values"].get(key)
 
     def set_value(self, key: str, value: Any) -> None:
+        self._refresh()
         self._data["values"][key] = value
         self.save()
 

@@ -9,6 +9,8 @@ from typing import Any, Literal
 from fraudctl import errors, naming
 from fraudctl.config import Settings
 from fraudctl.lifecycle import load_state, require_stack
+from fraudctl.model import deployment
+from fraudctl.pipeline.scoring import RULES_VERSION
 
 Health = Literal["ok", "down", "missing", "degraded"]
 
@@ -185,18 +187,31 @@ def aws_status(settings: Settings) -> list[StatusRow]:
 
 def collect(settings: Settings) -> list[StatusRow]:
     require_stack(settings)
-    if settings.target == "local":
-        return local_status(settings)
-    return aws_status(settings)
+    rows = local_status(settings) if settings.target == "local" else aws_status(settings)
+    return [*rows, models_row(settings)]
+
+
+def models_row(settings: Settings) -> StatusRow:
+    """What scores: the active colour, its spec, and what a rollback would return to."""
+    serving = deployment.serving(load_state(settings))
+    detail = f"{serving.active} · {serving.spec.label}"
+    if serving.spec.champion == RULES_VERSION:
+        detail += " (rule-based: train one with `fraudctl retrain`)"
+    if serving.history:
+        detail += f" · rollback to {serving.history[-1].label}"
+    return StatusRow("models", "serving", "ok", detail)
 
 
 def summary(settings: Settings, rows: list[StatusRow]) -> dict[str, Any]:
     state = load_state(settings)
+    serving = deployment.serving(state)
     return {
         "stack": settings.stack,
         "target": settings.target,
         "healthy": all(row.health == "ok" for row in rows),
         "resources": [row.as_dict() for row in rows],
-        "active_model": state.value("active_model"),
-        "active_colour": state.value("active_colour"),
+        "active_model": serving.spec.champion,
+        "active_colour": serving.active,
+        "serving": serving.spec.label,
+        "previous": serving.history[-1].label if serving.history else None,
     }

@@ -13,7 +13,7 @@ from typing import Any
 
 from fraudctl import errors, naming
 from fraudctl.aws.session import AwsSession, error_code
-from fraudctl.ports import ObjectInfo
+from fraudctl.ports import ObjectInfo, ObjectMissing
 
 _PUBLIC_ACCESS_BLOCK = {
     "BlockPublicAcls": True,
@@ -215,7 +215,11 @@ class S3Store:
         self._aws.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data)
 
     def get(self, key: str) -> bytes:
-        body: bytes = self._aws.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        client = self._aws.client("s3")
+        try:
+            body: bytes = client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey:
+            raise ObjectMissing(f"no object {key!r} in {self.location}") from None
         return body
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:

@@ -3,7 +3,7 @@
 import typer
 
 from fraudctl import __version__
-from fraudctl.cli import data, logs, produce, run, stack_commands
+from fraudctl.cli import data, logs, models, produce, run, stack_commands
 
 app = typer.Typer(
     name="fraudctl",
@@ -22,6 +22,10 @@ app.command()(produce.produce)
 app.command()(data.verify)
 app.add_typer(data.labels_app, name="labels")
 app.add_typer(data.dlq_app, name="dlq")
+app.command()(models.retrain)
+app.command("swap-model")(models.swap_model)
+app.add_typer(models.model_app, name="model")
+app.add_typer(models.models_app, name="models")
 app.add_typer(run.app, name="run")
 
 

@@ -50,8 +50,8 @@ def produce(
 ) -> None:
     """Produce realistic simulated transactions (seeded, reproducible)."""
     from fraudctl.lake_table import format_of
+    from fraudctl.model import deployment as serving
     from fraudctl.pipeline import producer, simulator
-    from fraudctl.pipeline.scoring import active_scorer
     from fraudctl.runtime import open_runtime
 
     check_output_format(output_format)
@@ -71,7 +71,9 @@ def produce(
     try:
         if backfill_days is not None:
             with output.err.status(f"simulating and writing {backfill_days} days of history"):
-                done = producer.backfill(runtime, active_scorer(), days=backfill_days,
+                active = serving.serving(lifecycle.load_state(settings)).spec
+                done = producer.backfill(runtime, serving.build(runtime.store, active),
+                                         days=backfill_days,
                                          config=config, delay_s=delay_s,
                                          lake_format=format_of(settings))
             summary = {"mode": "backfill", "days": backfill_days,

@@ -19,6 +19,14 @@ Port = Annotated[int, typer.Option("--port", help="Port for /health, /ready and 
                                                   "(0: none).")]
 Host = Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 in a "
                                                   "container).")]
+Model = Annotated[str | None, typer.Option(
+    "--model", help="Registered version to score with [default: the rule-based rules-v1].")]
+Challenger = Annotated[str | None, typer.Option(
+    "--challenger", help="A second version, for --canary or --shadow.")]
+Canary = Annotated[int | None, typer.Option(
+    "--canary", help="Percent of transactions (by hash of txn_id) the challenger scores.")]
+Shadow = Annotated[bool, typer.Option(
+    "--shadow", help="The challenger scores every transaction; only the champion's acts.")]
 
 
 def _logging() -> None:
@@ -34,22 +42,28 @@ def consumer(
     consumer_id: Annotated[str | None, typer.Option(
         "--consumer-id", help="Name in consumer_status [default: host-pid].")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
+    model: Model = None,
+    challenger: Challenger = None,
+    canary: Canary = None,
+    shadow: Shadow = False,
 ) -> None:
     """Score transactions from the queue until SIGTERM (the batch in hand is finished)."""
+    from fraudctl.model import deployment as serving
     from fraudctl.pipeline import health
     from fraudctl.pipeline.consumer import Consumer, ConsumerConfig
-    from fraudctl.pipeline.scoring import active_scorer
     from fraudctl.runtime import open_runtime
 
     _logging()
+    spec = serving.DeploymentSpec.from_args(model, challenger, canary, shadow)
     runtime = open_runtime(settings)
+    deployment = serving.build(runtime.store, spec)
     config = ConsumerConfig(
         consumer_id=consumer_id or f"{socket.gethostname()}-{os.getpid()}",
         visibility_s=settings.visibility_timeout_s,
         max_receive_count=settings.max_receive_count,
         **({"batch_size": batch_size} if batch_size else {}),
     )
-    worker = Consumer(runtime, active_scorer(), config)
+    worker = Consumer(runtime, deployment, config)
     if port:
         health.serve(host, port, worker.ready, worker.metrics.registry)
     worker.install_signal_handlers()
@@ -89,19 +103,81 @@ def exporter(
 
 
 @stack_command
-def api(settings: Settings, port: Port = 8000, host: Host = "127.0.0.1") -> None:
+def api(
+    settings: Settings,
+    port: Port = 8000,
+    host: Host = "127.0.0.1",
+    colour_port: Annotated[int, typer.Option(
+        "--colour-port", help="A second port of this process alone (0: none): the shared "
+        "--port may be served by the other colour during a swap.")] = 0,
+    model: Model = None,
+    challenger: Challenger = None,
+    canary: Canary = None,
+    shadow: Shadow = False,
+) -> None:
     """Serve POST /predict, /health, /ready and /metrics."""
     import uvicorn
 
+    from fraudctl.model import deployment as serving
     from fraudctl.pipeline.api import create_app
-    from fraudctl.pipeline.scoring import active_scorer
     from fraudctl.runtime import open_runtime
 
     _logging()
-    uvicorn.run(create_app(open_runtime(settings, pool_size=4), active_scorer()), host=host,
-                port=port, log_level="warning", access_log=False)
+    spec = serving.DeploymentSpec.from_args(model, challenger, canary, shadow)
+    runtime = open_runtime(settings, pool_size=4)
+    app = create_app(runtime, serving.build(runtime.store, spec))
+    # The shared port is opened only now, with the models loaded and checked: the kernel
+    # (SO_REUSEPORT) spreads new connections over every process listening, so a colour
+    # starting for a swap takes requests only once it can answer them.
+    sockets = [_listen(host, port, shared=True)]
+    if colour_port:
+        sockets.append(_listen(host, colour_port, shared=False))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=sockets)
+
+
+def _listen(host: str, port: int, *, shared: bool) -> socket.socket:
+    from fraudctl import errors
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise errors.PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}",
+                               "choose another --port") from None
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+@stack_command
+def scheduler(settings: Settings, port: Port = 0, host: Host = "127.0.0.1") -> None:
+    """Run `retrain` every day at the stack's retrain_at (UTC) until SIGTERM."""
+    import signal
+
+    from prometheus_client import CollectorRegistry
+
+    from fraudctl.model.schedule import RetrainSchedule
+    from fraudctl.pipeline import health
+
+    _logging()
+    schedule = RetrainSchedule(settings)
+    if port:
+        health.serve(host, port, lambda: True, CollectorRegistry())
+
+    def stop(_signum: int, _frame: object) -> None:
+        schedule.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    schedule.run()
 
 
 app.command()(consumer)
 app.command()(exporter)
 app.command()(api)
+app.command()(scheduler)

@@ -1,5 +1,6 @@
 """`fraudctl up`, `down` and `status`: thin commands over fraudctl.lifecycle and fraudctl.status."""
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -42,12 +43,26 @@ def up(
         "--db-instance-class", help="aws: RDS instance class [default db.t3.micro].")] = None,
     max_receive_count: Annotated[int | None, typer.Option(
         "--max-receive-count", help="Deliveries before a message goes to the DLQ [5].")] = None,
+    backfill_days: Annotated[int | None, typer.Option(
+        "--backfill-days", help="Write N days of simulated labelled history and train the "
+        "first model on it before scoring starts (local).")] = None,
+    history: Annotated[Path | None, typer.Option(
+        "--history", help="Train the first model from this CSV/Parquet history instead "
+        "(local).")] = None,
     output_format: OutputFormat = "table",
 ) -> None:
     """Create or repair the stack's resources. Safe to run again: the second run changes nothing."""
+    from fraudctl.model.bootstrap import FirstModel
+
     check_output_format(output_format)
+    if backfill_days is not None and backfill_days < 1:
+        raise errors.ConfigError(f"--backfill-days must be positive, got {backfill_days}")
+    if history is not None and not history.exists():
+        raise errors.ConfigError(f"history file {history} does not exist")
+    first_model = (FirstModel(backfill_days, history)
+                   if backfill_days is not None or history is not None else None)
     output.err.print(lifecycle.identity_line(settings))
-    plan = lifecycle.up(settings, dry_run=dry_run)
+    plan = lifecycle.up(settings, dry_run=dry_run, first_model=first_model)
     if dry_run or plan.no_changes:
         _print_plan(plan, output_format)
         return

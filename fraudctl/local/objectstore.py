@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fraudctl import errors
-from fraudctl.ports import ObjectInfo
+from fraudctl.ports import ObjectInfo, ObjectMissing
 
 _TEMP_PREFIX = ".tmp-"
 
@@ -46,7 +46,7 @@ class DirectoryStore:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
-            raise errors.FraudctlError(f"no object {key!r} in {self.location}") from None
+            raise ObjectMissing(f"no object {key!r} in {self.location}") from None
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         if not self.root.exists():

@@ -144,6 +144,10 @@ class EmbeddedPostgres:
             # Drop root's group too: with gid 0 kept, the group bits of root-owned folders
             # apply instead of the "other" bits that grant the service user passage.
             kwargs |= {"user": SERVICE_USER, "group": SERVICE_USER, "extra_groups": []}
+            # Passage again before every call: a folder above the stack may have been made
+            # private since (a temp-dir cleaner, a user's chmod), and pg_ctl would then fail.
+            if self.layout.root.exists():
+                _grant_traverse(self.layout.root.parent)
         try:
             completed: subprocess.CompletedProcess[str] = subprocess.run(
                 [str((self._binaries or bin_dir()) / args[0]), *args[1:]],

@@ -61,12 +61,13 @@ class LocalStack:
         ports: dict[str, int] = json.loads(self._ports_file.read_text())
         return ports
 
-    def workload_port(self, name: str) -> int:
+    def workload_port(self, name: str, *, shared: bool = False) -> int:
         """The port of a workload's HTTP endpoint: the one it had before, if still free, so
-        bookmarks and scrape configs survive a restart."""
+        bookmarks and scrape configs survive a restart. A ``shared`` port (the API's, which
+        both colours listen on during a swap) is kept even while in use."""
         ports = self.workload_ports()
         port = ports.get(name)
-        if port is None or not port_is_free(port):
+        if port is None or not (shared or port_is_free(port)):
             port = free_port()
             ports[name] = port
             write_private_file(self._ports_file, json.dumps(ports).encode())

@@ -21,14 +21,14 @@ from fraudctl.pipeline import schema, sinks
 from fraudctl.pipeline.consumer import MerchantRiskCache
 from fraudctl.pipeline.health import DatabaseReadiness
 from fraudctl.pipeline.metrics import ApiMetrics
-from fraudctl.pipeline.scoring import Scorer
+from fraudctl.pipeline.scoring import Deployment
 from fraudctl.runtime import Runtime
 
 
-def create_app(runtime: Runtime, scorer: Scorer) -> FastAPI:
+def create_app(runtime: Runtime, deployment: Deployment) -> FastAPI:
     app = FastAPI(title="fraudctl scoring API", version=feature_fn.FEATURE_VERSION)
     metrics = ApiMetrics()
-    metrics.model.info({"version": scorer.version})
+    metrics.model.info({"version": deployment.label})
 
     def load_daily(since_day: int) -> pd.DataFrame:
         with runtime.pooled() as conn:
@@ -63,9 +63,11 @@ def create_app(runtime: Runtime, scorer: Scorer) -> FastAPI:
         state = card_state(txn.card_hash)
         day = int(txn.ts.timestamp() // feature_fn.DAY_S)
         result = feature_fn.compute(frame, state, merchants.daily(day))
-        score = float(scorer.score(result.features)[0])
-        return {"txn_id": txn.txn_id, "score": score, "model": scorer.version,
-                "feature_version": feature_fn.FEATURE_VERSION,
+        scored = deployment.score([txn.txn_id], result.features)
+        return {"txn_id": txn.txn_id, "score": float(scored.scores[0]),
+                "model": scored.models[0], "feature_version": feature_fn.FEATURE_VERSION,
+                **{name: values[0].item() if hasattr(values[0], "item") else values[0]
+                   for name, values in scored.extras.items()},
                 "features": {k: round(float(v), 4) for k, v in
                              result.features.iloc[0].items()}}
 
@@ -90,7 +92,7 @@ def create_app(runtime: Runtime, scorer: Scorer) -> FastAPI:
     @app.get("/ready")
     def ready() -> JSONResponse:
         ok = readiness()
-        return JSONResponse({"ready": ok, "model": scorer.version},
+        return JSONResponse({"ready": ok, "model": deployment.label},
                             status_code=200 if ok else 503)
 
     @app.get("/metrics")

@@ -36,7 +36,7 @@ from fraudctl import errors
 from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline import health, schema, sinks
 from fraudctl.pipeline.metrics import ConsumerMetrics
-from fraudctl.pipeline.scoring import Scorer
+from fraudctl.pipeline.scoring import Deployment
 from fraudctl.ports import ReceivedMessage
 from fraudctl.runtime import Runtime
 
@@ -128,13 +128,13 @@ class PoisonBatch(Exception):
 
 
 class Consumer:
-    def __init__(self, runtime: Runtime, scorer: Scorer, config: ConsumerConfig,
+    def __init__(self, runtime: Runtime, deployment: Deployment, config: ConsumerConfig,
                  metrics: ConsumerMetrics | None = None) -> None:
         self.runtime = runtime
-        self.scorer = scorer
+        self.deployment = deployment
         self.config = config
         self.metrics = metrics or ConsumerMetrics()
-        self.metrics.model_info(scorer.version)
+        self.metrics.model_info(deployment.label)
         self.stop_event = threading.Event()
         self._inbox: inbox_queue.Queue[list[ReceivedMessage]] = inbox_queue.Queue(
             maxsize=max(2, config.receivers * 2))
@@ -243,10 +243,11 @@ class Consumer:
                     state = sinks.lock_card_state(conn, new["card_hash"].tolist())
                     first_day = int(feature_fn.epoch_seconds(new["ts"]).min() // feature_fn.DAY_S)
                     result = feature_fn.compute(new, state, self._merchants.daily(first_day))
-                    scores = self.scorer.score(result.features)
+                    scored_by = self.deployment.score(new["txn_id"].tolist(), result.features)
                     scored = new[["txn_id", "ts", "amount", "merchant_id"]].assign(
-                        score=scores,
-                        features=sinks.features_json(result.features, self.scorer.version))
+                        score=scored_by.scores,
+                        features=sinks.features_json(result.features, scored_by.models,
+                                                     scored_by.extras))
                     sinks.insert_scored(conn, scored)
                     sinks.save_card_state(conn, result.state)
                 self._record_batch(conn, len(new), len(frame) - len(new))
@@ -267,7 +268,7 @@ class Consumer:
             "duplicates = consumer_status.duplicates + EXCLUDED.duplicates",
             (self.config.consumer_id, scored + duplicates,
              (time.monotonic() - self._local.batch_started) * 1000, scored, duplicates,
-             self.scorer.version),
+             self.deployment.label),
         )
 
     def _commit_with_retry(self, valid: list[schema.Transaction]) -> tuple[int, int]:

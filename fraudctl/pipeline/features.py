@@ -18,8 +18,9 @@ treated as happening at that latest time, so decay factors never exceed one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,7 @@ def epoch_seconds(ts: pd.Series) -> np.ndarray:
 
 def _prior(state: pd.DataFrame, cards: np.ndarray) -> dict[str, np.ndarray]:
     """The cards' prior state as arrays (NaN/None for a card never seen)."""
-    positions = state.index.get_indexer(pd.Index(cards))
+    positions = state.index.get_indexer(pd.Index(cards, dtype=object))
     known = positions >= 0
     safe = np.where(known, positions, 0)
     prior: dict[str, np.ndarray] = {}
@@ -82,6 +83,41 @@ def _prior(state: pd.DataFrame, cards: np.ndarray) -> dict[str, np.ndarray]:
             taken = values.astype("float64")[safe] if len(values) else np.zeros(len(cards))
             prior[column] = np.where(known, taken, np.nan)
     return prior
+
+
+class CardTable:
+    """Card state as one array per column over a fixed set of cards: what a batch spanning
+    many time windows (a backlog, or all of history) carries from window to window. Each
+    window reads and writes positions; no frame is rebuilt until the end."""
+
+    def __init__(self, cards: np.ndarray, initial: pd.DataFrame) -> None:
+        known = initial.index.to_numpy(dtype=object)
+        self.index = pd.Index(pd.unique(np.concatenate([known, cards.astype(object)])),
+                              dtype=object)
+        n = len(self.index)
+        self.columns = {name: np.full(n, np.nan) for name in STATE_COLUMNS[:-1]}
+        self.columns["home_country"] = np.full(n, None, dtype=object)
+        self.touched = np.zeros(n, dtype=bool)
+        if len(known):
+            prior = _prior(initial, known)
+            positions = self.index.get_indexer(pd.Index(known, dtype=object))
+            for name in STATE_COLUMNS:
+                self.columns[name][positions] = prior[name]
+
+    def prior(self, cards: np.ndarray) -> dict[str, np.ndarray]:
+        positions = self.index.get_indexer(pd.Index(cards, dtype=object))
+        return {name: values[positions] for name, values in self.columns.items()}
+
+    def update(self, cards: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        positions = self.index.get_indexer(pd.Index(cards, dtype=object))
+        for name, values in columns.items():
+            self.columns[name][positions] = values
+        self.touched[positions] = True
+
+    def frame(self) -> pd.DataFrame:
+        """The state of the cards the windows updated."""
+        return state_frame({name: values[self.touched] for name, values in self.columns.items()},
+                           self.index.to_numpy(dtype=object)[self.touched])
 
 
 @dataclass
@@ -116,7 +152,7 @@ class MerchantRiskIndex:
 
     def __init__(self, daily: pd.DataFrame) -> None:
         daily = daily.sort_values(["merchant_id", "day"], kind="stable")
-        self._codes = pd.Index(daily["merchant_id"].unique())
+        self._codes = pd.Index(daily["merchant_id"].unique(), dtype=object)
         self._row_code = np.asarray(self._codes.get_indexer(daily["merchant_id"]))
         self._keys = (self._row_code.astype("int64") * self._SCALE
                       + daily["day"].to_numpy("int64"))
@@ -162,25 +198,33 @@ def compute(batch: pd.DataFrame, state: pd.DataFrame, merchant_daily: MerchantRi
              else MerchantRiskIndex(merchant_daily))
     t = epoch_seconds(batch["ts"])
     if len(t) == 0 or t.max() - t.min() <= WINDOW_S:
-        return _compute_window(batch, t, state, index)
+        features, cards, columns = _compute_window(batch, t, lambda c: _prior(state, c), index)
+        return FeatureResult(features=features, state=state_frame(columns, cards))
     # A batch spanning hours (a backlog, or a history chunk): one window at a time, in time
     # order, carrying the state — the same result, with small exponents.
+    table = CardTable(batch["card_hash"].to_numpy(dtype=object), state)
+    features = _compute_windows(batch, t, table, index)
+    return FeatureResult(features=features, state=table.frame())
+
+
+def _compute_windows(batch: pd.DataFrame, t: np.ndarray, table: CardTable,
+                     index: MerchantRiskIndex) -> pd.DataFrame:
     windows = np.floor((t - t.min()) / WINDOW_S)
-    parts, updates = [], []
+    parts = []
     for window in np.unique(windows):
         mask = windows == window
-        result = _compute_window(batch[mask], t[mask], state, index)
-        parts.append(result.features)
-        updates.append(result.state)
-        state = merge_state(state, result.state)
-    features = pd.concat(parts).reindex(batch.index)
-    touched = pd.concat(updates)
-    final = touched[~touched.index.duplicated(keep="last")]
-    return FeatureResult(features=features, state=final)
+        features, cards, columns = _compute_window(batch[mask], t[mask], table.prior, index)
+        parts.append(features)
+        table.update(cards, columns)
+    return pd.concat(parts).reindex(batch.index)
 
 
-def _compute_window(batch: pd.DataFrame, t: np.ndarray, state: pd.DataFrame,
-                    index: MerchantRiskIndex) -> FeatureResult:
+def _compute_window(batch: pd.DataFrame, t: np.ndarray,
+                    prior_of: Callable[[np.ndarray], dict[str, np.ndarray]],
+                    index: MerchantRiskIndex
+                    ) -> tuple[pd.DataFrame, np.ndarray, dict[str, np.ndarray]]:
+    """Features of one window of at most WINDOW_S, and the new state of its cards (their
+    ids and one array per state column)."""
     n = len(batch)
     cards = batch["card_hash"].to_numpy(dtype=object)
     order = np.lexsort((t, cards))                       # by card, then time
@@ -194,7 +238,7 @@ def _compute_window(batch: pd.DataFrame, t: np.ndarray, state: pd.DataFrame,
     last = np.r_[group[1:] != group[:-1], True] if n else np.zeros(0, dtype=bool)
     start = np.flatnonzero(first)[np.cumsum(first) - 1] if n else np.zeros(0, dtype=int)
 
-    prior = _prior(state, cards_s)
+    prior = prior_of(cards_s)
     prior_last = prior["last_ts"]
     prior_n = np.nan_to_num(prior["n_total"])
     t_eff = np.fmax(t_s, prior_last)                     # card time runs forward only
@@ -260,23 +304,41 @@ def _compute_window(batch: pd.DataFrame, t: np.ndarray, state: pd.DataFrame,
     features = pd.DataFrame(matrix, index=batch.index, columns=FEATURE_NAMES)
 
     counts = np.bincount(group)[group[last]] if n else np.zeros(0, dtype="int64")
-    new_state = pd.DataFrame({                           # in STATE_COLUMNS order
+    new_state = {
         "last_ts": t_eff[last],
-        "n_total": (prior_n[last] + counts).astype("int64"),
+        "n_total": (prior_n[last] + counts).astype("float64"),
         "count_1h": after["count_1h"][last],
         "count_1d": after["count_1d"][last],
         "count_7d": after["count_7d"][last],
         "amount_7d": after["amount_7d"][last],
         "small_1h": after["small_1h"][last],
         "home_country": home[last],
-    }, index=pd.Index(cards_s[last], name="card_hash"))
-    return FeatureResult(features=features, state=new_state)
+    }
+    return features, cards_s[last], new_state
+
+
+def state_frame(columns: dict[str, np.ndarray], cards: np.ndarray) -> pd.DataFrame:
+    """A card state frame with Python-object strings in the index and ``home_country``.
+
+    pandas 3 would infer Arrow strings there, and every lookup and merge would then convert
+    them back and forth (that conversion was most of the offline feature time).
+    """
+    index = pd.Index(cards, name="card_hash", dtype=object)
+    dtypes: dict[str, Any] = {"home_country": object, "n_total": "int64"}
+    return pd.DataFrame({name: pd.Series(columns[name], index=index,
+                                         dtype=dtypes.get(name, "float64"))
+                         for name in STATE_COLUMNS})
 
 
 def merge_state(state: pd.DataFrame, updates: pd.DataFrame) -> pd.DataFrame:
     if state.empty:
         return updates.copy()
-    return pd.concat([state[~state.index.isin(updates.index)], updates])
+    keep = ~state.index.isin(updates.index)
+    return state_frame(
+        {name: np.concatenate([state[name].to_numpy()[keep], updates[name].to_numpy()])
+         for name in STATE_COLUMNS},
+        np.concatenate([state.index.to_numpy(dtype=object)[keep],
+                        updates.index.to_numpy(dtype=object)]))
 
 
 def day_chunks(transactions: pd.DataFrame) -> Iterator[pd.DataFrame]:
@@ -291,15 +353,14 @@ def compute_history(transactions: pd.DataFrame, merchant_daily: pd.DataFrame,
                     state: pd.DataFrame | None = None) -> FeatureResult:
     """Offline: the same function over the history in time order, carrying the state."""
     state = empty_state() if state is None else state
+    if transactions.empty:
+        return FeatureResult(pd.DataFrame(columns=FEATURE_NAMES, dtype="float64"), state)
     index = MerchantRiskIndex(merchant_daily)
-    parts = []
-    for chunk in day_chunks(transactions):
-        result = compute(chunk, state, index)
-        parts.append(result.features)
-        state = merge_state(state, result.state)
-    features = (pd.concat(parts).reindex(transactions.index) if parts
-                else pd.DataFrame(columns=FEATURE_NAMES, dtype="float64"))
-    return FeatureResult(features=features, state=state)
+    ordered = transactions.sort_values("ts", kind="stable")
+    table = CardTable(ordered["card_hash"].to_numpy(dtype=object), state)
+    features = _compute_windows(ordered, epoch_seconds(ordered["ts"]), table, index)
+    return FeatureResult(features=features.reindex(transactions.index),
+                         state=merge_state(state, table.frame()))
 
 
 def merchant_daily_from_labels(labels: pd.DataFrame, merchants: pd.DataFrame) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from fraudctl.lake_table import LakeFormat
 from fraudctl.pipeline import exporter, schema, simulator, sinks
 from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline import labels as label_io
-from fraudctl.pipeline.scoring import Scorer
+from fraudctl.pipeline.scoring import Deployment
 from fraudctl.runtime import Runtime
 
 # How often the producer sends: small enough that a transaction waits at most this long
@@ -112,7 +112,7 @@ class BackfillResult:
     elapsed_s: float
 
 
-def backfill(runtime: Runtime, scorer: Scorer, *, days: int,
+def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
              config: simulator.SimulatorConfig, delay_s: float,
              lake_format: LakeFormat = "parquet") -> BackfillResult:
     started = time.time()
@@ -130,8 +130,9 @@ def backfill(runtime: Runtime, scorer: Scorer, *, days: int,
     labels = simulator.labels(frame, delay_s, config.seed)
     daily = feature_fn.merchant_daily_from_labels(labels, frame)
     computed = feature_fn.compute_history(frame, daily)
-    scores = scorer.score(computed.features)
-    features_text = sinks.features_json(computed.features, scorer.version)
+    scored = deployment.score(frame["txn_id"].tolist(), computed.features)
+    scores = scored.scores
+    features_text = sinks.features_json(computed.features, scored.models, scored.extras)
     payload = [schema.to_message(m) for m in simulator.messages(frame)]
 
     with runtime.connect() as conn:
@@ -147,7 +148,7 @@ def backfill(runtime: Runtime, scorer: Scorer, *, days: int,
             sinks.save_card_state(conn, computed.state)
         imported = label_io.import_labels(conn, labels)
 
-    lake = frame.assign(score=scores, model=scorer.version, features=features_text,
+    lake = frame.assign(score=scores, model=scored.models, features=features_text,
                         scored_at=pd.Timestamp(time.time(), unit="s", tz="UTC"))
     keys = exporter.write_partitions(runtime.store, lake, f"part-backfill-{sim.run_id}",
                                      lake_format)

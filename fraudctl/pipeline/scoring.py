@@ -1,29 +1,45 @@
-"""Scorers: features in, fraud probabilities out, vectorized over a batch.
+"""Scoring: features in, fraud probabilities out, vectorized over a batch.
 
-Until a trained model is registered (the model lifecycle's job), the pipeline scores with
-:class:`RuleScorer`, a hand-weighted logistic rule over the same features. Its version,
-``rules-v1``, is what every score records in ``features->>'model'``, so a rule-based score can
-never be mistaken for a model's.
+A :class:`Scorer` is one model. A :class:`Deployment` is what one colour of the pipeline
+serves: a champion, and optionally a challenger that either scores a deterministic share of
+the traffic (canary: the CRC-32 of ``txn_id`` modulo 100 below the percentage, the same share on
+every replica and every retry) or scores everything in the shadow of the champion, whose score
+alone acts. Every row records the version whose score acts in ``features->>'model'``, and in
+shadow mode the challenger's version and score beside it, so the two can be compared.
+
+Until a trained model is registered the pipeline scores with :class:`RuleScorer`, a
+hand-weighted logistic rule over the same features, version ``rules-v1``, so a rule-based score
+can never be mistaken for a model's.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
+Mode = Literal["full", "canary", "shadow"]
+RULES_VERSION = "rules-v1"
+
 
 class Scorer(Protocol):
     version: str
+    threshold: float
 
     def score(self, features: pd.DataFrame) -> np.ndarray: ...
+
+    def anomaly(self, features: pd.DataFrame) -> np.ndarray | None: ...
 
 
 class RuleScorer:
     """A fixed logistic rule; not trained, and marked as such by its version."""
 
-    version = "rules-v1"
+    version = RULES_VERSION
+    threshold = 0.5
 
     def score(self, features: pd.DataFrame) -> np.ndarray:
         f = features
@@ -39,7 +55,64 @@ class RuleScorer:
         )
         return np.asarray(1.0 / (1.0 + np.exp(-logit)))
 
+    def anomaly(self, features: pd.DataFrame) -> np.ndarray | None:
+        return None
 
-def active_scorer() -> Scorer:
-    """The scorer the pipeline uses now (the model lifecycle swaps in trained models)."""
-    return RuleScorer()
+
+def canary_share(txn_ids: Sequence[str], pct: int) -> np.ndarray:
+    """Which transactions the challenger scores: deterministic per txn_id."""
+    if pct <= 0:
+        return np.zeros(len(txn_ids), dtype=bool)
+    buckets = np.fromiter((zlib.crc32(t.encode()) % 100 for t in txn_ids), dtype=np.int64,
+                          count=len(txn_ids))
+    return buckets < pct
+
+
+@dataclass
+class Scored:
+    scores: np.ndarray
+    models: np.ndarray                        # the acting version, per row
+    extras: dict[str, np.ndarray] = field(default_factory=dict)   # more per-row JSON fields
+
+
+@dataclass
+class Deployment:
+    champion: Scorer
+    challenger: Scorer | None = None
+    mode: Mode = "full"
+    canary_pct: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode != "full" and self.challenger is None:
+            raise ValueError(f"{self.mode} needs a challenger")
+
+    @property
+    def label(self) -> str:
+        """One line for logs, metrics and /ready."""
+        if self.challenger is None:
+            return self.champion.version
+        share = f" {self.canary_pct}%" if self.mode == "canary" else ""
+        return f"{self.champion.version} + {self.challenger.version} ({self.mode}{share})"
+
+    @property
+    def versions(self) -> list[str]:
+        return [s.version for s in (self.champion, self.challenger) if s is not None]
+
+    def score(self, txn_ids: Sequence[str], features: pd.DataFrame) -> Scored:
+        n = len(features)
+        scores = self.champion.score(features)
+        models = np.full(n, self.champion.version, dtype=object)
+        extras: dict[str, np.ndarray] = {}
+        anomaly = self.champion.anomaly(features)
+        if self.challenger is not None and self.mode == "canary":
+            routed = canary_share(txn_ids, self.canary_pct)
+            if routed.any():
+                scores = scores.copy()
+                scores[routed] = self.challenger.score(features[routed])
+                models[routed] = self.challenger.version
+        elif self.challenger is not None and self.mode == "shadow":
+            extras["shadow_model"] = np.full(n, self.challenger.version, dtype=object)
+            extras["shadow_score"] = np.round(self.challenger.score(features), 6)
+        if anomaly is not None:
+            extras["anomaly"] = np.round(anomaly, 4)
+        return Scored(scores, models, extras)

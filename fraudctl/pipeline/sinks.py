@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 import psycopg
@@ -95,8 +96,11 @@ def read_card_state(conn: psycopg.Connection[Any], cards: list[str]) -> pd.DataF
 def state_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     if not rows:
         return feature_fn.empty_state()
-    frame = pd.DataFrame(rows, columns=["card_hash", *feature_fn.STATE_COLUMNS])
-    return frame.set_index("card_hash")
+    columns = list(zip(*rows, strict=True))
+    return feature_fn.state_frame(
+        {name: np.asarray(values, dtype=object if name == "home_country" else "float64")
+         for name, values in zip(feature_fn.STATE_COLUMNS, columns[1:], strict=True)},
+        np.asarray(columns[0], dtype=object))
 
 
 def save_card_state(conn: psycopg.Connection[Any], state: pd.DataFrame) -> None:
@@ -113,14 +117,24 @@ def save_card_state(conn: psycopg.Connection[Any], state: pd.DataFrame) -> None:
     )
 
 
-def features_json(features: pd.DataFrame, model: str) -> list[str]:
-    """features->>'model' names the model; the values are rounded for storage."""
-    header = {"model": model, "feature_version": feature_fn.FEATURE_VERSION}
+def features_json(features: pd.DataFrame, models: np.ndarray | str,
+                  extras: dict[str, np.ndarray] | None = None) -> list[str]:
+    """One JSON document per row: ``model`` (the version whose score acts), the feature
+    version, the features rounded for storage, and any per-row ``extras`` (anomaly score,
+    shadow model and score)."""
+    n = len(features)
+    models = np.full(n, models, dtype=object) if isinstance(models, str) else models
     # Four decimals: enough for any reading of a score, and jsonb parses short numbers fast.
-    values = features[feature_fn.FEATURE_NAMES].round(4).to_numpy()
+    values = features[feature_fn.FEATURE_NAMES].round(4).to_numpy().tolist()
     names = feature_fn.FEATURE_NAMES
-    return [orjson.dumps({**header, **dict(zip(names, row.tolist(), strict=True))}).decode()
-            for row in values]
+    extra_names = list(extras or {})
+    extra_rows = (zip(*((extras or {})[k].tolist() for k in extra_names), strict=True)
+                  if extra_names else iter([()] * n))
+    version = feature_fn.FEATURE_VERSION
+    return [orjson.dumps({"model": model, "feature_version": version,
+                          **dict(zip(names, row, strict=True)),
+                          **dict(zip(extra_names, extra, strict=True))}).decode()
+            for model, row, extra in zip(models.tolist(), values, extra_rows, strict=True)]
 
 
 def insert_scored(conn: psycopg.Connection[Any], scored: pd.DataFrame, *,

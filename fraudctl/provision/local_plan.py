@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import sys
 from typing import Any
 
 from pgmq.install import get_embedded_install_sql, get_embedded_sql_version
 
-from fraudctl import errors, lake_table, naming
-from fraudctl.config import Settings, settings_env
+from fraudctl import lake_table, naming
+from fraudctl.config import Settings
 from fraudctl.db.connect import DbEndpoint, connect
 from fraudctl.local import pgmq_queue
 from fraudctl.local.postgres import free_port
 from fraudctl.local.stack import LocalStack
+from fraudctl.local.workloads import SHARED, LocalWorkloads, colour_processes
+from fraudctl.model import bootstrap, deployment
+from fraudctl.model.bootstrap import FirstModel
 from fraudctl.provision import database
 from fraudctl.provision.plan import Plan, Step, StepResult
-from fraudctl.state import ensure_private_dir
-from fraudctl.waits import wait_until
+from fraudctl.state import StackState, ensure_private_dir
 
 # Prefixes the object store starts with, so `status` and the query engine find them.
 STORE_PREFIXES = (naming.LAKE_PREFIX, naming.MODELS_PREFIX, naming.QUERY_RESULTS_PREFIX)
@@ -215,45 +216,47 @@ def _plan_store_and_catalog(plan: Plan, stack: LocalStack) -> None:
                   put, ("write catalog/",), key))
 
 
-# The stack's long-running processes, started in this order (the API last: it is what users
-# call, and it should find the pipeline behind it running).
-WORKLOADS = ("consumer", "exporter", "api")
-_WORKLOAD_START_TIMEOUT_S = 60.0
-
-
-def _start_workload(stack: LocalStack, name: str) -> StepResult:
-    port = stack.workload_port(name)
-    argv = [sys.executable, "-m", "fraudctl", "run", name, "--port", str(port)]
-    health = f"http://127.0.0.1:{port}/health"
-    pid = stack.supervisor.start(name, argv, env=settings_env(stack.settings),
-                                 health_url=health)
-
-    def probe() -> tuple[bool, str, None]:
-        status = next((s for s in stack.supervisor.status() if s.name == name), None)
-        if status is None or not status.running:
-            log = stack.supervisor.log_file(name).read_text(errors="replace").splitlines()
-            raise errors.FraudctlError(
-                f"process {name} exited at start: {log[-1] if log else 'no output'}",
-                f"see `fraudctl logs {name}`")
-        return bool(status.healthy), "healthy" if status.healthy else "starting", None
-
-    wait_until(f"process {name}", probe, timeout_s=_WORKLOAD_START_TIMEOUT_S, interval_s=0.2)
-    return {"pid": pid, "port": port}
-
-
 def _plan_workloads(plan: Plan, stack: LocalStack) -> None:
+    """The exporter, the active colour's consumer and API, and the retrain scheduler: each
+    planned only if it is not running. The colour's spec is read from the state when the
+    step runs, so a first model trained by an earlier step is what the colour serves."""
+    workloads = LocalWorkloads(stack)
     running = {s.name: s for s in stack.supervisor.status() if s.running}
-    for name in WORKLOADS:
-        key = f"process/{name}"
+    state = StackState.load(stack.dir, stack=stack.settings.stack, target="local")
+    colour = deployment.serving(state).active
+
+    def start_colour() -> StepResult:
+        spec = deployment.serving(StackState.load(stack.dir, stack=stack.settings.stack,
+                                                  target="local")).spec
+        return {**workloads.start_colour(colour, spec), "serving": spec.label}
+
+    names = [*SHARED[:1], *colour_processes(colour)]
+    if stack.settings.retrain_at != "off":
+        names.append(SHARED[1])
+    for name in names:
         if name in running:
-            plan.found(key, f"process {name}", pid=running[name].pid)
-            continue
-        plan.add(Step(f"process {name}", "start", f"`fraudctl run {name}` under the supervisor",
-                      lambda name=name: _start_workload(stack, name),  # type: ignore[misc]
-                      ("spawn", "GET /health"), key))
+            plan.found(f"process/{name}", f"process {name}", pid=running[name].pid)
+    if not set(colour_processes(colour)) <= set(running):
+        plan.add(Step(f"colour {colour}", "start", "consumer and API, each ready with its "
+                      "model", start_colour, ("spawn", "GET /ready"), f"process/{colour}"))
+    for name in names:
+        if name in SHARED and name not in running:
+            plan.add(Step(f"process {name}", "start", f"`fraudctl run {name}` under the "
+                          "supervisor", lambda name=name: workloads.start_shared(name),  # type: ignore[misc]
+                          ("spawn", "GET /health"), f"process/{name}"))
 
 
-def plan_up(settings: Settings) -> Plan:
+def _plan_first_model(plan: Plan, stack: LocalStack, request: FirstModel | None) -> None:
+    if not bootstrap.needed(stack.settings, request):
+        return
+    assert request is not None
+    plan.add(Step("model", "train", request.describe(),
+                  lambda: bootstrap.train_first_model(stack.settings, request,
+                                                      LocalWorkloads(stack)),
+                  ("backfill", "train", "register"), "model/first"))
+
+
+def plan_up(settings: Settings, first_model: FirstModel | None = None) -> Plan:
     stack = LocalStack(settings)
     plan = Plan(settings.stack, "local")
     _plan_folder(plan, stack)
@@ -261,6 +264,7 @@ def plan_up(settings: Settings) -> Plan:
     running = _plan_postgres(plan, stack)
     _plan_database(plan, stack, inspect=running)
     _plan_store_and_catalog(plan, stack)
+    _plan_first_model(plan, stack, first_model)
     _plan_workloads(plan, stack)
     return plan
 

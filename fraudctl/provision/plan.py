@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Action = Literal["create", "update", "start", "stop", "delete", "migrate", "wait"]
+Action = Literal["create", "update", "start", "stop", "delete", "migrate", "wait", "train"]
 
 # What a step returns: attributes to remember in the state under its key, or None.
 StepResult = dict[str, Any] | None

@@ -75,7 +75,7 @@ def test_produce_20000_exactly_once_everywhere(isolated_env: Path) -> None:
         assert code == 422 and "missing field" in str(answer["error"])
         with urllib.request.urlopen(f"{api}/metrics", timeout=5) as response:
             assert b"fraudctl_predict_requests_total" in response.read()
-        ports_consumer = f"http://127.0.0.1:{ports['consumer']}"
+        ports_consumer = f"http://127.0.0.1:{ports['consumer-blue']}"
         with urllib.request.urlopen(f"{ports_consumer}/metrics", timeout=5) as response:
             metrics = response.read().decode()
         assert "fraudctl_transactions_processed_total" in metrics

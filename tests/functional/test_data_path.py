@@ -27,7 +27,7 @@ from fraudctl.pipeline import labels as label_io
 from fraudctl.pipeline import schema, simulator, sinks
 from fraudctl.pipeline.consumer import Consumer, ConsumerConfig
 from fraudctl.pipeline.exporter import Exporter
-from fraudctl.pipeline.scoring import RuleScorer
+from fraudctl.pipeline.scoring import Deployment, RuleScorer
 from fraudctl.pipeline.verify import lake_ids
 from fraudctl.runtime import Runtime, open_runtime
 
@@ -64,7 +64,8 @@ def bodies(frame: pd.DataFrame) -> list[str]:
 def consume_all(rt: Runtime, *, expected_scored: int, timeout_s: float = 120,
                 config: ConsumerConfig | None = None) -> Consumer:
     """Run a consumer until ``expected_scored`` more transactions are committed."""
-    consumer = Consumer(rt, RuleScorer(), config or ConsumerConfig(consumer_id="test"))
+    consumer = Consumer(rt, Deployment(RuleScorer()),
+                        config or ConsumerConfig(consumer_id="test"))
     thread = threading.Thread(target=consumer.run)
     thread.start()
     deadline = time.monotonic() + timeout_s
@@ -138,7 +139,7 @@ def test_online_features_agree_with_offline(runtime: Runtime) -> None:
 
 def test_an_idle_consumer_is_ready_and_a_database_outage_is_not(
         runtime: Runtime, stack_settings: Settings) -> None:
-    consumer = Consumer(runtime, RuleScorer(), ConsumerConfig(consumer_id="idle"))
+    consumer = Consumer(runtime, Deployment(RuleScorer()), ConsumerConfig(consumer_id="idle"))
     assert consumer.ready()                              # no traffic needed to be ready
     postgres = LocalStack(stack_settings).postgres
     postgres.stop()
@@ -220,7 +221,7 @@ def test_postgres_restart_under_load(runtime: Runtime, stack_settings: Settings)
     frame = make_traffic(seed=51, count=15_000)
     ids = frame["txn_id"].tolist()
     runtime.queue.send_batch(bodies(frame))
-    consumer = Consumer(runtime, RuleScorer(),
+    consumer = Consumer(runtime, Deployment(RuleScorer()),
                         ConsumerConfig(consumer_id="restart", batch_size=500))
     thread = threading.Thread(target=consumer.run)
     thread.start()
@@ -281,7 +282,7 @@ def test_card_state_is_shared_and_serialized_between_replicas(runtime: Runtime) 
                               start)
     frame = sim.live(start, start + 1800, 3000)
     runtime.queue.send_batch(bodies(frame))
-    workers = [Consumer(runtime, RuleScorer(), ConsumerConfig(
+    workers = [Consumer(runtime, Deployment(RuleScorer()), ConsumerConfig(
         consumer_id=f"replica-{i}", batch_size=100, receive_max=50)) for i in range(2)]
     threads = [threading.Thread(target=w.run) for w in workers]
     for thread in threads:

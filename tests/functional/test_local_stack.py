@@ -122,6 +122,7 @@ def test_database_is_private_and_least_privileged(isolated_env: Path) -> None:
 def test_queue_send_receive_delete_with_visibility(isolated_env: Path) -> None:
     settings = load_settings({})
     lifecycle.up(settings)
+    LocalStack(settings).supervisor.stop_all()        # the consumer would take the messages
     queue = LocalStack(settings).queue
     try:
         queue.send_batch(['{"txn_id": "a"}', '{"txn_id": "b"}', "not json"])

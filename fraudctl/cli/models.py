@@ -1,0 +1,333 @@
+"""The model lifecycle's commands: `retrain`, `model evaluate|drift`, `models list|show`,
+`swap-model`. Each is thin over fraudctl.model."""
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from fraudctl import errors, lifecycle, output
+from fraudctl.cli.options import check_output_format, stack_command
+from fraudctl.config import Settings
+
+if TYPE_CHECKING:
+    from fraudctl.model.evaluation import Report
+    from fraudctl.model.retrain import WindowRequest
+    from fraudctl.ports import ColourWorkloads
+
+model_app = typer.Typer(help="Evaluate models and watch them for drift.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+
+OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
+HistoryFile = Annotated[Path | None, typer.Option(
+    "--history", help="CSV or Parquet in the message schema plus is_fraud [, labelled_at] "
+    "instead of the stack's own data.")]
+TrainStart = Annotated[str | None, typer.Option(
+    "--train-start", help="First day of the train window (YYYY-MM-DD) [default: the latest "
+    "window that fits].")]
+TrainDays = Annotated[int, typer.Option("--train-days", help="Days of training data.")]
+DelayDays = Annotated[int | None, typer.Option(
+    "--delay-days", help="Label-delay gap between train and test [default: the stack's "
+    "label_delay_days, 7].")]
+TestDays = Annotated[int, typer.Option("--test-days", help="Days of test data.")]
+
+
+def _window(settings: Settings, train_start: str | None, train_days: int,
+            delay_days: int | None, test_days: int) -> "WindowRequest":
+    from fraudctl.model.retrain import WindowRequest
+
+    start: date | None = None
+    if train_start is not None:
+        try:
+            start = datetime.strptime(train_start, "%Y-%m-%d").date()
+        except ValueError:
+            raise errors.ConfigError(f"--train-start must be a date YYYY-MM-DD, got "
+                                     f"{train_start!r}") from None
+    return WindowRequest(start, train_days,
+                         settings.label_delay_days if delay_days is None else delay_days,
+                         test_days)
+
+
+def _report_table(report: "Report") -> Table:
+    table = Table(title=f"{report.source}: {report.window.describe()}", title_justify="left")
+    for column in ("model", "ROC AUC", "avg prec", "card P@100", "threshold", "precision",
+                   "recall", "alerts"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for result in report.results:
+        m = result.metrics
+        name = result.name if result.role != "baseline" or result.name != "champion" else (
+            f"champion {result.model}")
+        table.add_row(name, f"{m.roc_auc:.4f}", f"{m.average_precision:.4f}",
+                      f"{m.card_precision_at_100:.3f}", f"{m.threshold:.4f}",
+                      f"{m.precision:.3f}", f"{m.recall:.3f}", str(m.alerts))
+    return table
+
+
+def _print_report(report: "Report", fmt: str, extra: dict[str, Any] | None = None) -> None:
+    if fmt == "json":
+        output.print_json({**report.as_dict(), **(extra or {})})
+        return
+    output.out.print(_report_table(report))
+    output.err.print(f"train: {report.train_rows} rows, {report.train_frauds} frauds · "
+                     f"test: {report.test_rows} rows, {report.test_frauds} frauds")
+    for note in report.notes:
+        output.err.print(f"note: {note}")
+
+
+def _runtime_or_none(settings: Settings, history: Path | None) -> Any:
+    """A file-only evaluation needs no stack; everything else does."""
+    from fraudctl.runtime import open_runtime
+
+    if history is not None and not lifecycle.load_state(settings).exists:
+        return None
+    lifecycle.require_stack(settings)
+    return open_runtime(settings, pool_size=2)
+
+
+@stack_command
+def retrain(
+    settings: Settings,
+    history: HistoryFile = None,
+    train_start: TrainStart = None,
+    train_days: TrainDays = 7,
+    delay_days: DelayDays = None,
+    test_days: TestDays = 7,
+    output_format: OutputFormat = "table",
+) -> None:
+    """Train a model on labelled history, evaluate it on a later window, and register it."""
+    from fraudctl.model import retrain as retraining
+    from fraudctl.model import training
+    from fraudctl.runtime import open_runtime
+
+    check_output_format(output_format)
+    window = _window(settings, train_start, train_days, delay_days, test_days)
+    lifecycle.require_stack(settings)
+    output.err.print(lifecycle.identity_line(settings))
+    runtime = open_runtime(settings, pool_size=2)
+    try:
+        with output.err.status("reading history, computing features, training"):
+            result = retraining.retrain(
+                runtime, lifecycle.load_state(settings), history_file=history,
+                window_request=window, params=training.TrainingParams(),
+                label_delay_days=settings.label_delay_days, register=True)
+    finally:
+        runtime.close()
+    _print_report(result.report, output_format, {"version": result.version})
+    if output_format != "json":
+        verdict = ("beats" if result.report.beats_baseline else "does not beat")
+        output.err.print(f"registered {result.version}; it {verdict} the baseline on average "
+                         f"precision. Promote: `fraudctl swap-model {result.version}`")
+
+
+@stack_command
+def evaluate(
+    settings: Settings,
+    history: HistoryFile = None,
+    train_start: TrainStart = None,
+    train_days: TrainDays = 7,
+    delay_days: DelayDays = None,
+    test_days: TestDays = 7,
+    output_format: OutputFormat = "table",
+) -> None:
+    """Train and evaluate as `retrain` does, and register nothing."""
+    from fraudctl.model import retrain as retraining
+    from fraudctl.model import training
+
+    check_output_format(output_format)
+    window = _window(settings, train_start, train_days, delay_days, test_days)
+    runtime = _runtime_or_none(settings, history)
+    try:
+        with output.err.status("reading history, computing features, training"):
+            result = retraining.retrain(
+                runtime, lifecycle.load_state(settings) if runtime else None,
+                history_file=history, window_request=window,
+                params=training.TrainingParams(), label_delay_days=settings.label_delay_days,
+                register=False)
+    finally:
+        if runtime is not None:
+            runtime.close()
+    _print_report(result.report, output_format)
+
+
+@stack_command
+def drift(
+    settings: Settings,
+    version: Annotated[str | None, typer.Argument(
+        help="Model version [default: the active champion].")] = None,
+    hours: Annotated[float, typer.Option("--hours", help="Live window to compare.")] = 24.0,
+    output_format: OutputFormat = "table",
+) -> None:
+    """Population stability index of live features and scores against the training data."""
+    from fraudctl.model import deployment
+    from fraudctl.model import drift as drift_check
+    from fraudctl.pipeline.scoring import RULES_VERSION
+    from fraudctl.runtime import open_runtime
+
+    check_output_format(output_format)
+    lifecycle.require_stack(settings)
+    version = version or deployment.serving(lifecycle.load_state(settings)).spec.champion
+    if version == RULES_VERSION:
+        raise errors.ConfigError("the rule-based scorer has no training data to drift from",
+                                 "train a model first: `fraudctl retrain`")
+    runtime = open_runtime(settings, pool_size=1)
+    try:
+        report = drift_check.drift(runtime, version, hours=hours)
+    finally:
+        runtime.close()
+    if output_format == "json":
+        output.print_json(report.as_dict())
+        return
+    table = Table(title=f"{version}: {report.rows} rows of the last {hours:g} h",
+                  title_justify="left")
+    table.add_column("feature")
+    table.add_column("PSI", justify="right")
+    table.add_column("status")
+    colours = {"stable": "green", "watch": "yellow", "drifted": "red"}
+    for name, value in sorted(report.psi.items(), key=lambda item: -item[1]):
+        state = drift_check.status_of(value)
+        table.add_row(name, f"{value:.4f}", f"[{colours[state]}]{state}[/]")
+    output.out.print(table)
+    output.err.print(f"drifted: {', '.join(report.drifted)}" if report.drifted
+                     else "no feature drifted")
+
+
+@stack_command
+def list_models(settings: Settings, output_format: OutputFormat = "table") -> None:
+    """Registered model versions, oldest first, with their held-out metrics."""
+    from fraudctl.model import deployment
+    from fraudctl.model.registry import Registry
+    from fraudctl.runtime import open_runtime
+
+    check_output_format(output_format)
+    lifecycle.require_stack(settings)
+    runtime = open_runtime(settings, pool_size=1)
+    try:
+        versions = Registry(runtime.store).versions()
+    finally:
+        runtime.close()
+    serving = deployment.serving(lifecycle.load_state(settings))
+    serving_roles = {serving.spec.champion: "champion"}
+    if serving.spec.challenger:
+        serving_roles[serving.spec.challenger] = serving.spec.mode
+    rows = [{"version": v.version, "created_at": v.created_at,
+             "serving": serving_roles.get(v.version, ""),
+             "window": v.manifest.get("window", {}),
+             **{k: v.manifest.get("metrics", {}).get(k) for k in
+                ("roc_auc", "average_precision", "card_precision_at_100")}}
+            for v in versions]
+    if output_format == "json":
+        output.print_json({"models": rows})
+        return
+    if not rows:
+        output.err.print("no models registered yet: `fraudctl retrain`")
+        return
+    table = Table()
+    for column in ("version", "created", "serving", "test window", "ROC AUC", "avg precision",
+                   "card P@100"):
+        table.add_column(column)
+    for row in rows:
+        window = row["window"]
+        table.add_row(row["version"], row["created_at"], row["serving"],
+                      f"{window.get('test_start', '?')} .. {window.get('test_end', '?')}",
+                      f"{row['roc_auc']:.4f}", f"{row['average_precision']:.4f}",
+                      f"{row['card_precision_at_100']:.3f}")
+    output.out.print(table)
+
+
+@stack_command
+def show(settings: Settings, version: Annotated[str, typer.Argument(help="Model version.")],
+         output_format: OutputFormat = "json") -> None:
+    """A version's manifest: sha256, features, threshold, metrics, window, parameters."""
+    from fraudctl.model.registry import Registry
+    from fraudctl.runtime import open_runtime
+
+    check_output_format(output_format)
+    lifecycle.require_stack(settings)
+    runtime = open_runtime(settings, pool_size=1)
+    try:
+        manifest = dict(Registry(runtime.store).info(version).manifest)
+    finally:
+        runtime.close()
+    if output_format == "json":
+        output.print_json(manifest)
+        return
+    manifest.pop("drift_reference", None)
+    report = manifest.pop("report", None)
+    for key, value in manifest.items():
+        output.out.print(f"[bold]{key}[/bold]: {value}")
+    if report:
+        output.out.print(f"[bold]report[/bold]: {report}")
+
+
+def _workloads(settings: Settings) -> "ColourWorkloads":
+    if settings.target == "local":
+        from fraudctl.local.stack import LocalStack
+        from fraudctl.local.workloads import LocalWorkloads
+
+        return LocalWorkloads(LocalStack(settings))
+    raise errors.ConfigError("swap-model on the aws target needs the Kubernetes workloads",
+                             "not available yet: swap on the local target")
+
+
+@stack_command
+def swap_model(
+    settings: Settings,
+    version: Annotated[str | None, typer.Argument(
+        help="The version to serve (see `fraudctl models list`).")] = None,
+    canary: Annotated[int | None, typer.Option(
+        "--canary", help="Serve VERSION to this percent of transactions (by hash of "
+        "txn_id) beside the champion.")] = None,
+    shadow: Annotated[bool, typer.Option(
+        "--shadow", help="Score every transaction with VERSION too; only the champion's "
+        "score acts.")] = False,
+    rollback: Annotated[bool, typer.Option(
+        "--rollback", help="Return to the previous deployment.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Promote even if VERSION is worse than the champion on the latest "
+        "window.")] = False,
+    output_format: OutputFormat = "table",
+) -> None:
+    """Blue/green: start the idle colour with VERSION, let it take over, stop the old one."""
+    from fraudctl.model import deployment, swap
+    from fraudctl.runtime import open_runtime
+
+    check_output_format(output_format)
+    if rollback == (version is not None):
+        raise errors.ConfigError("give a VERSION or --rollback (one of the two)",
+                                 "`fraudctl swap-model 20261122-030000-ab12cd`")
+    if rollback and (canary is not None or shadow):
+        raise errors.ConfigError("--rollback takes no --canary or --shadow")
+    lifecycle.require_stack(settings)
+    output.err.print(lifecycle.identity_line(settings))
+    state = lifecycle.load_state(settings)
+    target = (swap.rollback_target(state) if rollback else
+              swap.promotion_target(deployment.serving(state), version or "", canary, shadow))
+    runtime = open_runtime(settings, pool_size=2)
+    try:
+        with output.err.status(f"swapping to {target.label}"):
+            result = swap.swap(runtime, state, _workloads(settings), target, force=force,
+                               rollback=rollback, gate_days=7)
+    finally:
+        runtime.close()
+    summary = {"changed": result.changed, "serving": result.spec.label,
+               "colour": result.colour, "previous": result.previous.label,
+               "seconds": round(result.seconds, 2), "phases": result.phases}
+    if result.judgement is not None:
+        summary["gate"] = {"window": result.judgement.window,
+                           "candidate_average_precision": round(result.judgement.candidate_ap, 4),
+                           "champion_average_precision": round(result.judgement.champion_ap, 4)}
+    if output_format == "json":
+        output.print_json(summary)
+    elif not result.changed:
+        output.out.print(f"{result.spec.label} already serves on {result.colour}: no change")
+    else:
+        output.out.print(f"{result.colour} serves {result.spec.label} (was "
+                         f"{result.previous.label}) in {result.seconds:.1f} s")
+
+
+model_app.command()(evaluate)
+model_app.command()(drift)
+models_app.command("list")(list_models)
+models_app.command()(show)

@@ -1,0 +1,2 @@
+"""The model lifecycle: labelled history, training, time-based evaluation, the registry,
+serving (load + batch score) and drift."""

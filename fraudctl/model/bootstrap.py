@@ -1,0 +1,77 @@
+"""`fraudctl up --backfill-days N | --history FILE`: the first model, before the first live
+transaction, so scoring is real from the start.
+
+Run as a step of `up`'s plan, after the database and the object store exist and before the
+scoring processes start: the backfill (when asked, and only into an empty stack) writes labelled
+history, a model is trained on it with the default window, registered, and made the champion
+of the active colour, which the workload steps then start with. On a stack whose scoring
+processes already run, the new champion goes in through a blue/green swap instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fraudctl.config import Settings
+from fraudctl.model import deployment, retrain, swap, training
+from fraudctl.model.deployment import DeploymentSpec
+from fraudctl.pipeline import producer, simulator
+from fraudctl.pipeline.scoring import RULES_VERSION, Deployment, RuleScorer
+from fraudctl.ports import ColourWorkloads
+from fraudctl.runtime import open_runtime
+from fraudctl.state import StackState
+
+
+@dataclass(frozen=True)
+class FirstModel:
+    backfill_days: int | None = None
+    history_file: Path | None = None
+
+    def describe(self) -> str:
+        source = (f"{self.backfill_days} days of simulated history" if self.backfill_days
+                  else f"history {self.history_file}")
+        return f"backfill and train on {source}, register, make champion"
+
+
+def needed(settings: Settings, request: FirstModel | None) -> bool:
+    """True when asked for and the active colour still scores with the rules."""
+    if request is None or (request.backfill_days is None and request.history_file is None):
+        return False
+    state = StackState.load(settings.stack_dir, stack=settings.stack, target=settings.target)
+    return deployment.serving(state).spec.champion == RULES_VERSION
+
+
+def train_first_model(settings: Settings, request: FirstModel,
+                      workloads: ColourWorkloads | None) -> dict[str, Any]:
+    state = StackState.load(settings.stack_dir, stack=settings.stack, target=settings.target)
+    runtime = open_runtime(settings, pool_size=2)
+    try:
+        facts: dict[str, Any] = {}
+        if request.backfill_days:
+            with runtime.connect() as conn:
+                row = conn.execute("SELECT EXISTS (SELECT 1 FROM tx_raw)").fetchone()
+            if not (row and row[0]):
+                done = producer.backfill(
+                    runtime, Deployment(RuleScorer()), days=request.backfill_days,
+                    config=simulator.SimulatorConfig(),
+                    delay_s=settings.label_delay_days * simulator.DAY_S)
+                facts["backfilled"] = done.transactions
+        result = retrain.retrain(runtime, state, history_file=request.history_file,
+                                 window_request=retrain.WindowRequest(
+                                     delay_days=settings.label_delay_days),
+                                 params=training.TrainingParams(),
+                                 label_delay_days=settings.label_delay_days, register=True)
+        assert result.version is not None
+        facts["version"] = result.version
+        spec = DeploymentSpec(champion=result.version)
+        if workloads is not None and workloads.running_colours():
+            swap.swap(runtime, state, workloads, spec, force=True)
+        else:
+            current = deployment.serving(state)
+            current.colours[current.active] = spec
+            deployment.save_serving(state, current)
+        return facts
+    finally:
+        runtime.close()

@@ -1,0 +1,114 @@
+"""`fraudctl retrain` and `fraudctl model evaluate`: history in, report out, and for retrain a
+registered version.
+
+The baseline in the report is the current champion when it is a trained model of the same
+feature version (judged on the same window with its own threshold), otherwise a logistic
+regression fitted on the same rows: either way, one table answers "is this one better?".
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import sklearn
+
+from fraudctl import __version__, errors
+from fraudctl.model import deployment, history, registry, training
+from fraudctl.model.evaluation import Report, Window, choose_window
+from fraudctl.model.serving import TrainedModel
+from fraudctl.pipeline import features as feature_fn
+from fraudctl.pipeline.scoring import RULES_VERSION
+from fraudctl.runtime import Runtime
+from fraudctl.state import StackState
+
+
+@dataclass(frozen=True)
+class WindowRequest:
+    train_start: date | None = None
+    train_days: int = 7
+    delay_days: int = 7
+    test_days: int = 7
+
+
+@dataclass
+class RetrainResult:
+    report: Report
+    outcome: training.Outcome
+    version: str | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def load_history(runtime: Runtime | None, history_file: Path | None, *,
+                 label_delay_days: int) -> history.History:
+    if history_file is not None:
+        return history.read_file(history_file, delay_days=label_delay_days)
+    if runtime is None:
+        raise errors.ConfigError("no history: give --history FILE")
+    with runtime.connect() as conn:
+        return history.from_stack(conn)
+
+
+def champion(runtime: Runtime | None, state: StackState | None) -> TrainedModel | None:
+    """The active colour's champion, when it is a trained model this fraudctl can serve."""
+    if runtime is None or state is None:
+        return None
+    version = deployment.serving(state).spec.champion
+    if version == RULES_VERSION:
+        return None
+    try:
+        return registry.Registry(runtime.store).load(version)
+    except errors.ModelRefused:
+        return None                    # e.g. an older feature version: compare with LR instead
+
+
+def train_and_report(hist: history.History, window_request: WindowRequest,
+                     params: training.TrainingParams, baseline: TrainedModel | None
+                     ) -> tuple[Window, training.Outcome]:
+    window = choose_window(hist, train_start=window_request.train_start,
+                           train_days=window_request.train_days,
+                           delay_days=window_request.delay_days,
+                           test_days=window_request.test_days)
+    return window, training.train(hist, window, params, champion=baseline)
+
+
+def manifest_of(outcome: training.Outcome, window: Window) -> dict[str, Any]:
+    report = outcome.report
+    return {
+        "kind": "hist_gradient_boosting",
+        "features": feature_fn.FEATURE_NAMES,
+        "feature_version": feature_fn.FEATURE_VERSION,
+        "threshold": outcome.threshold,
+        "metrics": report.candidate.metrics.as_dict(),
+        "report": report.as_dict(),
+        "window": window.as_dict(),
+        "params": outcome.params.as_dict(),
+        "iterations": outcome.iterations,
+        "training": {"source": report.source, "rows": report.train_rows,
+                     "frauds": report.train_frauds, "notes": report.notes},
+        "drift_reference": outcome.reference,
+        "built_with": {"fraudctl": __version__, "scikit-learn": sklearn.__version__,
+                       "python": platform.python_version()},
+    }
+
+
+def retrain(runtime: Runtime | None, state: StackState | None, *, history_file: Path | None,
+            window_request: WindowRequest, params: training.TrainingParams,
+            label_delay_days: int, register: bool) -> RetrainResult:
+    """Train and evaluate; with ``register``, store the candidate in the registry (the
+    stack's object store). Nothing is stored when anything fails."""
+    hist = load_history(runtime, history_file, label_delay_days=label_delay_days)
+    window, outcome = train_and_report(hist, window_request, params,
+                                       champion(runtime, state))
+    result = RetrainResult(outcome.report, outcome)
+    if register:
+        if runtime is None:
+            raise errors.StackNotFound("registering a model needs a stack")
+        manifest = manifest_of(outcome, window)
+        artifact = registry.serialize(outcome.classifier, outcome.detector)
+        result.version = registry.Registry(runtime.store).register(artifact, manifest)
+        result.manifest = manifest
+    return result

@@ -1,0 +1,73 @@
+"""The local target's nightly retrain: what the Kubernetes CronJob does on the aws target.
+
+A supervised process sleeps until the stack's ``retrain_at`` (UTC), runs the same retrain as
+`fraudctl retrain`, logs the new version and its report, and sleeps again. A failed run (no
+labels yet, one class in the window) is logged and retried the next night; it never stops the
+schedule. A new version is registered, not promoted: promotion is `swap-model`'s gate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+from fraudctl import errors
+from fraudctl.config import Settings
+from fraudctl.model import retrain, training
+from fraudctl.runtime import open_runtime
+from fraudctl.state import StackState
+
+log = logging.getLogger("fraudctl.scheduler")
+
+
+def next_run(after: datetime, at: str) -> datetime:
+    """The first ``at`` (HH:MM UTC) strictly after ``after``."""
+    hour, minute = (int(part) for part in at.split(":"))
+    candidate = after.astimezone(UTC).replace(hour=hour, minute=minute, second=0,
+                                              microsecond=0)
+    return candidate if candidate > after else candidate + timedelta(days=1)
+
+
+class RetrainSchedule:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop_event = threading.Event()
+
+    def run_once(self) -> str | None:
+        settings = self.settings
+        runtime = open_runtime(settings, pool_size=1)
+        try:
+            state = StackState.load(settings.stack_dir, stack=settings.stack,
+                                    target=settings.target)
+            result = retrain.retrain(
+                runtime, state, history_file=None,
+                window_request=retrain.WindowRequest(delay_days=settings.label_delay_days),
+                params=training.TrainingParams(), label_delay_days=settings.label_delay_days,
+                register=True)
+        finally:
+            runtime.close()
+        candidate, baseline = result.report.candidate, result.report.baseline
+        log.info("registered %s: average precision %.4f (baseline %s %.4f) on %s; promote "
+                 "with `fraudctl swap-model %s`", result.version,
+                 candidate.metrics.average_precision, baseline.name,
+                 baseline.metrics.average_precision, result.report.window.describe(),
+                 result.version)
+        return result.version
+
+    def run(self) -> None:
+        if self.settings.retrain_at == "off":
+            log.info("retrain_at is off: nothing to schedule")
+            self.stop_event.wait()
+            return
+        while not self.stop_event.is_set():
+            due = next_run(datetime.now(UTC), self.settings.retrain_at)
+            log.info("next retrain at %s", due.isoformat(timespec="minutes"))
+            if self.stop_event.wait((due - datetime.now(UTC)).total_seconds()):
+                return
+            try:
+                self.run_once()
+            except errors.FraudctlError as exc:
+                log.error("retrain failed: %s (%s)", exc.message, exc.hint)
+            except Exception:
+                log.exception("retrain failed")

@@ -1,0 +1,61 @@
+"""A trained model as the pipeline serves it: the classifier, its anomaly detector beside it,
+the decision threshold, and the features it was trained on, checked against the live ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraudctl import errors
+from fraudctl.model.isolation import CompiledIsolationForest
+from fraudctl.pipeline import features as feature_fn
+
+# Up to this many rows the compiled walk beats scikit-learn's tree-by-tree scoring (one row:
+# 0.08 ms against 8 ms); for a consumer batch scikit-learn's per-tree C loop is faster.
+SMALL_BATCH = 64
+
+
+@dataclass
+class TrainedModel:
+    version: str
+    classifier: Any                 # a fitted scikit-learn classifier with predict_proba
+    detector: Any | None            # a fitted IsolationForest, or None
+    threshold: float
+    feature_names: list[str]
+    feature_version: str
+
+    def __post_init__(self) -> None:
+        self._compiled = (CompiledIsolationForest(self.detector)
+                          if self.detector is not None else None)
+        if self.feature_version != feature_fn.FEATURE_VERSION:
+            raise errors.ModelRefused(
+                f"model {self.version} was trained on features {self.feature_version}, but "
+                f"this fraudctl computes {feature_fn.FEATURE_VERSION}",
+                "retrain with this version (`fraudctl retrain`)")
+        if self.feature_names != feature_fn.FEATURE_NAMES:
+            raise errors.ModelRefused(
+                f"model {self.version} lists features that differ from "
+                f"{feature_fn.FEATURE_VERSION}'s ({len(self.feature_names)} against "
+                f"{len(feature_fn.FEATURE_NAMES)})", "retrain it (`fraudctl retrain`)")
+
+    def matrix(self, features: pd.DataFrame) -> np.ndarray:
+        return features[self.feature_names].to_numpy("float64")
+
+    def score(self, features: pd.DataFrame) -> np.ndarray:
+        """Fraud probabilities, one per row."""
+        if features.empty:
+            return np.zeros(0)
+        return np.asarray(self.classifier.predict_proba(self.matrix(features))[:, 1])
+
+    def anomaly(self, features: pd.DataFrame) -> np.ndarray | None:
+        """The detector's anomaly score (higher is stranger), or None without one."""
+        if self.detector is None or features.empty:
+            return None
+        matrix = self.matrix(features)
+        if self._compiled is not None and len(matrix) <= SMALL_BATCH:
+            return -self._compiled.score_samples(matrix)
+        return np.asarray(-self.detector.score_samples(matrix))

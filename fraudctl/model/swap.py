@@ -1,0 +1,164 @@
+"""`fraudctl swap-model`: blue/green, with canary, shadow, a promotion gate and rollback.
+
+1. The new spec's versions are loaded here first (sha256 and allowlist checked): a tampered or
+   missing artifact is refused before anything starts.
+2. The gate, for a full promotion of a new champion: candidate and champion are judged on the
+   latest window of the stack's labelled history; a candidate with a lower average precision is
+   refused unless ``--force``. A rollback skips the gate: it returns to what served before.
+3. The idle colour starts with the new spec and becomes ready (models loaded and checked).
+4. It takes over: the state names it active, and `model_deployments` records the change. From
+   the moment it is ready it consumes from the same queue and answers on the same API port.
+5. The old colour stops after finishing the batch and the requests in hand.
+
+Between 3 and 5 both colours consume. That costs nothing in correctness: each message is
+committed once (writes are idempotent on txn_id, a message is deleted only after its commit),
+and each row records the version that scored it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+
+from fraudctl import errors
+from fraudctl.model import deployment, evaluation, history, registry, training
+from fraudctl.model.deployment import DeploymentSpec, Serving
+from fraudctl.ports import ColourWorkloads
+from fraudctl.runtime import Runtime
+from fraudctl.state import StackState
+
+
+@dataclass
+class Judgement:
+    window: str
+    candidate_ap: float
+    champion_ap: float
+
+    @property
+    def passed(self) -> bool:
+        return self.candidate_ap >= self.champion_ap
+
+
+@dataclass
+class SwapResult:
+    changed: bool
+    spec: DeploymentSpec
+    colour: str
+    previous: DeploymentSpec
+    judgement: Judgement | None
+    seconds: float
+    phases: dict[str, float] = field(default_factory=dict)   # seconds per step
+
+
+def judge(runtime: Runtime, candidate: str, champion: str, *, test_days: int) -> Judgement:
+    """Both versions on the latest ``test_days`` of the stack's labelled history (with every
+    card's earlier history behind the features)."""
+    with runtime.connect() as conn:
+        hist = history.from_stack(conn)
+    # Only the test part matters here: a one-day train part and no gap place it last.
+    window = evaluation.choose_window(hist, train_start=None, train_days=1, delay_days=0,
+                                      test_days=test_days)
+    models = registry.Registry(runtime.store)
+    scores = training.evaluate([deployment.load_scorer(models, version)
+                                for version in (candidate, champion)], hist, window)
+    return Judgement(window.describe().split(", test ")[-1], scores[0].average_precision,
+                     scores[1].average_precision)
+
+
+def _record(runtime: Runtime, colour: str, spec: DeploymentSpec) -> None:
+    rows = [(colour, spec.champion, "champion", 100 - spec.canary_pct)]
+    if spec.challenger is not None:
+        rows.append((colour, spec.challenger, spec.mode,
+                     spec.canary_pct if spec.mode == "canary" else 0))
+    with runtime.pooled() as conn, conn.transaction():
+        conn.execute("UPDATE model_deployments SET ended_at = now() WHERE ended_at IS NULL")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO model_deployments (colour, version, role, traffic_pct) "
+                            "VALUES (%s, %s, %s, %s)", rows)
+
+
+def swap(runtime: Runtime, state: StackState, workloads: ColourWorkloads,
+         target: DeploymentSpec, *, force: bool, rollback: bool = False,
+         gate_days: int = 7) -> SwapResult:
+    started = time.monotonic()
+    current = deployment.serving(state)
+    running = workloads.running_colours()
+    if target == current.spec and current.active in running:
+        return SwapResult(False, target, current.active, current.spec, None,
+                          time.monotonic() - started)
+    phases: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.monotonic()
+        phases[name] = round(now - since, 3)
+        return now
+
+    mark = time.monotonic()
+    deployment.build(runtime.store, target)          # refuses a tampered or broken version
+    mark = lap("check", mark)
+    judgement = None
+    promoting = (target.mode == "full" and target.champion != current.spec.champion
+                 and not rollback)
+    if promoting and not force:
+        try:
+            judgement = judge(runtime, target.champion, current.spec.champion,
+                              test_days=gate_days)
+        except errors.DataError as exc:
+            raise errors.ModelRefused(
+                f"cannot judge {target.champion} against {current.spec.champion}: "
+                f"{exc.message}", "canary or shadow it first, or promote with --force"
+            ) from None
+        if not judgement.passed:
+            raise errors.ModelRefused(
+                f"{target.champion} is worse than the champion {current.spec.champion} on "
+                f"{judgement.window}: average precision {judgement.candidate_ap:.4f} < "
+                f"{judgement.champion_ap:.4f}", "use --force to promote it anyway")
+        mark = lap("gate", mark)
+
+    new_colour = current.idle if current.active in running else current.active
+    old_colour = current.active if new_colour != current.active else None
+    workloads.start_colour(new_colour, target)
+    mark = lap("start", mark)
+    history_specs = list(current.history)
+    if rollback:
+        history_specs = history_specs[:-1]
+    elif current.active in running:
+        history_specs.append(current.spec)
+    colours: dict[str, DeploymentSpec | None] = {c: None for c in deployment.COLOURS}
+    colours[new_colour] = target
+    if old_colour is not None:
+        colours[old_colour] = current.spec          # until it has stopped
+    deployment.save_serving(state, Serving(new_colour, colours, history_specs))
+    try:
+        _record(runtime, new_colour, target)
+    except psycopg.Error as exc:
+        raise errors.DatabaseUnreachable(f"swap done, but model_deployments was not updated: "
+                                         f"{exc}") from None
+    finally:
+        if old_colour is not None:
+            workloads.stop_colour(old_colour)
+            mark = lap("stop", mark)
+            colours[old_colour] = None
+            deployment.save_serving(state, Serving(new_colour, colours, history_specs))
+    return SwapResult(True, target, new_colour, current.spec, judgement,
+                      time.monotonic() - started, phases)
+
+
+def rollback_target(state: StackState) -> DeploymentSpec:
+    current = deployment.serving(state)
+    if not current.history:
+        raise errors.ConfigError("there is no previous deployment to roll back to",
+                                 "see `fraudctl status` for what serves now")
+    return current.history[-1]
+
+
+def promotion_target(current: Serving, version: str, canary: int | None, shadow: bool
+                     ) -> DeploymentSpec:
+    """`swap-model VERSION [--canary P | --shadow]`: the champion stays for a canary or a
+    shadow, with VERSION as the challenger; otherwise VERSION becomes the champion."""
+    if canary is None and not shadow:
+        return DeploymentSpec(champion=version)
+    champion = current.spec.champion
+    return DeploymentSpec.from_args(champion, version, canary, shadow)

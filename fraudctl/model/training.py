@@ -1,0 +1,224 @@
+"""Training: features from history with the consumer's own function, a gradient-boosted
+classifier, an IsolationForest beside it, and a report against a baseline on the same window.
+
+Nothing later than the test window is ever read: the history is cut at ``test_end`` before a
+single feature is computed (labels included, by the time they became known), so neither the
+features nor the fit can see the future. Within the training window, the latest
+``validation_share`` of the rows (by time, not at random) stop the boosting early and choose
+the decision threshold; the model that is evaluated is the model that is registered.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from fraudctl import errors
+from fraudctl.model import evaluation
+from fraudctl.model.evaluation import Metrics, ModelResult, Report, Window
+from fraudctl.model.history import History
+from fraudctl.model.serving import TrainedModel
+from fraudctl.pipeline import features as feature_fn
+from fraudctl.pipeline.scoring import Scorer
+
+MIN_TRAIN_FRAUDS = 10
+DRIFT_BINS = 10
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    max_iter: int = 300
+    learning_rate: float = 0.1
+    max_leaf_nodes: int = 31
+    min_samples_leaf: int = 50
+    l2_regularization: float = 1.0
+    validation_share: float = 0.15
+    detector_trees: int = 100
+    random_state: int = 42
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Split:
+    """Rows and features of one part of the window."""
+
+    rows: pd.DataFrame
+    features: pd.DataFrame
+
+    @property
+    def y(self) -> np.ndarray:
+        return (self.rows["is_fraud"].to_numpy() > 0).astype("int8")
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.features[feature_fn.FEATURE_NAMES].to_numpy("float64")
+
+
+@dataclass
+class Outcome:
+    report: Report
+    classifier: Any
+    detector: IsolationForest
+    threshold: float
+    reference: dict[str, Any]
+    params: TrainingParams
+    feature_seconds: float = 0.0
+    fit_seconds: float = 0.0
+    iterations: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def featurize(history: History, window: Window) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """History cut at the end of the test window, and its features in the same row order."""
+    txs = history.transactions
+    rows = txs[txs["ts"] < window.test_end].reset_index(drop=True)
+    daily = history.merchant_daily(known_before=window.test_end)
+    computed = feature_fn.compute_history(rows, daily)
+    return rows, computed.features
+
+
+def _part(rows: pd.DataFrame, features: pd.DataFrame, start: pd.Timestamp,
+          end: pd.Timestamp) -> Split:
+    mask = (rows["ts"] >= start) & (rows["ts"] < end) & rows["is_fraud"].notna()
+    return Split(rows[mask], features[mask.to_numpy()])
+
+
+def _check_classes(split: Split, what: str, window: Window) -> None:
+    frauds = int(split.y.sum())
+    if len(split.rows) == 0:
+        raise errors.DataError(f"the {what} window holds no labelled transactions "
+                               f"({window.describe()})",
+                               "move the window with --train-start, or bring more history")
+    if frauds == 0 or frauds == len(split.rows):
+        only = "no fraud" if frauds == 0 else "only fraud"
+        raise errors.DataError(
+            f"the {what} window has {only} ({len(split.rows)} labelled rows): one class "
+            "cannot train or judge a classifier", "move the window with --train-start, widen "
+            f"--{what}-days, or check the is_fraud column")
+    if what == "train" and frauds < MIN_TRAIN_FRAUDS:
+        raise errors.DataError(f"the train window has only {frauds} frauds "
+                               f"(at least {MIN_TRAIN_FRAUDS} needed)",
+                               "widen --train-days, or bring more history")
+
+
+def split_window(rows: pd.DataFrame, features: pd.DataFrame, window: Window
+                 ) -> tuple[Split, Split]:
+    """(train, test): labelled rows inside each part of the window; the gap is never used."""
+    train = _part(rows, features, window.train_start, window.train_end)
+    test = _part(rows, features, window.test_start, window.test_end)
+    _check_classes(train, "train", window)
+    _check_classes(test, "test", window)
+    return train, test
+
+
+def _time_split(train: Split, share: float) -> tuple[Split, Split]:
+    cut = int(len(train.rows) * (1 - share))
+    # Rows are in time order already (History guarantees it); the cut is a moment in time.
+    return (Split(train.rows.iloc[:cut], train.features.iloc[:cut]),
+            Split(train.rows.iloc[cut:], train.features.iloc[cut:]))
+
+
+def drift_reference(features: pd.DataFrame, scores: np.ndarray) -> dict[str, Any]:
+    """Decile edges and shares per feature and for the score: what `model drift` compares
+    live traffic with (population stability index)."""
+    columns = {**{name: features[name].to_numpy("float64") for name in feature_fn.FEATURE_NAMES},
+               "score": scores}
+    reference = {}
+    for name, values in columns.items():
+        edges = np.unique(np.quantile(values, np.linspace(0, 1, DRIFT_BINS + 1)[1:-1]))
+        counts = np.bincount(np.searchsorted(edges, values, side="right"),
+                             minlength=len(edges) + 1)
+        reference[name] = {"edges": edges.round(6).tolist(),
+                           "shares": (counts / max(len(values), 1)).round(6).tolist()}
+    return reference
+
+
+def _logistic_regression(params: TrainingParams) -> Any:
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000,
+                                                              random_state=params.random_state))
+
+
+def _result(name: str, model: str, role: str, fit_val: Split | None, test: Split,
+            val_scores: np.ndarray | None, test_scores: np.ndarray,
+            threshold: float | None = None) -> ModelResult:
+    if threshold is None:
+        assert fit_val is not None and val_scores is not None
+        threshold = evaluation.f1_threshold(fit_val.y, val_scores)
+    return ModelResult(name, model, role, evaluation.measure(test.rows, test_scores, threshold))
+
+
+def train(history: History, window: Window, params: TrainingParams,
+          champion: TrainedModel | None = None) -> Outcome:
+    started = time.perf_counter()
+    rows, features = featurize(history, window)
+    train_split, test = split_window(rows, features, window)
+    fit, val = _time_split(train_split, params.validation_share)
+    if fit.y.sum() == 0 or val.y.sum() == 0:
+        raise errors.DataError("the train window's frauds all fall on one side of its "
+                               "validation cut", "widen --train-days")
+    feature_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    classifier = HistGradientBoostingClassifier(
+        max_iter=params.max_iter, learning_rate=params.learning_rate,
+        max_leaf_nodes=params.max_leaf_nodes, min_samples_leaf=params.min_samples_leaf,
+        l2_regularization=params.l2_regularization, early_stopping=True,
+        n_iter_no_change=20, random_state=params.random_state)
+    classifier.fit(fit.x, fit.y, X_val=val.x, y_val=val.y)
+    val_scores = classifier.predict_proba(val.x)[:, 1]
+    threshold = evaluation.f1_threshold(val.y, val_scores)
+    detector = IsolationForest(n_estimators=params.detector_trees, max_samples=256,
+                               random_state=params.random_state).fit(fit.x)
+    fit_seconds = time.perf_counter() - started
+
+    results = [_result("candidate", "hist gradient boosting", "candidate", val, test,
+                       val_scores, classifier.predict_proba(test.x)[:, 1], threshold)]
+    notes = list(history.notes)
+    if champion is not None:
+        results.append(_result("champion", champion.version, "baseline", None, test, None,
+                               champion.score(test.features), champion.threshold))
+    else:
+        baseline = _logistic_regression(params).fit(fit.x, fit.y)
+        results.append(_result("logistic regression", "baseline", "baseline", val, test,
+                               baseline.predict_proba(val.x)[:, 1],
+                               baseline.predict_proba(test.x)[:, 1]))
+    results.append(_result("isolation forest", "unsupervised", "detector", val, test,
+                           -detector.score_samples(val.x), -detector.score_samples(test.x)))
+
+    unlabelled = int(rows["is_fraud"].isna().sum())
+    if unlabelled:
+        notes.append(f"{unlabelled} unlabelled transaction(s) used for card history only")
+    no_fraud_days = _days_without_fraud(test)
+    if no_fraud_days:
+        notes.append(f"{no_fraud_days} test day(s) without fraud count as card precision 0")
+    report = Report(window, history.source, len(train_split.rows), int(train_split.y.sum()),
+                    len(test.rows), int(test.y.sum()), results, notes)
+    return Outcome(report, classifier, detector, threshold,
+                   drift_reference(train_split.features, classifier.predict_proba(
+                       train_split.x)[:, 1]),
+                   params, feature_seconds, fit_seconds, int(classifier.n_iter_), notes)
+
+
+def _days_without_fraud(test: Split) -> int:
+    per_day = pd.Series(test.y, index=test.rows["ts"].dt.floor("D").to_numpy()).groupby(
+        level=0).sum()
+    return int((per_day == 0).sum())
+
+
+def evaluate(models: list[Scorer], history: History, window: Window) -> list[Metrics]:
+    """Models on a window's test part, each with its own threshold (the swap gate)."""
+    rows, features = featurize(history, window)
+    test = _part(rows, features, window.test_start, window.test_end)
+    _check_classes(test, "test", window)
+    return [evaluation.measure(test.rows, model.score(test.features), model.threshold)
+            for model in models]

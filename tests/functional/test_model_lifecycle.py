@@ -1,0 +1,145 @@
+"""Training on simulated history, the registry's checks, and the report's verdict."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import skops.io
+
+from fraudctl import errors
+from fraudctl.local.objectstore import DirectoryStore
+from fraudctl.model import registry, retrain, training
+from fraudctl.model.deployment import DeploymentSpec, build
+from tests.history_data import simulated_history, write_csv
+
+pytestmark = pytest.mark.slow
+
+
+class Payload:
+    """Any class of someone else's: skops records it, and fraudctl must not rebuild it."""
+
+    def __init__(self) -> None:
+        self.command = "echo owned"
+
+
+@pytest.fixture(scope="module")
+def history_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_csv(simulated_history(22), tmp_path_factory.mktemp("h") / "history.csv")
+
+
+@pytest.fixture(scope="module")
+def trained(history_file: Path) -> retrain.RetrainResult:
+    return retrain.retrain(None, None, history_file=history_file,
+                           window_request=retrain.WindowRequest(),
+                           params=training.TrainingParams(), label_delay_days=7,
+                           register=False)
+
+
+def test_the_model_beats_logistic_regression_on_the_later_window(
+        trained: retrain.RetrainResult) -> None:
+    report = trained.report
+    candidate, baseline = report.candidate, report.baseline
+    assert baseline.name == "logistic regression"
+    assert candidate.metrics.average_precision > baseline.metrics.average_precision
+    assert report.beats_baseline
+    assert candidate.metrics.roc_auc > 0.8
+    detector = next(r for r in report.results if r.role == "detector")
+    assert 0.5 < detector.metrics.roc_auc < candidate.metrics.roc_auc   # reported beside it
+    assert report.window.as_dict() == {"train_start": "2026-10-11", "train_end": "2026-10-18",
+                                       "test_start": "2026-10-25", "test_end": "2026-11-01"}
+    document = report.as_dict()
+    assert {m["name"] for m in document["models"]} == {          # type: ignore[attr-defined]
+        "candidate", "logistic regression", "isolation forest"}
+
+
+def test_registered_models_load_and_tampered_ones_are_refused(
+        trained: retrain.RetrainResult, tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path / "objects")
+    models = registry.Registry(store)
+    outcome = trained.outcome
+    version = models.register(registry.serialize(outcome.classifier, outcome.detector),
+                              retrain.manifest_of(outcome, trained.report.window))
+    manifest = models.info(version).manifest
+    assert manifest["sha256"] in store.get(f"models/{version}/model.skops.sha256").decode()
+    assert manifest["window"]["test_end"] == "2026-11-01"
+    assert manifest["params"]["max_iter"] == 300 and manifest["features"]
+    loaded = models.load(version)
+    assert loaded.threshold == pytest.approx(outcome.threshold)
+    deployment = build(store, DeploymentSpec(champion=version))
+    assert deployment.champion.version == version
+
+    artifact = tmp_path / "objects" / "models" / version / "model.skops"
+    data = bytearray(artifact.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    artifact.write_bytes(bytes(data))
+    with pytest.raises(errors.ModelRefused, match="does not match the manifest"):
+        models.load(version)
+    with pytest.raises(errors.ModelRefused):
+        build(store, DeploymentSpec(champion=version))
+
+
+def test_an_artifact_with_foreign_types_is_refused(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path / "objects")
+    models = registry.Registry(store)
+    # A well-formed skops file whose content is not one of our models: refused by type.
+    artifact = skops.io.dumps({"classifier": Payload(), "detector": None})
+    version = models.register(artifact, {"threshold": 0.5, "features": [],
+                                         "feature_version": "f1"})
+    with pytest.raises(errors.ModelRefused, match="types fraudctl does not load"):
+        models.load(version)
+
+
+def test_unknown_versions_are_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(errors.ConfigError, match="no model version 'nope'"):
+        registry.Registry(DirectoryStore(tmp_path)).load("nope")
+
+
+def test_history_with_a_single_class_registers_nothing(tmp_path: Path) -> None:
+    frame = simulated_history(22, cards=300, terminals=150).assign(is_fraud=False)
+    path = write_csv(frame, tmp_path / "honest.csv")
+    with pytest.raises(errors.DataError, match="no fraud"):
+        retrain.retrain(None, None, history_file=path, window_request=retrain.WindowRequest(),
+                        params=training.TrainingParams(), label_delay_days=7, register=True)
+
+
+def test_the_champion_is_the_baseline_when_there_is_one(
+        history_file: Path, trained: retrain.RetrainResult, tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path / "objects")
+    models = registry.Registry(store)
+    outcome = trained.outcome
+    version = models.register(registry.serialize(outcome.classifier, outcome.detector),
+                              retrain.manifest_of(outcome, trained.report.window))
+    hist = retrain.load_history(None, history_file, label_delay_days=7)
+    _, again = retrain.train_and_report(hist, retrain.WindowRequest(),
+                                        training.TrainingParams(), models.load(version))
+    baseline = again.report.baseline
+    assert baseline.name == "champion" and baseline.model == version
+    # The same data and seed: the champion and the candidate agree exactly.
+    assert baseline.metrics.average_precision == pytest.approx(
+        again.report.candidate.metrics.average_precision)
+    assert isinstance(hist.transactions, pd.DataFrame)
+
+
+def test_model_evaluate_prints_one_json_document_and_needs_no_stack(
+        history_file: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tests.conftest import invoke
+
+    result = invoke(CliRunner(), "model", "evaluate", "--history", str(history_file),
+                    "--train-days", "6", "--test-days", "6", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    document = json.loads(result.stdout)
+    assert document["window"]["test_end"] == "2026-11-01"
+    assert document["window"]["train_start"] == "2026-10-13"      # 6 + 7 + 6 days back
+    assert [m["role"] for m in document["models"]] == ["candidate", "baseline", "detector"]
+    assert all(0 <= m["average_precision"] <= 1 for m in document["models"])
+
+    broken = tmp_path / "broken.csv"
+    broken.write_text("txn_id,ts,amount\n1,2026-01-01T00:00:00Z,3\n")
+    result = invoke(CliRunner(), "model", "evaluate", "--history", str(broken))
+    assert result.exit_code == 13
+    assert "missing column(s) card_hash, merchant_id, is_fraud" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,55 @@
+"""Population stability index and the retrain schedule's clock."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from fraudctl.model import drift
+from fraudctl.model.schedule import next_run
+from fraudctl.model.training import drift_reference
+from fraudctl.pipeline import features as F
+
+
+def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift() -> None:
+    rng = np.random.default_rng(1)
+    reference = rng.normal(size=50_000)
+    edges = np.quantile(reference, np.linspace(0, 1, 11)[1:-1]).tolist()
+    shares = [0.1] * 10
+    assert drift.psi(edges, shares, rng.normal(size=20_000)) < 0.01
+    shifted = drift.psi(edges, shares, rng.normal(loc=1.0, size=20_000))
+    assert shifted > drift.DRIFTED
+    assert drift.status_of(shifted) == "drifted" and drift.status_of(0.15) == "watch"
+
+
+def test_reference_covers_every_feature_and_the_score() -> None:
+    rng = np.random.default_rng(2)
+    import pandas as pd
+
+    features = pd.DataFrame(rng.random((1_000, len(F.FEATURE_NAMES))), columns=F.FEATURE_NAMES)
+    features["is_night"] = (features["is_night"] > 0.8).astype(float)   # two values only
+    reference = drift_reference(features, rng.random(1_000))
+    assert set(reference) == {*F.FEATURE_NAMES, "score"}
+    assert sum(reference["amount"]["shares"]) == pytest.approx(1.0)
+    assert len(reference["is_night"]["edges"]) < 9                       # ties merged
+
+
+def test_next_run_is_the_next_occurrence_in_utc() -> None:
+    before = datetime(2026, 11, 22, 2, 59, tzinfo=UTC)
+    assert next_run(before, "03:00") == datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    at = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    assert next_run(at, "03:00") == datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+
+
+def test_the_compiled_isolation_forest_scores_like_scikit_learn() -> None:
+    from sklearn.ensemble import IsolationForest
+
+    from fraudctl.model.isolation import CompiledIsolationForest
+
+    rng = np.random.default_rng(3)
+    train = rng.normal(size=(5_000, 6))
+    train[:, 2] = train[:, 2] > 0                       # ties and repeated values, like flags
+    forest = IsolationForest(n_estimators=40, random_state=1).fit(train)
+    probe = np.vstack([rng.normal(size=(300, 6)) * 3, train[:50]])
+    np.testing.assert_allclose(CompiledIsolationForest(forest).score_samples(probe),
+                               forest.score_samples(probe), rtol=0, atol=1e-12)
