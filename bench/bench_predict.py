@@ -1,6 +1,7 @@
 """Benchmark: POST /predict latency at a steady 100 requests/s, beside GET /health (the HTTP
-floor of the same server) in the same run. The stack is backfilled first, so predictions read
-real card state and merchant risk.
+floor of the same server) in the same run. The stack is backfilled first and a model is
+trained on it and swapped in, so predictions read real card state and merchant risk and are
+scored by the HistGradientBoosting model and its IsolationForest, as in production.
 
     python bench/bench_predict.py [--seconds S] [--rate R]
 """
@@ -20,7 +21,11 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 
 from common import percentile, scratch_stack
 
+from fraudctl import lifecycle
 from fraudctl.local.stack import LocalStack
+from fraudctl.local.workloads import LocalWorkloads
+from fraudctl.model import retrain, swap, training
+from fraudctl.model.deployment import DeploymentSpec
 from fraudctl.pipeline import producer, simulator
 from fraudctl.pipeline.scoring import Deployment, RuleScorer
 from fraudctl.runtime import open_runtime
@@ -57,9 +62,18 @@ def main() -> None:
     with scratch_stack(workloads=True) as settings:
         runtime = open_runtime(settings)
         config = simulator.SimulatorConfig(seed=5, n_cards=5000, n_terminals=2000)
-        producer.backfill(runtime, Deployment(RuleScorer()), days=7, config=config, delay_s=86400.0)
-        runtime.close()
+        producer.backfill(runtime, Deployment(RuleScorer()), days=7, config=config,
+                          delay_s=86400.0)
         stack = LocalStack(settings)
+        state = lifecycle.load_state(settings)
+        trained = retrain.retrain(runtime, state, history_file=None,
+                                  window_request=retrain.WindowRequest(None, 3, 1, 2),
+                                  params=training.TrainingParams(), label_delay_days=1,
+                                  register=True)
+        assert trained.version is not None
+        swap.swap(runtime, state, LocalWorkloads(stack), DeploymentSpec(trained.version),
+                  force=True)
+        runtime.close()
         port = stack.workload_ports()["api"]
         now = time.time()
         frame = simulator.Simulator(config, now).live(now - 60, now, count)
@@ -68,7 +82,8 @@ def main() -> None:
         health = paced(port, "GET", "/health", [b""] * count, args.rate)
         predict = paced(port, "POST", "/predict", bodies, args.rate)
 
-    table = Table(title=f"/predict at {args.rate:.0f} requests/s, {count:,} requests each")
+    table = Table(title=f"/predict at {args.rate:.0f} requests/s, {count:,} requests each, "
+                        f"model {trained.version}")
     for column in ("endpoint", "p50", "p99", "max", "goal"):
         table.add_column(column, justify="right" if column != "endpoint" else "left")
     for label, lat, goal in (("POST /predict", predict, "p99 ≤ 10 ms"),

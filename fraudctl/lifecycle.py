@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fraudctl import errors
 from fraudctl.config import Settings
-from fraudctl.model.bootstrap import FirstModel
 from fraudctl.provision import local_plan
 from fraudctl.provision.apply import apply_plan, record_observed
 from fraudctl.provision.plan import Plan
 from fraudctl.state import StackState
+
+if TYPE_CHECKING:
+    from fraudctl.model.bootstrap import FirstModel
 
 
 def identity_line(settings: Settings) -> str:

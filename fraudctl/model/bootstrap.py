@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from fraudctl.config import Settings
-from fraudctl.model import deployment, retrain, swap, training
+from fraudctl.model import deployment
 from fraudctl.model.deployment import DeploymentSpec
-from fraudctl.pipeline import producer, simulator
 from fraudctl.pipeline.scoring import RULES_VERSION, Deployment, RuleScorer
 from fraudctl.ports import ColourWorkloads
-from fraudctl.runtime import open_runtime
 from fraudctl.state import StackState
 
 
@@ -45,6 +43,12 @@ def needed(settings: Settings, request: FirstModel | None) -> bool:
 
 def train_first_model(settings: Settings, request: FirstModel,
                       workloads: ColourWorkloads | None) -> dict[str, Any]:
+    # Training's imports (scikit-learn, skops) load only when a model is trained, not for
+    # every `up` that plans this step away.
+    from fraudctl.model import retrain, swap, training
+    from fraudctl.pipeline import producer, simulator
+    from fraudctl.runtime import open_runtime
+
     state = StackState.load(settings.stack_dir, stack=settings.stack, target=settings.target)
     runtime = open_runtime(settings, pool_size=2)
     try:

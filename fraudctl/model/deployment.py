@@ -15,17 +15,15 @@ versions from the registry at start (sha256 checked) before they report ready.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, cast
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any, cast
 
 from fraudctl import errors
-from fraudctl.model.registry import Registry
-from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline.scoring import RULES_VERSION, Deployment, Mode, RuleScorer, Scorer
 from fraudctl.ports import ObjectStore
 from fraudctl.state import StackState
+
+if TYPE_CHECKING:
+    from fraudctl.model.registry import Registry
 
 COLOURS = ("blue", "green")
 
@@ -53,6 +51,10 @@ class DeploymentSpec:
             return self.champion
         share = f" {self.canary_pct}%" if self.mode == "canary" else ""
         return f"{self.champion} + {self.challenger} ({self.mode}{share})"
+
+    @property
+    def versions(self) -> list[str]:
+        return [v for v in (self.champion, self.challenger) if v is not None]
 
     def argv(self) -> list[str]:
         args = ["--model", self.champion]
@@ -128,6 +130,14 @@ def load_scorer(registry: Registry, version: str) -> Scorer:
 def build(store: ObjectStore, spec: DeploymentSpec) -> Deployment:
     """Load the spec's versions (each sha256-checked) into a Deployment, and score one
     neutral row with it: a process reports ready only once its models answer."""
+    # Imported here: the registry brings in skops and scikit-learn (about 2 s), which
+    # commands that only read the serving state must not pay for.
+    import numpy as np
+    import pandas as pd
+
+    from fraudctl.model.registry import Registry
+    from fraudctl.pipeline import features as feature_fn
+
     registry = Registry(store)
     deployment = Deployment(
         champion=load_scorer(registry, spec.champion),

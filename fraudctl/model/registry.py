@@ -17,14 +17,15 @@ import hashlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import skops.io
 
 from fraudctl import errors, naming
-from fraudctl.model.serving import TrainedModel
 from fraudctl.ports import ObjectMissing, ObjectStore
+
+if TYPE_CHECKING:
+    from fraudctl.model.serving import TrainedModel
 
 ARTIFACT = "model.skops"
 MANIFEST = "manifest.json"
@@ -53,6 +54,8 @@ def new_version(artifact: bytes, now: float | None = None) -> str:
 
 
 def serialize(classifier: Any, detector: Any | None) -> bytes:
+    import skops.io
+
     artifact: bytes = skops.io.dumps({"classifier": classifier, "detector": detector})
     return artifact
 
@@ -98,7 +101,9 @@ class Registry:
                                      "see `fraudctl models list`") from None
         return ModelInfo(version, orjson.loads(data))
 
-    def load(self, version: str) -> TrainedModel:
+    def verify(self, version: str) -> tuple[ModelInfo, bytes]:
+        """The version's manifest and artifact, refused unless the artifact's sha256 is the
+        manifest's. Cheap: a swap checks this before it starts anything."""
         info = self.info(version)
         try:
             artifact = self.store.get(self._key(version, ARTIFACT))
@@ -112,6 +117,16 @@ class Registry:
                 f"manifest's {info.manifest['sha256'][:12]}…; refusing to load it",
                 "the artifact was changed after registration: retrain, or restore it from "
                 "the bucket's previous object version")
+        return info, artifact
+
+    def load(self, version: str) -> TrainedModel:
+        # skops (and scikit-learn under it) load only here, where a model is rebuilt.
+        import skops.io
+
+        from fraudctl.model.serving import TrainedModel
+
+
+        info, artifact = self.verify(version)
         untrusted = set(skops.io.get_untrusted_types(data=artifact)) - TRUSTED_TYPES
         if untrusted:
             raise errors.ModelRefused(

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 import psycopg
 
 from fraudctl import errors
-from fraudctl.model import deployment, evaluation, history, registry, training
+from fraudctl.model import deployment, registry
 from fraudctl.model.deployment import DeploymentSpec, Serving
+from fraudctl.pipeline.scoring import RULES_VERSION
 from fraudctl.ports import ColourWorkloads
 from fraudctl.runtime import Runtime
 from fraudctl.state import StackState
@@ -55,6 +56,8 @@ class SwapResult:
 def judge(runtime: Runtime, candidate: str, champion: str, *, test_days: int) -> Judgement:
     """Both versions on the latest ``test_days`` of the stack's labelled history (with every
     card's earlier history behind the features)."""
+    from fraudctl.model import evaluation, history, training
+
     with runtime.connect() as conn:
         hist = history.from_stack(conn)
     # Only the test part matters here: a one-day train part and no gap place it last.
@@ -79,71 +82,87 @@ def _record(runtime: Runtime, colour: str, spec: DeploymentSpec) -> None:
                             "VALUES (%s, %s, %s, %s)", rows)
 
 
+class _Laps:
+    """Seconds per phase of a swap, for the command's JSON and the benchmark."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._mark = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        self.phases[name] = round(now - self._mark, 3)
+        self._mark = now
+
+
+def _gate(runtime: Runtime, target: DeploymentSpec, champion: str, gate_days: int
+          ) -> Judgement:
+    try:
+        judgement = judge(runtime, target.champion, champion, test_days=gate_days)
+    except errors.DataError as exc:
+        raise errors.ModelRefused(
+            f"cannot judge {target.champion} against {champion}: {exc.message}",
+            "canary or shadow it first, or promote with --force") from None
+    if not judgement.passed:
+        raise errors.ModelRefused(
+            f"{target.champion} is worse than the champion {champion} on {judgement.window}: "
+            f"average precision {judgement.candidate_ap:.4f} < {judgement.champion_ap:.4f}",
+            "use --force to promote it anyway")
+    return judgement
+
+
+def _start(workloads: ColourWorkloads, colour: str, target: DeploymentSpec) -> None:
+    try:
+        workloads.start_colour(colour, target)       # ready = models loaded, allowlist-checked
+    except BaseException:
+        workloads.stop_colour(colour)                # nothing half-started stays behind
+        raise
+
+
 def swap(runtime: Runtime, state: StackState, workloads: ColourWorkloads,
          target: DeploymentSpec, *, force: bool, rollback: bool = False,
          gate_days: int = 7) -> SwapResult:
     started = time.monotonic()
     current = deployment.serving(state)
-    running = workloads.running_colours()
-    if target == current.spec and current.active in running:
+    running = current.active in workloads.running_colours()
+    if target == current.spec and running:
         return SwapResult(False, target, current.active, current.spec, None,
                           time.monotonic() - started)
-    phases: dict[str, float] = {}
-
-    def lap(name: str, since: float) -> float:
-        now = time.monotonic()
-        phases[name] = round(now - since, 3)
-        return now
-
-    mark = time.monotonic()
-    deployment.build(runtime.store, target)          # refuses a tampered or broken version
-    mark = lap("check", mark)
+    lap = _Laps()
+    models = registry.Registry(runtime.store)
+    for version in target.versions:                  # refuses a missing or tampered artifact
+        if version != RULES_VERSION:
+            models.verify(version)
+    lap("check")
     judgement = None
-    promoting = (target.mode == "full" and target.champion != current.spec.champion
-                 and not rollback)
-    if promoting and not force:
-        try:
-            judgement = judge(runtime, target.champion, current.spec.champion,
-                              test_days=gate_days)
-        except errors.DataError as exc:
-            raise errors.ModelRefused(
-                f"cannot judge {target.champion} against {current.spec.champion}: "
-                f"{exc.message}", "canary or shadow it first, or promote with --force"
-            ) from None
-        if not judgement.passed:
-            raise errors.ModelRefused(
-                f"{target.champion} is worse than the champion {current.spec.champion} on "
-                f"{judgement.window}: average precision {judgement.candidate_ap:.4f} < "
-                f"{judgement.champion_ap:.4f}", "use --force to promote it anyway")
-        mark = lap("gate", mark)
+    if (target.mode == "full" and target.champion != current.spec.champion and not rollback
+            and not force):
+        judgement = _gate(runtime, target, current.spec.champion, gate_days)
+        lap("gate")
 
-    new_colour = current.idle if current.active in running else current.active
-    old_colour = current.active if new_colour != current.active else None
-    workloads.start_colour(new_colour, target)
-    mark = lap("start", mark)
-    history_specs = list(current.history)
-    if rollback:
-        history_specs = history_specs[:-1]
-    elif current.active in running:
-        history_specs.append(current.spec)
+    new_colour = current.idle if running else current.active
+    _start(workloads, new_colour, target)
+    lap("start")
+    history = current.history[:-1] if rollback else (
+        [*current.history, current.spec] if running else list(current.history))
     colours: dict[str, DeploymentSpec | None] = {c: None for c in deployment.COLOURS}
     colours[new_colour] = target
-    if old_colour is not None:
-        colours[old_colour] = current.spec          # until it has stopped
-    deployment.save_serving(state, Serving(new_colour, colours, history_specs))
+    if running:
+        colours[current.active] = current.spec       # until it has stopped
+    deployment.save_serving(state, Serving(new_colour, colours, history))
     try:
         _record(runtime, new_colour, target)
     except psycopg.Error as exc:
         raise errors.DatabaseUnreachable(f"swap done, but model_deployments was not updated: "
                                          f"{exc}") from None
     finally:
-        if old_colour is not None:
-            workloads.stop_colour(old_colour)
-            mark = lap("stop", mark)
-            colours[old_colour] = None
-            deployment.save_serving(state, Serving(new_colour, colours, history_specs))
+        if running:
+            workloads.stop_colour(current.active)
+            lap("stop")
+            colours[current.active] = None
+            deployment.save_serving(state, Serving(new_colour, colours, history))
     return SwapResult(True, target, new_colour, current.spec, judgement,
-                      time.monotonic() - started, phases)
+                      time.monotonic() - started, lap.phases)
 
 
 def rollback_target(state: StackState) -> DeploymentSpec:
