@@ -50,12 +50,33 @@ def scored(runtime, prefix: str) -> int:  # type: ignore[no-untyped-def]
     return int(row[0])
 
 
+def trained_model(runtime) -> str:  # type: ignore[no-untyped-def]
+    """Register a model trained on simulated history, as `retrain` does; return its version."""
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fraudctl.model import retrain, training
+    from tests.history_data import simulated_history, write_csv
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = write_csv(simulated_history(22), Path(directory) / "history.csv")
+        result = retrain.retrain(runtime, None, history_file=path,
+                                 window_request=retrain.WindowRequest(),
+                                 params=training.TrainingParams(), label_delay_days=7,
+                                 register=True)
+    assert result.version is not None
+    return result.version
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--baseline-messages", type=int, default=3_000)
     parser.add_argument("--batch-size", type=int, default=None,
                         help="Override the consumer's batch size (default: its own).")
+    parser.add_argument("--scorer", choices=("model", "rules"), default="model",
+                        help="Score with a trained model (registered first) or the rules.")
     args = parser.parse_args()
     console = Console(stderr=True)
     with scratch_stack(workloads=False) as settings:
@@ -65,10 +86,13 @@ def main() -> None:
         prefix = ours[0].split('"txn_id":"')[1][:8]
         for start in range(0, len(ours), 5000):
             runtime.queue.send_batch(ours[start:start + 5000])
-        console.print(f"queue prefilled with {len(ours):,} messages; starting the consumer")
+        model = trained_model(runtime) if args.scorer == "model" else "rules-v1"
+        console.print(f"queue prefilled with {len(ours):,} messages; starting the consumer "
+                      f"with {model}")
         port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "fraudctl", "run", "consumer", "--port", str(port),
+             "--model", model,
              *(["--batch-size", str(args.batch_size)] if args.batch_size else [])],
             env={**__import__("os").environ, **settings_env(settings)},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -107,7 +131,7 @@ def main() -> None:
         lab_rate = len(lab) / lab_seconds
         runtime.close()
 
-    table = Table(title="consumer throughput, local target, 2 cores")
+    table = Table(title=f"consumer throughput, local target, 2 cores, scored by {model}")
     for column in ("design", "messages", "tx/s", "ratio", "peak RSS", "goal"):
         table.add_column(column, justify="right" if column != "design" else "left")
     table.add_row("fraudctl consumer (batched, one commit per batch)", f"{len(ours):,}",

@@ -43,6 +43,10 @@ class TrainedModel:
                 f"{len(feature_fn.FEATURE_NAMES)})", "retrain it (`fraudctl retrain`)")
 
     def matrix(self, features: pd.DataFrame) -> np.ndarray:
+        # The feature function's frames come in this order already; selecting columns by
+        # list costs ~0.7 ms, a third of a one-row prediction.
+        if features.columns.tolist() == self.feature_names:
+            return features.to_numpy("float64")
         return features[self.feature_names].to_numpy("float64")
 
     def score(self, features: pd.DataFrame) -> np.ndarray:

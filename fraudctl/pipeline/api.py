@@ -56,10 +56,16 @@ def create_app(runtime: Runtime, deployment: Deployment) -> FastAPI:
         raise AssertionError("unreachable")
 
     def score_one(txn: schema.Transaction) -> dict[str, Any]:
+        def text(value: str | None) -> pd.Series:
+            # Python strings, not pandas 3's inferred Arrow strings: building those costs
+            # more than the whole feature computation for one row.
+            return pd.Series([value], dtype=object)
+
         frame = pd.DataFrame({
-            "txn_id": [txn.txn_id], "ts": pd.DatetimeIndex([txn.ts]),
-            "card_hash": [txn.card_hash], "merchant_id": [txn.merchant_id],
-            "amount": [txn.amount], "channel": [txn.channel], "country": [txn.country]})
+            "txn_id": text(txn.txn_id), "ts": pd.DatetimeIndex([txn.ts]),
+            "card_hash": text(txn.card_hash), "merchant_id": text(txn.merchant_id),
+            "amount": [txn.amount], "channel": text(txn.channel),
+            "country": text(txn.country)})
         state = card_state(txn.card_hash)
         day = int(txn.ts.timestamp() // feature_fn.DAY_S)
         result = feature_fn.compute(frame, state, merchants.daily(day))
@@ -68,8 +74,9 @@ def create_app(runtime: Runtime, deployment: Deployment) -> FastAPI:
                 "model": scored.models[0], "feature_version": feature_fn.FEATURE_VERSION,
                 **{name: values[0].item() if hasattr(values[0], "item") else values[0]
                    for name, values in scored.extras.items()},
-                "features": {k: round(float(v), 4) for k, v in
-                             result.features.iloc[0].items()}}
+                "features": dict(zip(feature_fn.FEATURE_NAMES,
+                                     result.features.to_numpy()[0].round(4).tolist(),
+                                     strict=True))}
 
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:

@@ -18,6 +18,7 @@ treated as happening at that latest time, so decay factors never exceed one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -123,7 +124,13 @@ class CardTable:
 @dataclass
 class FeatureResult:
     features: pd.DataFrame      # FEATURE_NAMES, indexed like the batch
-    state: pd.DataFrame         # STATE_COLUMNS for the batch's cards, indexed by card_hash
+    make_state: Callable[[], pd.DataFrame]
+
+    @functools.cached_property
+    def state(self) -> pd.DataFrame:
+        """STATE_COLUMNS for the batch's cards, indexed by card_hash. Built on first use:
+        the API, which never writes state, does not pay for the frame."""
+        return self.make_state()
 
 
 def _group_cumsum(values: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -199,12 +206,12 @@ def compute(batch: pd.DataFrame, state: pd.DataFrame, merchant_daily: MerchantRi
     t = epoch_seconds(batch["ts"])
     if len(t) == 0 or t.max() - t.min() <= WINDOW_S:
         features, cards, columns = _compute_window(batch, t, lambda c: _prior(state, c), index)
-        return FeatureResult(features=features, state=state_frame(columns, cards))
+        return FeatureResult(features, lambda: state_frame(columns, cards))
     # A batch spanning hours (a backlog, or a history chunk): one window at a time, in time
     # order, carrying the state — the same result, with small exponents.
     table = CardTable(batch["card_hash"].to_numpy(dtype=object), state)
     features = _compute_windows(batch, t, table, index)
-    return FeatureResult(features=features, state=table.frame())
+    return FeatureResult(features, table.frame)
 
 
 def _compute_windows(batch: pd.DataFrame, t: np.ndarray, table: CardTable,
@@ -354,13 +361,14 @@ def compute_history(transactions: pd.DataFrame, merchant_daily: pd.DataFrame,
     """Offline: the same function over the history in time order, carrying the state."""
     state = empty_state() if state is None else state
     if transactions.empty:
-        return FeatureResult(pd.DataFrame(columns=FEATURE_NAMES, dtype="float64"), state)
+        return FeatureResult(pd.DataFrame(columns=FEATURE_NAMES, dtype="float64"),
+                             lambda: state)
     index = MerchantRiskIndex(merchant_daily)
     ordered = transactions.sort_values("ts", kind="stable")
     table = CardTable(ordered["card_hash"].to_numpy(dtype=object), state)
     features = _compute_windows(ordered, epoch_seconds(ordered["ts"]), table, index)
-    return FeatureResult(features=features.reindex(transactions.index),
-                         state=merge_state(state, table.frame()))
+    return FeatureResult(features.reindex(transactions.index),
+                         lambda: merge_state(state, table.frame()))
 
 
 def merchant_daily_from_labels(labels: pd.DataFrame, merchants: pd.DataFrame) -> pd.DataFrame:

@@ -38,6 +38,21 @@ def scored_rows() -> list[tuple[str, str, float]]:
         runtime.close()
 
 
+def shadow_rows(since: float) -> list[tuple[str, str, float]]:
+    from fraudctl.config import load_settings
+    from fraudctl.runtime import open_runtime
+
+    runtime = open_runtime(load_settings({}), pool_size=1)
+    try:
+        with runtime.pooled() as conn:
+            return [(m, sm, float(sc)) for m, sm, sc in conn.execute(
+                "SELECT features->>'model', features->>'shadow_model', "
+                "(features->>'shadow_score')::float8 FROM tx_scored "
+                "WHERE scored_at > to_timestamp(%s)", (since,)).fetchall()]
+    finally:
+        runtime.close()
+
+
 def test_swaps_under_load_score_every_transaction_once(isolated_env: Path) -> None:
     history = write_csv(simulated_history(22), isolated_env.parent / "history.csv")
     cli("up", "--history", str(history))
@@ -118,7 +133,20 @@ def test_swaps_under_load_score_every_transaction_once(isolated_env: Path) -> No
             "merchant_id": "T000001", "amount": 40.0, "channel": "pos"}).encode())
         assert code == 200 and answer["model"] == first
 
-        # Same version again: nothing to do, exit 0.
+        # Shadow: the challenger scores every transaction beside the champion, which acts.
+        shadow = json.loads(cli("swap-model", worse, "--shadow", "-o", "json").stdout)
+        assert shadow["serving"] == f"{first} + {worse} (shadow)"
+        shadow_done = time.time()
+        more = json.loads(cli("produce", "--count", "300", "--cards", "800", "--no-labels",
+                              "-o", "json").stdout)["sent"]
+        wait_consistent(backfilled + sent + more)
+        shadowed = shadow_rows(shadow_done)
+        assert len(shadowed) == more
+        assert {(model, shadow_model) for model, shadow_model, _ in shadowed} == {(first, worse)}
+        assert all(0.0 <= score <= 1.0 for _, _, score in shadowed)
+
+        # Back to the champion alone; the same request again is not a change (exit 0).
+        assert cli("swap-model", first).returncode == 0
         assert "no change" in cli("swap-model", first).stdout
 
         # A tampered artifact is refused, and nothing changes.
