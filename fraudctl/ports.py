@@ -131,3 +131,22 @@ class ColourWorkloads(Protocol):
         ...
 
     def running_colours(self) -> set[str]: ...
+
+
+@dataclass
+class QueryResult:
+    """What a query engine answers: the rows, and what it cost."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    seconds: float
+    partitions: int = 0             # partitions projection produced for the query
+    objects_read: int = 0           # local engine: objects listed and read
+    bytes_read: int = 0             # local: bytes of those objects; aws: data scanned
+    query_id: str | None = None     # aws: the query execution id
+
+
+class QueryEngine(Protocol):
+    """Athena, or the local engine that answers like it."""
+
+    def run(self, sql: str) -> QueryResult: ...

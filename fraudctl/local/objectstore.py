@@ -49,9 +49,12 @@ class DirectoryStore:
             raise ObjectMissing(f"no object {key!r} in {self.location}") from None
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        if not self.root.exists():
+        # Start at the deepest folder the prefix names: a listing of one partition must not
+        # walk the whole lake.
+        start = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
+        if not start.is_dir():
             return
-        for dirpath, _, filenames in os.walk(self.root):
+        for dirpath, _, filenames in os.walk(start):
             for filename in sorted(filenames):
                 if filename.startswith(_TEMP_PREFIX):
                     continue

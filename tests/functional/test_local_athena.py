@@ -1,0 +1,188 @@
+"""The local Athena engine: Athena-dialect questions answered as pandas answers them over the
+same rows, observable pruning, and clear errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+
+from fraudctl import lake_table, naming
+from fraudctl.local.athena import LocalAthenaEngine
+from fraudctl.local.catalog import LocalCatalog
+from fraudctl.local.objectstore import DirectoryStore
+from fraudctl.pipeline import exporter, simulator
+from fraudctl.query import dialect, projection
+
+NOW = datetime.now(UTC)
+
+
+def lake_rows(hours: int = 30, per_hour: int = 400, seed: int = 3) -> pd.DataFrame:
+    """Scored rows over the last ``hours`` (so today's and yesterday's partitions exist)."""
+    start = (NOW - timedelta(hours=hours)).timestamp()
+    config = simulator.SimulatorConfig(seed=seed, n_cards=500, n_terminals=60)
+    frame = simulator.Simulator(config, start).live(start, NOW.timestamp() - 60,
+                                                    hours * per_hour)
+    rng = np.random.default_rng(seed)
+    frame["score"] = rng.beta(0.6, 4.0, len(frame))
+    frame["model"] = np.where(rng.random(len(frame)) < 0.2, "m-2", "m-1")
+    frame["features"] = [orjson.dumps({"model": m, "amount": a}).decode()
+                         for m, a in zip(frame["model"], frame["amount"], strict=True)]
+    frame["scored_at"] = frame["ts"] + pd.Timedelta(milliseconds=300)
+    return frame
+
+
+def make_engine(root: Path, frame: pd.DataFrame, fmt: lake_table.LakeFormat
+                ) -> LocalAthenaEngine:
+    store = DirectoryStore(root / "objects")
+    catalog = LocalCatalog(root / "catalog")
+    catalog.put_table("fraud",
+                      lake_table.table_input(stack="t", location=f"{store.location}tx/",
+                                             lake_format=fmt))
+    if not frame.empty:
+        # Two flushes, as the exporter writes them: two objects in some partitions.
+        half = len(frame) // 2
+        exporter.write_partitions(store, frame.iloc[:half], "part-a", fmt)
+        exporter.write_partitions(store, frame.iloc[half:], "part-b", fmt)
+    return LocalAthenaEngine(catalog, store, "fraud", naming.TABLE_NAME)
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    return lake_rows()
+
+
+@pytest.fixture(scope="module", params=["parquet", "jsonl"])
+def engine(request: pytest.FixtureRequest, rows: pd.DataFrame,
+           tmp_path_factory: pytest.TempPathFactory) -> LocalAthenaEngine:
+    return make_engine(tmp_path_factory.mktemp(request.param), rows, request.param)
+
+
+def frame_of(result: object) -> pd.DataFrame:
+    return pd.DataFrame(result.rows, columns=result.columns)  # type: ignore[attr-defined]
+
+
+def test_a_one_hour_query_reads_one_hours_objects(engine: LocalAthenaEngine,
+                                                  rows: pd.DataFrame) -> None:
+    hour = (NOW - timedelta(hours=5)).replace(minute=0, second=0, microsecond=0)
+    result = engine.run(f"SELECT count(*) AS n, sum(amount) AS total FROM fraud.fraud_tx "
+                        f"WHERE dt = '{hour:%Y-%m-%d}' AND hr = {hour.hour}")
+    expected = rows[(rows["ts"] >= hour) & (rows["ts"] < hour + timedelta(hours=1))]
+    assert result.rows[0][0] == len(expected) > 0
+    assert result.rows[0][1] == pytest.approx(expected["amount"].sum())
+    assert result.partitions == 1
+    in_partition = list(engine.store.list(f"tx/dt={hour:%Y-%m-%d}/hr={hour.hour:02d}/"))
+    assert result.objects_read == len(in_partition) >= 1            # that hour's, no others
+    assert result.bytes_read == sum(info.size for info in in_partition)
+    everything = engine.run("SELECT count(*) FROM fraud_tx")
+    assert everything.rows[0][0] == len(rows)
+    assert everything.objects_read == len(list(engine.store.list("tx/"))) > 25
+
+
+def test_athena_dialect_answers_like_pandas(engine: LocalAthenaEngine,
+                                            rows: pd.DataFrame) -> None:
+    per_hour = frame_of(engine.run(
+        "SELECT date_format(ts, '%Y-%m-%d %H:00') AS hour, count(*) AS n, "
+        "count_if(score > 0.5) AS risky FROM fraud_tx GROUP BY 1 ORDER BY 1"))
+    expected = rows.assign(hour=rows["ts"].dt.strftime("%Y-%m-%d %H:00")).groupby("hour").agg(
+        n=("txn_id", "size"), risky=("score", lambda s: int((s > 0.5).sum()))).reset_index()
+    assert per_hour["hour"].tolist() == expected["hour"].tolist()
+    assert per_hour["n"].tolist() == expected["n"].tolist()
+    assert per_hour["risky"].tolist() == expected["risky"].tolist()
+
+    recent = engine.run("SELECT count(*) FROM fraud_tx "
+                        "WHERE ts > current_timestamp - INTERVAL '3' HOUR")
+    cutoff = pd.Timestamp(NOW) - pd.Timedelta(hours=3)
+    assert abs(recent.rows[0][0] - int((rows["ts"] > cutoff).sum())) <= 5   # seconds apart
+
+    minute = frame_of(engine.run(
+        "SELECT date_trunc('minute', ts) AS m, count(*) AS n FROM fraud_tx GROUP BY 1 "
+        "ORDER BY n DESC, m LIMIT 3"))
+    counts = rows.groupby(rows["ts"].dt.floor("min")).size()
+    assert minute["n"].tolist() == sorted(counts.tolist(), reverse=True)[:3]
+
+    by_model = frame_of(engine.run(
+        "SELECT json_extract_scalar(features, '$.model') AS model, count(*) AS n, "
+        "approx_percentile(score, 0.5) AS p50 FROM fraud_tx GROUP BY 1 ORDER BY 1"))
+    expected_models = rows.groupby("model")["score"]
+    assert by_model["model"].tolist() == ["m-1", "m-2"]
+    assert by_model["n"].tolist() == expected_models.size().tolist()
+    assert np.allclose(by_model["p50"], expected_models.median(), atol=0.02)
+
+    top = frame_of(engine.run(
+        "WITH ranked AS (SELECT merchant_id, count(*) AS n, "
+        "row_number() OVER (ORDER BY count(*) DESC, merchant_id) AS r FROM fraud_tx "
+        "WHERE score > 0.3 GROUP BY merchant_id) SELECT merchant_id, n FROM ranked "
+        "WHERE r <= 5 ORDER BY r"))
+    risky = rows[rows["score"] > 0.3].groupby("merchant_id").size().reset_index(name="n")
+    risky = risky.sort_values(["n", "merchant_id"], ascending=[False, True]).head(5)
+    assert top["merchant_id"].tolist() == risky["merchant_id"].tolist()
+    assert top["n"].tolist() == risky["n"].tolist()
+
+    stamp = engine.run("SELECT from_iso8601_timestamp('2026-11-22T10:30:00Z') AS t, "
+                       "7 / 2 AS q, -7 / 2 AS nq, 7.0 / 2 AS f, date_diff('day', "
+                       "TIMESTAMP '2026-01-01 23:00:00', TIMESTAMP '2026-01-02 01:00:00') AS d")
+    t, q, nq, f, d = stamp.rows[0]
+    assert pd.Timestamp(t).tz_convert("UTC") == pd.Timestamp("2026-11-22T10:30:00Z")
+    assert (q, nq, float(f), d) == (3, -3, 3.5, 0)          # Trino's integer division, date_diff
+
+
+def test_bad_queries_are_clear_errors(engine: LocalAthenaEngine) -> None:
+    cases = {"SELEC 1": "syntax error", "SELECT 1 FROM fraud.nope": "unknown table fraud.nope",
+             "SELECT nope FROM fraud_tx": "column 'nope' could not be resolved",
+             "SELECT format_datetime(ts, 'yyyy') FROM fraud_tx": "function format_datetime",
+             "SELECT frobnicate(amount) FROM fraud_tx": "unsupported function frobnicate",
+             "DELETE FROM fraud_tx": "only queries run here"}
+    for sql, message in cases.items():
+        with pytest.raises(dialect.QueryError) as failure:
+            engine.run(sql)
+        assert message in failure.value.message, sql
+
+
+def test_an_empty_lake_gives_no_rows_not_an_error(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path, pd.DataFrame(), "parquet")
+    result = engine.run("SELECT count(*) AS n, max(score) AS top FROM fraud_tx "
+                        "WHERE dt = '2026-01-01'")
+    assert result.rows == [(0, None)] and result.objects_read == 0
+
+
+def test_pruning_follows_projection_and_never_reaches_the_future() -> None:
+    table = lake_table.table_input(stack="t", location="s3://b/tx/")
+    now = datetime(2026, 11, 22, 10, tzinfo=UTC)
+    proj = projection.Projection.of(table, now)
+    assert proj.last_day.isoformat() == "2026-11-22"
+    assert proj.first_day.isoformat() == "2023-11-22"
+    import duckdb
+
+    con = duckdb.connect()
+
+    def partitions(where: str) -> list[tuple[str, int]]:
+        tree = dialect.parse(f"SELECT count(*) FROM fraud_tx WHERE {where}")
+        return projection.prune(tree, "fraud_tx", proj,
+                                lambda node: con.execute(
+                                    f"SELECT {node.sql(dialect='duckdb')}").fetchone()[0])
+
+    assert partitions("dt = '2026-11-21' AND hr IN (3, 4)") == [("2026-11-21", 3),
+                                                               ("2026-11-21", 4)]
+    assert len(partitions("dt >= '2026-11-20'")) == 3 * 24           # no day after today
+    assert len(partitions("dt > '2026-11-22'")) == 0
+    assert len(partitions("dt BETWEEN '2026-11-01' AND '2026-11-02' AND hr >= 20")) == 8
+    assert len(partitions("dt = '2026-11-21' OR hr = 3")) == len(proj.days()) * 24  # no pruning
+    assert partitions("dt = CAST(DATE '2026-11-21' AS VARCHAR) AND 5 = hr") == [
+        ("2026-11-21", 5)]
+
+
+def test_every_key_the_exporter_writes_is_a_key_projection_produces(tmp_path: Path) -> None:
+    table = lake_table.table_input(stack="t", location="s3://bucket/tx/")
+    proj = projection.Projection.of(table)
+    frame = lake_rows(hours=26, per_hour=20)
+    store = DirectoryStore(tmp_path)
+    keys = exporter.write_partitions(store, frame, "part-x", "parquet")
+    produced = {proj.prefix(day, hour).removeprefix("s3://bucket/")
+                for day in proj.days()[-3:] for hour in proj.hours}
+    assert keys and all(key.rsplit("/", 1)[0] + "/" in produced for key in keys)
+    assert any("/hr=0" in key for key in keys) or any("/hr=1" in key for key in keys)
