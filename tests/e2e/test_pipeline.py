@@ -56,6 +56,22 @@ def test_produce_20000_exactly_once_everywhere(isolated_env: Path) -> None:
         assert found["tx_raw"] == found["tx_scored"] == found["lake_distinct"] == produced["sent"]
         assert found["dead_letters"] == 0
 
+        # The lake and the database answer the same question the same way.
+        lake = json.loads(cli("query", "athena", "SELECT count(*) AS n, "
+                              "count_if(score > 0.5) AS risky FROM fraud.fraud_tx "
+                              "WHERE dt >= date_format(current_timestamp - INTERVAL '2' DAY, "
+                              "'%Y-%m-%d')", "-o", "json").stdout)["rows"][0]
+        live = json.loads(cli("query", "db", "SELECT count(*) AS n, "
+                              "count(*) FILTER (WHERE score > 0.5) AS risky FROM tx_scored",
+                              "-o", "json").stdout)["rows"][0]
+        assert lake == live and lake["n"] == produced["sent"]
+        named = cli("query", "athena", "--name", "model_comparison", "--param", "hours=48",
+                    "-o", "csv")
+        assert named.stdout.splitlines()[0].startswith("model,transactions,avg_score")
+        assert "rules-v1" in named.stdout and "object(s)" in named.stderr
+        refused = cli("query", "db", "DELETE FROM tx_raw", check=False)
+        assert refused.returncode == 2 and "only reads" in refused.stderr
+
         status = json.loads(cli("status", "-o", "json").stdout)
         assert status["healthy"] is True
         pipeline = next(r for r in status["resources"] if r["resource"] == "pipeline")

@@ -1,0 +1,127 @@
+"""`fraudctl query athena|db`: questions over the lake (Athena, or the local engine that
+answers like it) and over the live database, printed as a table, CSV or JSON."""
+
+import csv
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from fraudctl import errors, lifecycle, output
+from fraudctl.cli.options import stack_command
+from fraudctl.config import Settings
+from fraudctl.ports import QueryResult
+
+app = typer.Typer(help="Ask the lake (Athena) or the live database.", no_args_is_help=True)
+
+Format = Annotated[str, typer.Option("--output", "-o", help="table, csv or json.")]
+QUERY_FORMATS = ("table", "csv", "json")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _print(result: QueryResult, fmt: str) -> None:
+    rows = [[_plain(v) for v in row] for row in result.rows]
+    if fmt == "json":
+        output.print_json({"columns": result.columns,
+                           "rows": [dict(zip(result.columns, row, strict=True))
+                                    for row in rows]})
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.columns)
+        writer.writerows(rows)
+    else:
+        table = Table()
+        for column in result.columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        output.out.print(table)
+
+
+def _sql_of(sql: str | None, file: Path | None, name: str | None, params: list[str]) -> str:
+    from fraudctl.query import named
+
+    given = [x for x in (sql, file, name) if x is not None]
+    if len(given) != 1:
+        raise errors.ConfigError("give the SQL, --file FILE or --name NAME (one of them)",
+                                 "named queries: " + ", ".join(sorted(named.catalog())))
+    if params and name is None:
+        raise errors.ConfigError("--param goes with --name")
+    if file is not None:
+        if not file.exists():
+            raise errors.ConfigError(f"query file {file} does not exist")
+        return file.read_text()
+    if name is not None:
+        return named.get(name).render(named.parse_params(params))
+    assert sql is not None
+    return sql
+
+
+@stack_command
+def athena(
+    settings: Settings,
+    sql: Annotated[str | None, typer.Argument(help="Athena (Trino) SQL.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Read the SQL from a file.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A named query.")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", help="NAME=VALUE for a named query's parameter (repeatable).")] = None,
+    output_format: Format = "table",
+) -> None:
+    """Query the lake table fraud.fraud_tx with Athena's SQL."""
+    if output_format not in QUERY_FORMATS:
+        raise errors.ConfigError(f"unknown output format {output_format!r}",
+                                 "use --output table, csv or json")
+    text = _sql_of(sql, file, name, param or [])
+    lifecycle.require_stack(settings)
+    if settings.target != "local":
+        raise errors.ConfigError("`query athena` on the aws target is not available yet",
+                                 "run it on the local target")
+    from fraudctl.local.athena import LocalAthenaEngine
+    from fraudctl.local.stack import LocalStack
+
+    stack = LocalStack(settings)
+    engine = LocalAthenaEngine(stack.catalog, stack.objects, stack.names.glue_database,
+                               stack.names.table)
+    result = engine.run(text)
+    _print(result, output_format)
+    output.err.print(f"{len(result.rows)} row(s) in {result.seconds:.2f} s · "
+                     f"{result.partitions} partition(s), {result.objects_read} object(s), "
+                     f"{result.bytes_read / 2**20:.2f} MiB read")
+
+
+@stack_command
+def db(
+    settings: Settings,
+    sql: Annotated[str, typer.Argument(help="PostgreSQL SQL, run read-only.")],
+    output_format: Format = "table",
+) -> None:
+    """Query the live database in a read-only transaction."""
+    from fraudctl.query import database
+    from fraudctl.runtime import open_runtime
+
+    if output_format not in QUERY_FORMATS:
+        raise errors.ConfigError(f"unknown output format {output_format!r}",
+                                 "use --output table, csv or json")
+    lifecycle.require_stack(settings)
+    runtime = open_runtime(settings, pool_size=1)
+    try:
+        result = database.run(runtime, sql)
+    finally:
+        runtime.close()
+    _print(result, output_format)
+    output.err.print(f"{len(result.rows)} row(s) in {result.seconds:.2f} s")
+
+
+app.command()(athena)
+app.command()(db)

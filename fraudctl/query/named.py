@@ -1,0 +1,94 @@
+"""Named queries: Athena SQL shipped in ``templates/queries/``, with typed parameters.
+
+A file's leading comment describes it; ``-- param NAME TYPE DEFAULT`` lines declare its
+parameters (int, float, date, text), and ``{{NAME}}`` marks where each goes. A value is
+checked against its type and written as a literal of that type (text quoted, with quotes
+doubled), so a parameter can never become SQL of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+
+from fraudctl import errors
+
+_PARAM = re.compile(r"^--\s*param\s+(\w+)\s+(int|float|date|text)\s+(\S+)\s*$")
+_SLOT = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    kind: str
+    default: str
+
+    def literal(self, raw: str) -> str:
+        try:
+            if self.kind == "int":
+                return str(int(raw))
+            if self.kind == "float":
+                return repr(float(raw))
+            if self.kind == "date":
+                return f"'{date.fromisoformat(raw).isoformat()}'"
+        except ValueError:
+            raise errors.ConfigError(f"--param {self.name} must be {self.kind}, got {raw!r}"
+                                     ) from None
+        return "'" + raw.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class NamedQuery:
+    name: str
+    description: str
+    parameters: tuple[Parameter, ...]
+    template: str
+
+    def render(self, values: dict[str, str]) -> str:
+        known = {p.name: p for p in self.parameters}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise errors.ConfigError(f"query {self.name} has no parameter {unknown[0]!r}",
+                                     f"its parameters: {', '.join(known) or 'none'}")
+        literals = {name: p.literal(values.get(name, p.default)) for name, p in known.items()}
+        return _SLOT.sub(lambda m: literals[m.group(1)], self.template)
+
+
+def _parse(name: str, text: str) -> NamedQuery:
+    description, parameters = [], []
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        match = _PARAM.match(line)
+        if match:
+            parameters.append(Parameter(*match.groups()))
+        else:
+            description.append(line.lstrip("-").strip())
+    return NamedQuery(name, " ".join(description), tuple(parameters), text)
+
+
+def catalog() -> dict[str, NamedQuery]:
+    folder = resources.files("fraudctl") / "templates" / "queries"
+    return {entry.name.removesuffix(".sql"): _parse(entry.name.removesuffix(".sql"),
+                                                     entry.read_text())
+            for entry in folder.iterdir() if entry.name.endswith(".sql")}
+
+
+def get(name: str) -> NamedQuery:
+    queries = catalog()
+    if name not in queries:
+        raise errors.ConfigError(f"no named query {name!r}",
+                                 f"named queries: {', '.join(sorted(queries))}")
+    return queries[name]
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise errors.ConfigError(f"--param takes NAME=VALUE, got {pair!r}")
+        values[key.strip()] = value.strip()
+    return values
