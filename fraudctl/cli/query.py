@@ -84,9 +84,9 @@ def athena(
                                  "use --output table, csv or json")
     text = _sql_of(sql, file, name, param or [])
     lifecycle.require_stack(settings)
-    if settings.target != "local":
-        raise errors.ConfigError("`query athena` on the aws target is not available yet",
-                                 "run it on the local target")
+    if settings.target == "aws":
+        _athena_on_aws(settings, text, output_format)
+        return
     from fraudctl.local.athena import LocalAthenaEngine
     from fraudctl.local.stack import LocalStack
 
@@ -98,6 +98,31 @@ def athena(
     output.err.print(f"{len(result.rows)} row(s) in {result.seconds:.2f} s · "
                      f"{result.partitions} partition(s), {result.objects_read} object(s), "
                      f"{result.bytes_read / 2**20:.2f} MiB read")
+
+
+def _athena_on_aws(settings: Settings, sql: str, output_format: str) -> None:
+    from fraudctl import naming
+    from fraudctl.aws.athena import AthenaEngine, cost_usd
+    from fraudctl.aws.session import AwsSession
+    from fraudctl.provision.aws_plan import AwsStack
+
+    aws = AwsSession(settings)
+    output.err.print(lifecycle.identity_line(settings))
+    stack = AwsStack(settings, aws)
+    status = output.err.status("Athena: starting")
+
+    def heartbeat(state: str, elapsed: float) -> None:
+        status.update(f"Athena: {state.lower()} · {elapsed:.0f} s (Ctrl-C cancels)")
+
+    engine = AthenaEngine(aws, database=stack.names.glue_database, workgroup="primary",
+                          output_location=f"s3://{stack.bucket}/{naming.QUERY_RESULTS_PREFIX}",
+                          heartbeat=heartbeat)
+    with status:
+        result = engine.run(sql)
+    _print(result, output_format)
+    output.err.print(f"{len(result.rows)} row(s) in {result.seconds:.2f} s · query "
+                     f"{result.query_id} · {result.bytes_read / 2**20:.2f} MiB scanned · "
+                     f"about ${cost_usd(result.bytes_read):.6f}")
 
 
 @stack_command
