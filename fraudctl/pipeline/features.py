@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -331,10 +330,14 @@ def state_frame(columns: dict[str, np.ndarray], cards: np.ndarray) -> pd.DataFra
     them back and forth (that conversion was most of the offline feature time).
     """
     index = pd.Index(cards, name="card_hash", dtype=object)
-    dtypes: dict[str, Any] = {"home_country": object, "n_total": "int64"}
-    return pd.DataFrame({name: pd.Series(columns[name], index=index,
-                                         dtype=dtypes.get(name, "float64"))
-                         for name in STATE_COLUMNS})
+    # One float block for the numbers (n_total included: it is a count, written back as an
+    # integer by the sink), then the one text column: a frame per column would cost ~1 ms.
+    numeric = STATE_COLUMNS[:-1]
+    block = np.column_stack([np.asarray(columns[name], dtype="float64") for name in numeric]
+                            ) if len(index) else np.zeros((0, len(numeric)))
+    frame = pd.DataFrame(block, index=index, columns=numeric)
+    frame["home_country"] = pd.Series(columns["home_country"], index=index, dtype=object)
+    return frame
 
 
 def merge_state(state: pd.DataFrame, updates: pd.DataFrame) -> pd.DataFrame:

@@ -107,6 +107,7 @@ def save_card_state(conn: psycopg.Connection[Any], state: pd.DataFrame) -> None:
     if state.empty:
         return
     frame = state.reset_index()[["card_hash", *feature_fn.STATE_COLUMNS]]
+    frame["n_total"] = frame["n_total"].astype("int64")     # a count: bigint in the table
     copy_rows(conn, "tmp_state", frame)
     conn.execute(
         "INSERT INTO card_state SELECT * FROM tmp_state ON CONFLICT (card_hash) DO UPDATE SET "

@@ -71,6 +71,14 @@ def test_produce_20000_exactly_once_everywhere(isolated_env: Path) -> None:
         assert "rules-v1" in named.stdout and "object(s)" in named.stderr
         refused = cli("query", "db", "DELETE FROM tx_raw", check=False)
         assert refused.returncode == 2 and "only reads" in refused.stderr
+        bad = cli("query", "athena", "SELECT nope FROM fraud.fraud_tx", check=False)
+        assert bad.returncode == 2 and "column 'nope' could not be resolved" in bad.stderr
+        assert "Traceback" not in bad.stderr
+        query_file = isolated_env.parent / "q.sql"
+        query_file.write_text("SELECT count(*) AS n FROM fraud.fraud_tx WHERE hr BETWEEN 0 AND 23")
+        from_file = json.loads(cli("query", "athena", "--file", str(query_file),
+                                   "-o", "json").stdout)
+        assert from_file["rows"] == [{"n": produced["sent"]}]
 
         status = json.loads(cli("status", "-o", "json").stdout)
         assert status["healthy"] is True

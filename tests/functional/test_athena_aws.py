@@ -108,3 +108,26 @@ def test_cost_follows_athenas_price() -> None:
     assert cost_usd(0) == 0.0
     assert cost_usd(1) == pytest.approx(10 * 1024**2 / 1024**4 * 5)      # 10 MB minimum
     assert cost_usd(1024**4) == pytest.approx(5.0)
+
+
+def test_a_failed_query_is_one_clear_error(moto: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's executions always succeed; Athena's can fail with a reason. The in-process
+    server's answer is given a failure the way Athena reports one."""
+    from moto.athena.responses import AthenaResponse
+
+    from fraudctl import errors
+
+    original = AthenaResponse.get_query_execution
+
+    def failed(self: AthenaResponse) -> str:
+        document = json.loads(original(self))
+        document["QueryExecution"]["Status"].update({
+            "State": "FAILED",
+            "StateChangeReason": "COLUMN_NOT_FOUND: line 1:8: Column 'nope' cannot be resolved"})
+        return json.dumps(document)
+
+    monkeypatch.setattr(AthenaResponse, "get_query_execution", failed)
+    with pytest.raises(errors.CloudError) as failure:
+        engine(moto).run("SELECT nope FROM fraud_tx")
+    assert "failed: COLUMN_NOT_FOUND" in failure.value.message
+    assert "Column 'nope' cannot be resolved" in failure.value.message
