@@ -72,6 +72,10 @@ class StackNames:
     def secret(self, purpose: str) -> str:
         return f"fraudctl/{self.stack}/{purpose}"
 
+    @property
+    def workgroup(self) -> str:
+        return f"fraudctl-{self.stack}"
+
     def bucket(self, account_id: str, region: str) -> str:
         # Bucket names are global: the account and region make them unique and stable.
         return f"fraudctl-{self.stack}-{account_id}-{region}"

@@ -8,13 +8,55 @@ from collections.abc import Callable
 from typing import Any
 
 from fraudctl import errors
-from fraudctl.aws.session import AwsSession
+from fraudctl.aws.session import AwsSession, error_code
 from fraudctl.ports import QueryResult
 
 PRICE_PER_TB = 5.0
 MIN_BILLED_BYTES = 10 * 1024 * 1024
 PAGE_ROWS = 1000                       # Athena's maximum per GetQueryResults call
 _FINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
+
+
+# A query that would scan more than this is cancelled by Athena itself: a runaway query on an
+# unpartitioned predicate costs at most $0.05.
+BYTES_SCANNED_CUTOFF = 10 * 1024**3
+
+
+def workgroup_configuration(output_location: str) -> dict[str, Any]:
+    """The stack's workgroup: results in the stack's bucket (encrypted, expiring with its
+    lifecycle rule), enforced over any client setting, and a per-query scan cutoff."""
+    return {
+        "ResultConfiguration": {"OutputLocation": output_location,
+                                "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}},
+        "EnforceWorkGroupConfiguration": True,
+        "PublishCloudWatchMetricsEnabled": True,
+        "BytesScannedCutoffPerQuery": BYTES_SCANNED_CUTOFF,
+    }
+
+
+def get_workgroup(aws: AwsSession, name: str) -> dict[str, Any] | None:
+    try:
+        found = aws.client("athena").get_work_group(WorkGroup=name)
+    except Exception as exc:
+        if error_code(exc) == "InvalidRequestException":
+            return None
+        raise
+    group: dict[str, Any] | None = found.get("WorkGroup")
+    return group
+
+
+def create_workgroup(aws: AwsSession, name: str, output_location: str, stack: str) -> None:
+    aws.client("athena").create_work_group(
+        Name=name, Description=f"fraudctl stack {stack}: queries over the lake",
+        Configuration=workgroup_configuration(output_location), Tags=aws.tags())
+
+
+def delete_workgroup(aws: AwsSession, name: str) -> None:
+    try:
+        aws.client("athena").delete_work_group(WorkGroup=name, RecursiveDeleteOption=True)
+    except Exception as exc:
+        if error_code(exc) != "InvalidRequestException":
+            raise
 
 
 def cost_usd(scanned_bytes: int) -> float:

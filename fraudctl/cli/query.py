@@ -114,7 +114,8 @@ def _athena_on_aws(settings: Settings, sql: str, output_format: str) -> None:
     def heartbeat(state: str, elapsed: float) -> None:
         status.update(f"Athena: {state.lower()} · {elapsed:.0f} s (Ctrl-C cancels)")
 
-    engine = AthenaEngine(aws, database=stack.names.glue_database, workgroup="primary",
+    engine = AthenaEngine(aws, database=stack.names.glue_database,
+                          workgroup=stack.names.workgroup,
                           output_location=f"s3://{stack.bucket}/{naming.QUERY_RESULTS_PREFIX}",
                           heartbeat=heartbeat)
     with status:

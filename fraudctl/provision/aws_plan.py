@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fraudctl import errors, lake_table, naming
-from fraudctl.aws import ec2, glue, rds, s3, sqs
+from fraudctl.aws import athena, ec2, glue, rds, s3, sqs
 from fraudctl.aws.secrets import SecretsManagerSecrets
 from fraudctl.aws.session import AwsSession
 from fraudctl.config import Settings
@@ -135,6 +135,22 @@ def _plan_bucket(plan: Plan, stack: AwsStack) -> None:
 
     plan.add(Step(f"s3 bucket {bucket}", "update", "set " + ", ".join(differing), configure,
                   ("s3:PutBucket*",), "bucket"))
+
+
+def _plan_workgroup(plan: Plan, stack: AwsStack) -> None:
+    aws, name = stack.aws, stack.names.workgroup
+    if athena.get_workgroup(aws, name) is not None:
+        plan.found("athena/workgroup", f"athena workgroup {name}", name=name)
+        return
+    output = f"s3://{stack.bucket}/{naming.QUERY_RESULTS_PREFIX}"
+
+    def create() -> StepResult:
+        athena.create_workgroup(aws, name, output, stack.settings.stack)
+        return {"name": name}
+
+    plan.add(Step(f"athena workgroup {name}", "create",
+                  f"results enforced to {output}, encrypted; 10 GiB scan cutoff per query",
+                  create, ("athena:CreateWorkGroup",), "athena/workgroup"))
 
 
 def _plan_glue(plan: Plan, stack: AwsStack) -> None:
@@ -327,6 +343,7 @@ def plan_up(settings: Settings, aws: AwsSession) -> Plan:
         settings.visibility_timeout_s))
     _plan_bucket(plan, stack)
     _plan_glue(plan, stack)
+    _plan_workgroup(plan, stack)
     vpc_id = _plan_network(plan, stack)
     ready = _plan_rds(plan, stack, vpc_id)
 
@@ -379,6 +396,10 @@ def plan_down(
             plan.add(Step(f"sqs queue {queue}", "delete", "",
                           lambda queue=queue: sqs.delete_queue(aws, queue),  # type: ignore[misc]
                           ("sqs:DeleteQueue",), f"queue/{queue}"))
+    if athena.get_workgroup(aws, names.workgroup) is not None:
+        plan.add(Step(f"athena workgroup {names.workgroup}", "delete", "with its saved queries",
+                      lambda: athena.delete_workgroup(aws, names.workgroup),
+                      ("athena:DeleteWorkGroup",), "athena/workgroup"))
     db = names.glue_database
     if glue.database_exists(aws, db):
         def delete_glue() -> StepResult:

@@ -98,6 +98,13 @@ def test_up_up_down_cycle(
     assert params["projection.dt.format"] == "yyyy-MM-dd"
     assert params["projection.hr.digits"] == "2"
 
+    # Athena: the stack's own workgroup, results enforced into the stack's bucket.
+    athena = client(moto, "athena")
+    workgroup = athena.get_work_group(WorkGroup="fraudctl-fraud")["WorkGroup"]["Configuration"]
+    assert workgroup["ResultConfiguration"]["OutputLocation"] == f"s3://{BUCKET}/athena-results/"
+    assert workgroup["EnforceWorkGroupConfiguration"] is True
+    assert workgroup["BytesScannedCutoffPerQuery"] == 10 * 1024**3
+
     # The schema was migrated over TLS and the app role exists.
     host, _, port = rds_stand_in.rpartition(":")
     with pytest.raises(psycopg.OperationalError):           # plain text is refused
@@ -130,6 +137,7 @@ def test_up_up_down_cycle(
     # moto's tag index keeps deleted Glue databases; the services themselves are empty.
     assert not [a for a in arns if ":glue:" not in a]
     assert glue.get_databases()["DatabaseList"] == []
+    assert "fraudctl-fraud" not in {w["Name"] for w in athena.list_work_groups()["WorkGroups"]}
     assert rds.describe_db_instances()["DBInstances"] == []
     assert sqs.list_queues().get("QueueUrls", []) == []
     assert secrets.list_secrets()["SecretList"] == []

@@ -28,6 +28,7 @@ def test_aws_dry_run_changes_nothing(
     assert result.exit_code == 0, result.stderr
     assert "sqs:CreateQueue" in result.stdout
     assert "rds:CreateDBInstance" in result.stdout
+    assert "athena" in result.stdout                          # the workgroup step
     assert client(moto, "sqs").list_queues().get("QueueUrls", []) == []
     assert client(moto, "s3").list_buckets()["Buckets"] == []
     assert client(moto, "rds").describe_db_instances()["DBInstances"] == []

@@ -190,7 +190,23 @@ def test_produce_stops_cleanly_on_ctrl_c(isolated_env: Path) -> None:
         process = subprocess.Popen(
             [fraudctl_executable(), "produce", "--rate", "200", "--cards", "500", "-o", "json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(4)
+        # Ctrl-C while it sends (not while it starts: on a loaded machine start-up can take
+        # seconds, and an interrupted start-up is a different case, exit 130).
+        from fraudctl.config import load_settings
+        from fraudctl.runtime import open_runtime
+
+        runtime = open_runtime(load_settings({}), pool_size=1)
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:
+                with runtime.pooled() as conn:
+                    row = conn.execute("SELECT count(*) FROM tx_raw").fetchone()
+                if runtime.queue.depth().total or (row and row[0]):
+                    break
+                time.sleep(0.2)
+        finally:
+            runtime.close()
+        time.sleep(1)
         process.send_signal(signal.SIGINT)                     # Ctrl-C
         out, err = process.communicate(timeout=60)
         assert process.returncode == 0, err
