@@ -14,7 +14,7 @@ from fraudctl.config import Settings
 
 if TYPE_CHECKING:
     from fraudctl.model.evaluation import Report
-    from fraudctl.model.retrain import WindowRequest
+    from fraudctl.model.retrain import RetrainResult, WindowRequest
     from fraudctl.ports import ColourWorkloads
 
 model_app = typer.Typer(help="Evaluate models and watch them for drift.", no_args_is_help=True)
@@ -76,14 +76,28 @@ def _print_report(report: "Report", fmt: str, extra: dict[str, Any] | None = Non
         output.err.print(f"note: {note}")
 
 
-def _runtime_or_none(settings: Settings, history: Path | None) -> Any:
-    """A file-only evaluation needs no stack; everything else does."""
+def _train(settings: Settings, history: Path | None, window: "WindowRequest", *,
+           register: bool) -> "RetrainResult":
+    """`retrain` and `model evaluate`: the same training; only `retrain` registers. A
+    file-only evaluation needs no stack; everything else does."""
+    from fraudctl.model import retrain as retraining
+    from fraudctl.model import training
     from fraudctl.runtime import open_runtime
 
-    if history is not None and not lifecycle.load_state(settings).exists:
-        return None
-    lifecycle.require_stack(settings)
-    return open_runtime(settings, pool_size=2)
+    runtime = None
+    if register or history is None or lifecycle.load_state(settings).exists:
+        lifecycle.require_stack(settings)
+        runtime = open_runtime(settings, pool_size=2)
+    try:
+        with output.err.status("reading history, computing features, training"):
+            return retraining.retrain(
+                runtime, lifecycle.load_state(settings) if runtime else None,
+                history_file=history, window_request=window,
+                params=training.TrainingParams(), label_delay_days=settings.label_delay_days,
+                register=register)
+    finally:
+        if runtime is not None:
+            runtime.close()
 
 
 @stack_command
@@ -97,23 +111,11 @@ def retrain(
     output_format: OutputFormat = "table",
 ) -> None:
     """Train a model on labelled history, evaluate it on a later window, and register it."""
-    from fraudctl.model import retrain as retraining
-    from fraudctl.model import training
-    from fraudctl.runtime import open_runtime
-
     check_output_format(output_format)
     window = _window(settings, train_start, train_days, delay_days, test_days)
     lifecycle.require_stack(settings)
     output.err.print(lifecycle.identity_line(settings))
-    runtime = open_runtime(settings, pool_size=2)
-    try:
-        with output.err.status("reading history, computing features, training"):
-            result = retraining.retrain(
-                runtime, lifecycle.load_state(settings), history_file=history,
-                window_request=window, params=training.TrainingParams(),
-                label_delay_days=settings.label_delay_days, register=True)
-    finally:
-        runtime.close()
+    result = _train(settings, history, window, register=True)
     _print_report(result.report, output_format, {"version": result.version})
     if output_format != "json":
         verdict = ("beats" if result.report.beats_baseline else "does not beat")
@@ -132,22 +134,9 @@ def evaluate(
     output_format: OutputFormat = "table",
 ) -> None:
     """Train and evaluate as `retrain` does, and register nothing."""
-    from fraudctl.model import retrain as retraining
-    from fraudctl.model import training
-
     check_output_format(output_format)
     window = _window(settings, train_start, train_days, delay_days, test_days)
-    runtime = _runtime_or_none(settings, history)
-    try:
-        with output.err.status("reading history, computing features, training"):
-            result = retraining.retrain(
-                runtime, lifecycle.load_state(settings) if runtime else None,
-                history_file=history, window_request=window,
-                params=training.TrainingParams(), label_delay_days=settings.label_delay_days,
-                register=False)
-    finally:
-        if runtime is not None:
-            runtime.close()
+    result = _train(settings, history, window, register=False)
     _print_report(result.report, output_format)
 
 

@@ -187,9 +187,16 @@ def test_produce_stops_cleanly_on_ctrl_c(isolated_env: Path) -> None:
 
     cli("up")
     try:
-        process = subprocess.Popen(
-            [fraudctl_executable(), "produce", "--rate", "200", "--cards", "500", "-o", "json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # As a terminal starts it: a runner that starts the tests in the background hands
+        # down an ignored SIGINT, which the child would inherit (and Python then never raises
+        # KeyboardInterrupt). A handled signal is reset to the default in the child.
+        inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            process = subprocess.Popen(
+                [fraudctl_executable(), "produce", "--rate", "200", "--cards", "500",
+                 "-o", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        finally:
+            signal.signal(signal.SIGINT, inherited)
         # Ctrl-C while it sends (not while it starts: on a loaded machine start-up can take
         # seconds, and an interrupted start-up is a different case, exit 130).
         from fraudctl.config import load_settings
@@ -208,7 +215,16 @@ def test_produce_stops_cleanly_on_ctrl_c(isolated_env: Path) -> None:
             runtime.close()
         time.sleep(1)
         process.send_signal(signal.SIGINT)                     # Ctrl-C
-        out, err = process.communicate(timeout=60)
+        try:
+            out, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            import shutil
+
+            spy = shutil.which("py-spy")
+            dump = subprocess.run([spy, "dump", "--pid", str(process.pid)], capture_output=True,
+                                  text=True, check=False).stdout if spy else "(no py-spy)"
+            process.kill()
+            raise AssertionError(f"produce did not stop after Ctrl-C:\n{dump}") from None
         assert process.returncode == 0, err
         summary = json.loads(out)
         assert summary["stopped_early"] is True and summary["sent"] > 0
