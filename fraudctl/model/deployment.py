@@ -18,7 +18,14 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from fraudctl import errors
-from fraudctl.pipeline.scoring import RULES_VERSION, Deployment, Mode, RuleScorer, Scorer
+from fraudctl.pipeline.scoring import (
+    RULES_VERSION,
+    Deployment,
+    Mode,
+    RuleScorer,
+    Scorer,
+    deployment_label,
+)
 from fraudctl.ports import ObjectStore
 from fraudctl.state import StackState
 
@@ -47,10 +54,7 @@ class DeploymentSpec:
 
     @property
     def label(self) -> str:
-        if self.challenger is None:
-            return self.champion
-        share = f" {self.canary_pct}%" if self.mode == "canary" else ""
-        return f"{self.champion} + {self.challenger} ({self.mode}{share})"
+        return deployment_label(self.champion, self.challenger, self.mode, self.canary_pct)
 
     @property
     def versions(self) -> list[str]:

@@ -1,7 +1,8 @@
 """`fraudctl swap-model`: blue/green, with canary, shadow, a promotion gate and rollback.
 
-1. The new spec's versions are loaded here first (sha256 and allowlist checked): a tampered or
-   missing artifact is refused before anything starts.
+1. The new spec's artifacts are checked here first against their sha256: a tampered or missing
+   artifact is refused before anything starts (the colour's processes then load them, with
+   the type allowlist, before they report ready).
 2. The gate, for a full promotion of a new champion: candidate and champion are judged on the
    latest window of the stack's labelled history; a candidate with a lower average precision is
    refused unless ``--force``. A rollback skips the gate: it returns to what served before.

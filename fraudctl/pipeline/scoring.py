@@ -68,6 +68,14 @@ def canary_share(txn_ids: Sequence[str], pct: int) -> np.ndarray:
     return buckets < pct
 
 
+def deployment_label(champion: str, challenger: str | None, mode: Mode, canary_pct: int) -> str:
+    """What serves, in one line: ``A``, ``A + B (canary 10%)`` or ``A + B (shadow)``."""
+    if challenger is None:
+        return champion
+    share = f" {canary_pct}%" if mode == "canary" else ""
+    return f"{champion} + {challenger} ({mode}{share})"
+
+
 @dataclass
 class Scored:
     scores: np.ndarray
@@ -89,14 +97,9 @@ class Deployment:
     @property
     def label(self) -> str:
         """One line for logs, metrics and /ready."""
-        if self.challenger is None:
-            return self.champion.version
-        share = f" {self.canary_pct}%" if self.mode == "canary" else ""
-        return f"{self.champion.version} + {self.challenger.version} ({self.mode}{share})"
-
-    @property
-    def versions(self) -> list[str]:
-        return [s.version for s in (self.champion, self.challenger) if s is not None]
+        return deployment_label(self.champion.version,
+                                self.challenger.version if self.challenger else None,
+                                self.mode, self.canary_pct)
 
     def score(self, txn_ids: Sequence[str], features: pd.DataFrame) -> Scored:
         n = len(features)
