@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -16,6 +18,18 @@ out = Console(highlight=False, soft_wrap=True)
 
 def heartbeat(what: str, status: str, elapsed_s: float) -> None:
     err.print(f"[dim]… waiting for {what}: {status} ({elapsed_s:.0f}s)[/dim]")
+
+
+def plain(value: Any, *, sep: str = "T") -> Any:
+    """A database value as JSON takes it: ISO 8601 times (``sep`` between date and time:
+    "T" in JSON, a space in tables) and floats for numerics."""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=sep)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
 
 
 def print_json(document: Any) -> None:

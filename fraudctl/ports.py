@@ -47,6 +47,11 @@ class Queue(Protocol):
 
     def depth(self) -> QueueDepth: ...
 
+    def oldest_age_s(self) -> float | None:
+        """Seconds the oldest waiting message has waited (the queue's lag); None when the
+        queue is empty or cannot tell."""
+        ...
+
     def peek(self, limit: int) -> list[ReceivedMessage]:
         """Look at up to ``limit`` messages without taking them (for `fraudctl dlq list`)."""
         ...

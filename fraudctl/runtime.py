@@ -46,26 +46,29 @@ class Runtime:
             self._pool.close()
 
 
-def _pool(endpoint: DbEndpoint, size: int) -> ConnectionPool[Any]:
+def _pool(endpoint: DbEndpoint, size: int, wait_s: float) -> ConnectionPool[Any]:
     return ConnectionPool(
         conninfo="",
         kwargs={"host": endpoint.host, "port": endpoint.port, "dbname": endpoint.dbname,
                 "user": endpoint.user, "password": endpoint.password,
                 "sslmode": endpoint.sslmode, "autocommit": True,
                 "application_name": "fraudctl"},
-        min_size=1, max_size=size, open=True, name="fraudctl",
+        min_size=1, max_size=size, open=True, name="fraudctl", timeout=wait_s,
         # A server restart leaves dead connections in the pool: test each before lending it.
         check=ConnectionPool.check_connection,
     )
 
 
-def open_runtime(settings: Settings, *, pool_size: int = 8) -> Runtime:
+def open_runtime(settings: Settings, *, pool_size: int = 8, pool_wait_s: float = 30.0
+                 ) -> Runtime:
+    """The stack's runtime; ``pool_wait_s`` bounds how long a pooled connection is waited
+    for (a dashboard says "database down" quickly; a worker may wait out a restart)."""
     if settings.target == "local":
         from fraudctl.local.stack import LocalStack
 
         stack = LocalStack(settings)
         endpoint = stack.endpoint(admin=False)
-        pool = _pool(endpoint, pool_size)
+        pool = _pool(endpoint, pool_size, pool_wait_s)
         queue, dlq = stack.queues(pool)
         return Runtime(settings, queue, dlq, stack.objects, endpoint, pool)
     from fraudctl.aws.s3 import S3Store
@@ -78,4 +81,5 @@ def open_runtime(settings: Settings, *, pool_size: int = 8) -> Runtime:
     names = aws_stack.names
     endpoint = aws_stack.endpoint(admin=False)
     return Runtime(settings, SqsQueue(aws, names.queue), SqsQueue(aws, names.dead_letter_queue),
-                   S3Store(aws, aws_stack.bucket), endpoint, _pool(endpoint, pool_size))
+                   S3Store(aws, aws_stack.bucket), endpoint,
+                   _pool(endpoint, pool_size, pool_wait_s))

@@ -167,6 +167,11 @@ class SqsQueue:
                 break
         return list(seen.values())[:limit]
 
+    def oldest_age_s(self) -> float | None:
+        # SQS publishes ApproximateAgeOfOldestMessage to CloudWatch only, not as a queue
+        # attribute; the consumers' own lag gauge (age at commit) stands in for it.
+        return None
+
     def depth(self) -> QueueDepth:
         attrs = self._aws.client("sqs").get_queue_attributes(
             QueueUrl=self.url,

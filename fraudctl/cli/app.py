@@ -3,7 +3,7 @@
 import typer
 
 from fraudctl import __version__
-from fraudctl.cli import data, logs, models, produce, query, run, stack_commands
+from fraudctl.cli import dashboard, data, logs, models, produce, query, run, stack_commands
 
 app = typer.Typer(
     name="fraudctl",
@@ -27,6 +27,7 @@ app.command("swap-model")(models.swap_model)
 app.add_typer(models.model_app, name="model")
 app.add_typer(models.models_app, name="models")
 app.add_typer(query.app, name="query")
+app.command()(dashboard.dashboard)
 app.add_typer(run.app, name="run")
 
 

@@ -3,10 +3,8 @@ answers like it) and over the live database, printed as a table, CSV or JSON."""
 
 import csv
 import sys
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -16,22 +14,22 @@ from fraudctl.cli.options import stack_command
 from fraudctl.config import Settings
 from fraudctl.ports import QueryResult
 
+if TYPE_CHECKING:
+    from fraudctl.query.named import Engine
+
 app = typer.Typer(help="Ask the lake (Athena) or the live database.", no_args_is_help=True)
 
+SqlFile = Annotated[Path | None, typer.Option("--file", help="Read the SQL from a file.")]
+QueryName = Annotated[str | None, typer.Option("--name", help="A named query.")]
+QueryParams = Annotated[list[str] | None, typer.Option(
+    "--param", help="NAME=VALUE for a named query's parameter (repeatable).")]
 Format = Annotated[str, typer.Option("--output", "-o", help="table, csv or json.")]
 QUERY_FORMATS = ("table", "csv", "json")
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
-
-
 def _print(result: QueryResult, fmt: str) -> None:
-    rows = [[_plain(v) for v in row] for row in result.rows]
+    sep = "T" if fmt == "json" else " "
+    rows = [[output.plain(v, sep=sep) for v in row] for row in result.rows]
     if fmt == "json":
         output.print_json({"columns": result.columns,
                            "rows": [dict(zip(result.columns, row, strict=True))
@@ -49,13 +47,14 @@ def _print(result: QueryResult, fmt: str) -> None:
         output.out.print(table)
 
 
-def _sql_of(sql: str | None, file: Path | None, name: str | None, params: list[str]) -> str:
+def _sql_of(engine: "Engine", sql: str | None, file: Path | None, name: str | None,
+            params: list[str]) -> str:
     from fraudctl.query import named
 
     given = [x for x in (sql, file, name) if x is not None]
     if len(given) != 1:
         raise errors.ConfigError("give the SQL, --file FILE or --name NAME (one of them)",
-                                 "named queries: " + ", ".join(sorted(named.catalog())))
+                                 "named queries: " + ", ".join(sorted(named.catalog(engine))))
     if params and name is None:
         raise errors.ConfigError("--param goes with --name")
     if file is not None:
@@ -63,7 +62,7 @@ def _sql_of(sql: str | None, file: Path | None, name: str | None, params: list[s
             raise errors.ConfigError(f"query file {file} does not exist")
         return file.read_text()
     if name is not None:
-        return named.get(name).render(named.parse_params(params))
+        return named.get(engine, name).render(named.parse_params(params))
     assert sql is not None
     return sql
 
@@ -72,17 +71,16 @@ def _sql_of(sql: str | None, file: Path | None, name: str | None, params: list[s
 def athena(
     settings: Settings,
     sql: Annotated[str | None, typer.Argument(help="Athena (Trino) SQL.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", help="Read the SQL from a file.")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="A named query.")] = None,
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", help="NAME=VALUE for a named query's parameter (repeatable).")] = None,
+    file: SqlFile = None,
+    name: QueryName = None,
+    param: QueryParams = None,
     output_format: Format = "table",
 ) -> None:
     """Query the lake table fraud.fraud_tx with Athena's SQL."""
     if output_format not in QUERY_FORMATS:
         raise errors.ConfigError(f"unknown output format {output_format!r}",
                                  "use --output table, csv or json")
-    text = _sql_of(sql, file, name, param or [])
+    text = _sql_of("athena", sql, file, name, param or [])
     lifecycle.require_stack(settings)
     if settings.target == "aws":
         _athena_on_aws(settings, text, output_format)
@@ -129,20 +127,25 @@ def _athena_on_aws(settings: Settings, sql: str, output_format: str) -> None:
 @stack_command
 def db(
     settings: Settings,
-    sql: Annotated[str, typer.Argument(help="PostgreSQL SQL, run read-only.")],
+    sql: Annotated[str | None, typer.Argument(help="PostgreSQL SQL, run read-only.")] = None,
+    file: SqlFile = None,
+    name: QueryName = None,
+    param: QueryParams = None,
     output_format: Format = "table",
 ) -> None:
-    """Query the live database in a read-only transaction."""
+    """Query the live database in a read-only transaction (the dashboards' named queries
+    too: --name pipeline_health)."""
     from fraudctl.query import database
     from fraudctl.runtime import open_runtime
 
     if output_format not in QUERY_FORMATS:
         raise errors.ConfigError(f"unknown output format {output_format!r}",
                                  "use --output table, csv or json")
+    text = _sql_of("postgres", sql, file, name, param or [])
     lifecycle.require_stack(settings)
     runtime = open_runtime(settings, pool_size=1)
     try:
-        result = database.run(runtime, sql)
+        result = database.run(runtime, text)
     finally:
         runtime.close()
     _print(result, output_format)

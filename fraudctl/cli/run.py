@@ -129,14 +129,14 @@ def api(
     # The shared port is opened only now, with the models loaded and checked: the kernel
     # (SO_REUSEPORT) spreads new connections over every process listening, so a colour
     # starting for a swap takes requests only once it can answer them.
-    sockets = [_listen(host, port, shared=True)]
+    sockets = [listen_socket(host, port, shared=True)]
     if colour_port:
-        sockets.append(_listen(host, colour_port, shared=False))
+        sockets.append(listen_socket(host, colour_port, shared=False))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=sockets)
 
 
-def _listen(host: str, port: int, *, shared: bool) -> socket.socket:
+def listen_socket(host: str, port: int, *, shared: bool) -> socket.socket:
     from fraudctl import errors
 
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)

@@ -76,6 +76,7 @@ def train_first_model(settings: Settings, request: FirstModel,
             current = deployment.serving(state)
             current.colours[current.active] = spec
             deployment.save_serving(state, current)
+            swap.record(runtime, current.active, spec)
         return facts
     finally:
         runtime.close()

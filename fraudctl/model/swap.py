@@ -71,7 +71,8 @@ def judge(runtime: Runtime, candidate: str, champion: str, *, test_days: int) ->
                      scores[1].average_precision)
 
 
-def _record(runtime: Runtime, colour: str, spec: DeploymentSpec) -> None:
+def record(runtime: Runtime, colour: str, spec: DeploymentSpec) -> None:
+    """What serves now, in model_deployments (the dashboards' active-model panel)."""
     rows = [(colour, spec.champion, "champion", 100 - spec.canary_pct)]
     if spec.challenger is not None:
         rows.append((colour, spec.challenger, spec.mode,
@@ -152,7 +153,7 @@ def swap(runtime: Runtime, state: StackState, workloads: ColourWorkloads,
         colours[current.active] = current.spec       # until it has stopped
     deployment.save_serving(state, Serving(new_colour, colours, history))
     try:
-        _record(runtime, new_colour, target)
+        record(runtime, new_colour, target)
     except psycopg.Error as exc:
         raise errors.DatabaseUnreachable(f"swap done, but model_deployments was not updated: "
                                          f"{exc}") from None

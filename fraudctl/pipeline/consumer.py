@@ -35,6 +35,7 @@ import psycopg
 from fraudctl import errors
 from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline import health, schema, sinks
+from fraudctl.pipeline.heartbeat import Heartbeat
 from fraudctl.pipeline.metrics import ConsumerMetrics
 from fraudctl.pipeline.scoring import Deployment
 from fraudctl.ports import ReceivedMessage
@@ -248,8 +249,10 @@ class Consumer:
                         score=scored_by.scores,
                         features=sinks.features_json(result.features, scored_by.models,
                                                      scored_by.extras))
-                    sinks.insert_scored(conn, scored)
                     sinks.save_card_state(conn, result.state)
+                    # Last before the batch record: its rollup rows are shared with the other
+                    # writer, so they are held locked for as short a time as possible.
+                    sinks.insert_scored(conn, scored)
                 self._record_batch(conn, len(new), len(frame) - len(new))
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError,
                 psycopg.errors.ProgrammingError) as exc:
@@ -395,6 +398,8 @@ class Consumer:
             writer.start()
         for thread in receivers:
             thread.start()
+        Heartbeat(self.runtime, self.config.consumer_id, self.deployment.label,
+                  self.stop_event).start()
         def hand_over(item: Prepared | None) -> bool:
             """Give a writer its next batch; False if the writers have died."""
             while any(writer.is_alive() for writer in writers):

@@ -138,18 +138,54 @@ def features_json(features: pd.DataFrame, models: np.ndarray | str,
             for model, row, extra in zip(models.tolist(), values, extra_rows, strict=True)]
 
 
+# The dashboards chart the last day; the rollup keeps two (`prune_rollup` drops the rest).
+ROLLUP_HOURS = 48
+
+# The rows tx_scored really took, counted into the minute rollup in the same statement: a
+# redelivered transaction is neither a second row nor a second count. A shadow challenger's
+# score is counted too, under "<version> (shadow)". Keys are upserted in sorted order, so two
+# writers updating the same minute wait for each other instead of deadlocking.
+_INSERT_SCORED = """
+WITH inserted AS (
+    INSERT INTO tx_scored (txn_id, ts, amount, merchant_id, score, features)
+    SELECT txn_id, ts, amount, merchant_id, score, features FROM tmp_scored
+    ON CONFLICT (txn_id) DO NOTHING
+    RETURNING ts, score, features
+), recent AS (
+    SELECT * FROM inserted WHERE ts > now() - make_interval(hours => %(hours)s)
+), scores AS (
+    SELECT ts, features->>'model' AS model, score FROM recent
+    UNION ALL
+    SELECT ts, (features->>'shadow_model') || ' (shadow)', (features->>'shadow_score')::float8
+    FROM recent WHERE features ? 'shadow_model'
+)
+INSERT INTO tx_rollup_minute AS r (minute, model, bucket, transactions, score_sum)
+SELECT date_trunc('minute', ts), model, least(floor(score * 100), 99), count(*), sum(score)
+FROM scores
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3
+ON CONFLICT (minute, model, bucket) DO UPDATE
+SET transactions = r.transactions + EXCLUDED.transactions,
+    score_sum = r.score_sum + EXCLUDED.score_sum
+"""
+
+
+def prune_rollup(conn: psycopg.Connection[Any]) -> int:
+    """Drop rollup minutes older than ROLLUP_HOURS; the number of rows dropped."""
+    cursor = conn.execute("DELETE FROM tx_rollup_minute "
+                          "WHERE minute < now() - make_interval(hours => %s)", (ROLLUP_HOURS,))
+    return cursor.rowcount
+
+
 def insert_scored(conn: psycopg.Connection[Any], scored: pd.DataFrame, *,
                   outbox: bool = True) -> None:
-    """scored: txn_id, ts, amount, merchant_id, score, features (JSON text)."""
+    """scored: txn_id, ts, amount, merchant_id, score, features (JSON text). Also counts the
+    new rows into tx_rollup_minute."""
     if scored.empty:
         return
     copy_rows(conn, "tmp_scored",
               scored[["txn_id", "ts", "amount", "merchant_id", "score", "features"]])
-    conn.execute(
-        "INSERT INTO tx_scored (txn_id, ts, amount, merchant_id, score, features) "
-        "SELECT txn_id, ts, amount, merchant_id, score, features FROM tmp_scored "
-        "ON CONFLICT (txn_id) DO NOTHING"
-    )
+    conn.execute(_INSERT_SCORED, {"hours": ROLLUP_HOURS})
     if outbox:
         conn.execute(
             "INSERT INTO lake_outbox (txn_id, ts) SELECT txn_id, ts FROM tmp_scored "

@@ -1,4 +1,8 @@
-"""Named queries: Athena SQL shipped in ``templates/queries/``, with typed parameters.
+"""Named queries: SQL shipped in ``templates/queries/<engine>/``, with typed parameters.
+
+``athena`` holds questions over the lake in Athena's dialect (`fraudctl query athena`);
+``postgres`` holds the live database's (`fraudctl query db`), which the local dashboard and
+the Grafana dashboard run as their panels, so the CLI and both dashboards always agree.
 
 A file's leading comment describes it; ``-- param NAME TYPE DEFAULT`` lines declare its
 parameters (int, float, date, text), and ``{{NAME}}`` marks where each goes. A value is
@@ -12,8 +16,11 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
+from typing import Literal
 
 from fraudctl import errors
+
+Engine = Literal["athena", "postgres"]
 
 _PARAM = re.compile(r"^--\s*param\s+(\w+)\s+(int|float|date|text)\s+(\S+)\s*$")
 _SLOT = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -69,18 +76,18 @@ def _parse(name: str, text: str) -> NamedQuery:
     return NamedQuery(name, " ".join(description), tuple(parameters), text)
 
 
-def catalog() -> dict[str, NamedQuery]:
-    folder = resources.files("fraudctl") / "templates" / "queries"
+def catalog(engine: Engine) -> dict[str, NamedQuery]:
+    folder = resources.files("fraudctl") / "templates" / "queries" / engine
     return {entry.name.removesuffix(".sql"): _parse(entry.name.removesuffix(".sql"),
                                                      entry.read_text())
             for entry in folder.iterdir() if entry.name.endswith(".sql")}
 
 
-def get(name: str) -> NamedQuery:
-    queries = catalog()
+def get(engine: Engine, name: str) -> NamedQuery:
+    queries = catalog(engine)
     if name not in queries:
-        raise errors.ConfigError(f"no named query {name!r}",
-                                 f"named queries: {', '.join(sorted(queries))}")
+        raise errors.ConfigError(f"no {engine} named query {name!r}",
+                                 f"{engine} named queries: {', '.join(sorted(queries))}")
     return queries[name]
 
 

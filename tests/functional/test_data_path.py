@@ -62,9 +62,10 @@ def bodies(frame: pd.DataFrame) -> list[str]:
 
 
 def consume_all(rt: Runtime, *, expected_scored: int, timeout_s: float = 120,
-                config: ConsumerConfig | None = None) -> Consumer:
+                config: ConsumerConfig | None = None,
+                deployment: Deployment | None = None) -> Consumer:
     """Run a consumer until ``expected_scored`` more transactions are committed."""
-    consumer = Consumer(rt, Deployment(RuleScorer()),
+    consumer = Consumer(rt, deployment or Deployment(RuleScorer()),
                         config or ConsumerConfig(consumer_id="test"))
     thread = threading.Thread(target=consumer.run)
     thread.start()

@@ -3,7 +3,7 @@
 -- param minutes int 60
 SELECT date_trunc('minute', ts) AS minute,
        count(*) AS transactions,
-       count_if(score > {{threshold}}) AS high_risk
+       count_if(score >= {{threshold}}) AS high_risk
 FROM fraud.fraud_tx
 WHERE dt >= date_format(current_timestamp - INTERVAL '{{minutes}}' MINUTE, '%Y-%m-%d')
   AND ts > current_timestamp - INTERVAL '{{minutes}}' MINUTE

@@ -6,7 +6,7 @@ SELECT model,
        round(avg(score), 4) AS avg_score,
        round(approx_percentile(score, 0.5), 4) AS p50,
        round(approx_percentile(score, 0.99), 4) AS p99,
-       round(count_if(score > {{threshold}}) * 1.0 / count(*), 4) AS high_risk_share
+       round(count_if(score >= {{threshold}}) * 1.0 / count(*), 4) AS high_risk_share
 FROM fraud.fraud_tx
 WHERE dt >= date_format(current_timestamp - INTERVAL '{{hours}}' HOUR, '%Y-%m-%d')
   AND ts > current_timestamp - INTERVAL '{{hours}}' HOUR

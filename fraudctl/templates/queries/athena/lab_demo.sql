@@ -5,6 +5,6 @@ SELECT txn_id, ts, merchant_id, amount, score, model
 FROM fraud.fraud_tx
 WHERE dt = date_format(current_timestamp, '%Y-%m-%d')
   AND ts > current_timestamp - INTERVAL '15' MINUTE
-  AND score > {{threshold}}
+  AND score >= {{threshold}}
 ORDER BY score DESC
 LIMIT {{limit}}

@@ -3,13 +3,13 @@
 -- param hours int 24
 -- param limit int 10
 SELECT merchant_id,
-       count_if(score > {{threshold}}) AS high_risk,
+       count_if(score >= {{threshold}}) AS high_risk,
        count(*) AS transactions,
        round(avg(score), 4) AS avg_score
 FROM fraud.fraud_tx
 WHERE dt >= date_format(current_timestamp - INTERVAL '{{hours}}' HOUR, '%Y-%m-%d')
   AND ts > current_timestamp - INTERVAL '{{hours}}' HOUR
 GROUP BY merchant_id
-HAVING count_if(score > {{threshold}}) > 0
+HAVING count_if(score >= {{threshold}}) > 0
 ORDER BY high_risk DESC, merchant_id
 LIMIT {{limit}}

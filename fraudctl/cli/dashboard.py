@@ -1,0 +1,63 @@
+"""`fraudctl dashboard`: serve the stack's live dashboard until Ctrl-C."""
+
+from typing import Annotated
+
+import typer
+
+from fraudctl import errors, lifecycle, output
+from fraudctl.cli.options import stack_command
+from fraudctl.config import Settings
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@stack_command
+def dashboard(
+    settings: Settings,
+    port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8050,
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to bind; anything but loopback exposes the stack's data.")
+    ] = "127.0.0.1",
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+    refresh: Annotated[float, typer.Option("--refresh", help="Seconds between refreshes.")
+                       ] = 5.0,
+    threshold: Annotated[float, typer.Option(
+        "--threshold", help="Score from which a transaction is high-risk (0.01 steps).")
+    ] = 0.8,
+) -> None:
+    """Serve a live web dashboard of the stack: traffic, risk, models and the data path."""
+    if not 1.0 <= refresh <= 3600:
+        raise errors.ConfigError(f"--refresh must be 1 to 3600 seconds, got {refresh:g}")
+    if not 0.0 < threshold < 1.0 or round(threshold, 2) != threshold:
+        # the minute rollup counts scores in 0.01 buckets: a finer threshold cannot be kept
+        raise errors.ConfigError(f"--threshold must be between 0 and 1 in steps of 0.01, "
+                                 f"got {threshold:g}")
+    if not 0 < port < 65536:
+        raise errors.ConfigError(f"--port must be 1 to 65535, got {port}")
+    lifecycle.require_stack(settings)
+
+    import webbrowser
+
+    import uvicorn
+
+    from fraudctl.cli.run import listen_socket
+    from fraudctl.dashboard.server import DashboardConfig, create_app
+    from fraudctl.runtime import open_runtime
+
+    if host not in LOOPBACK:
+        output.err.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach this "
+                         "address sees the stack's transactions (there is no login)")
+    sock = listen_socket(host, port, shared=False)
+    runtime = open_runtime(settings, pool_size=4, pool_wait_s=3.0)
+    config = DashboardConfig(stack=settings.stack, target=settings.target, refresh_s=refresh,
+                             threshold=threshold)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    output.err.print(f"dashboard of stack {settings.stack} on {url} (Ctrl-C stops)")
+    if open_browser:
+        webbrowser.open(url)
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime, config), log_level="warning",
+                                           access_log=False))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        runtime.close()

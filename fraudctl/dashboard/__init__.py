@@ -1,0 +1,1 @@
+"""`fraudctl dashboard`: the live web dashboard of a stack, on the dashboards' named SQL."""

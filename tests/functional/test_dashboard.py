@@ -1,0 +1,261 @@
+"""The dashboards' SQL on a real stack: every named query runs against the real schema, the
+minute rollup counts each scored transaction exactly once, the heartbeat reports the queues,
+and the dashboard's API answers empty, live and database-down states.
+
+The consumer runs in-process (the stack's own workloads are stopped) so the counts are exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from fraudctl import lifecycle
+from fraudctl.config import Settings, load_settings
+from fraudctl.dashboard.server import DashboardConfig, create_app
+from fraudctl.local import postgres as local_postgres
+from fraudctl.local.stack import LocalStack
+from fraudctl.model import swap
+from fraudctl.model.deployment import DeploymentSpec
+from fraudctl.model.registry import Registry
+from fraudctl.pipeline import heartbeat, simulator, sinks
+from fraudctl.pipeline.consumer import ConsumerConfig
+from fraudctl.pipeline.scoring import Deployment, RuleScorer
+from fraudctl.query import database, named
+from fraudctl.runtime import Runtime, _pool, open_runtime
+from tests.conftest import invoke
+from tests.functional.test_data_path import bodies, consume_all
+
+pytestmark = pytest.mark.slow
+
+SHADOW = "shadow-test"
+
+
+class ConstantScorer:
+    """A challenger whose every score is 0.9: its rollup rows are easy to predict."""
+
+    version, threshold = SHADOW, 0.5
+
+    def score(self, features: pd.DataFrame) -> np.ndarray:
+        return np.full(len(features), 0.9)
+
+    def anomaly(self, features: pd.DataFrame) -> np.ndarray | None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    settings = load_settings({"home": str(tmp_path_factory.mktemp("home"))}, env={})
+    lifecycle.up(settings)
+    LocalStack(settings).supervisor.stop_all()        # the tests drive the consumer
+    yield settings
+    lifecycle.down(settings)
+
+
+@pytest.fixture
+def runtime(stack_settings: Settings) -> Iterator[Runtime]:
+    rt = open_runtime(stack_settings, pool_size=4)
+    yield rt
+    rt.close()
+
+
+def client_for(runtime: Runtime, settings: Settings) -> TestClient:
+    return TestClient(create_app(runtime, DashboardConfig(stack=settings.stack,
+                                                          target=settings.target)))
+
+
+def records(panel: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(zip(panel["columns"], row, strict=True)) for row in panel["rows"]]
+
+
+def run_named(runtime: Runtime, name: str, **params: str) -> pd.DataFrame:
+    result = database.run(runtime, named.get("postgres", name).render(params))
+    return pd.DataFrame(result.rows, columns=result.columns)
+
+
+def test_an_empty_stack_shows_empty_panels_not_errors(runtime: Runtime,
+                                                      stack_settings: Settings) -> None:
+    client = client_for(runtime, stack_settings)
+    page = client.get("/")
+    assert page.status_code == 200 and f"stack {stack_settings.stack}" in page.text
+    assert client.get("/static/chart.umd.min.js").status_code == 200
+    assert client.get("/static/dashboard.js").status_code == 200
+    assert client.get("/static/..%2Fserver.py").status_code == 404
+    response = client.get("/api/panels")
+    assert response.status_code == 200
+    assert "total;dur=" in response.headers["server-timing"]
+    panels = response.json()["panels"]
+    per_minute = records(panels["per_minute"])
+    assert len(per_minute) == 60 and all(r["transactions"] == 0 for r in per_minute)
+    assert records(panels["high_risk"]) == [{"high_risk": 0, "transactions": 0}]
+    for key in ("distribution", "models", "merchants", "latest"):
+        assert panels[key]["rows"] == [], key
+    [health] = records(panels["health"])            # (up's consumer beat once before it stopped)
+    assert health["tx_per_s"] == 0 and health["latency_p50_ms"] is None
+    assert client.get("/api/model").json() == {"version": "rules-v1", "rule_based": True}
+
+
+def test_the_rollup_counts_every_scored_transaction_once(runtime: Runtime,
+                                                          stack_settings: Settings) -> None:
+    start = time.time() - 40 * 60
+    sim = simulator.Simulator(simulator.SimulatorConfig(seed=21, n_cards=800, n_terminals=300),
+                              start)
+    traffic = sim.live(start, time.time() - 60, 3000)
+    messages = bodies(traffic)
+    runtime.queue.send_batch(messages)
+    runtime.queue.send_batch(messages[:500])                     # redelivered duplicates
+    consumer_config = ConsumerConfig(consumer_id="dash", batch_size=700)
+    deployment = Deployment(RuleScorer(), ConstantScorer(), mode="shadow")
+    consume_all(runtime, expected_scored=len(traffic), config=consumer_config,
+                deployment=deployment)
+
+    with runtime.pooled() as conn:
+        scored = pd.DataFrame(conn.execute(
+            "SELECT date_trunc('minute', ts) AS minute, score, features->>'model' AS model, "
+            "merchant_id, ts FROM tx_scored").fetchall(),
+            columns=["minute", "score", "model", "merchant_id", "ts"])
+        rollup = pd.DataFrame(conn.execute(
+            "SELECT minute, model, bucket, transactions FROM tx_rollup_minute").fetchall(),
+            columns=["minute", "model", "bucket", "transactions"])
+    assert len(scored) == len(traffic)
+    scored["bucket"] = np.minimum(np.floor(scored["score"] * 100), 99).astype(int)
+    expected = scored.groupby(["minute", "model", "bucket"]).size()
+    champion = rollup[rollup["model"] == "rules-v1"].set_index(
+        ["minute", "model", "bucket"])["transactions"]
+    pd.testing.assert_series_equal(champion.sort_index(), expected.sort_index(),
+                                   check_names=False, check_dtype=False)
+    shadow = rollup[rollup["model"] == f"{SHADOW} (shadow)"]
+    assert shadow["transactions"].sum() == len(traffic) and set(shadow["bucket"]) == {90}
+
+    # The named queries (the dashboards' panels) agree with the rows themselves.
+    per_minute = run_named(runtime, "tx_per_minute")
+    assert per_minute["transactions"].sum() == len(traffic)
+    assert per_minute["high_risk"].sum() == (scored["score"] >= 0.8).sum()
+    recent = scored[scored["ts"] > pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=15)]
+    [high_risk] = run_named(runtime, "high_risk_recent").to_dict("records")
+    assert high_risk["high_risk"] == (recent["score"] >= 0.8).sum()
+    distribution = run_named(runtime, "score_distribution")
+    assert set(distribution["model"]) == {"rules-v1", f"{SHADOW} (shadow)"}
+    assert distribution.groupby("model")["transactions"].sum().tolist() == [len(traffic)] * 2
+    comparison = run_named(runtime, "model_comparison").set_index("model")
+    assert comparison.loc["rules-v1", "transactions"] == len(traffic)
+    assert float(comparison.loc["rules-v1", "avg_score"]) == pytest.approx(
+        scored["score"].mean(), abs=1e-4)
+    assert float(comparison.loc[f"{SHADOW} (shadow)", "median_bucket"]) == 0.9
+    latest = run_named(runtime, "latest_high_risk", threshold="0.5")
+    assert (latest["score"].astype(float) >= 0.5).all()
+    assert latest["ts"].is_monotonic_decreasing
+    merchants = run_named(runtime, "top_risky_merchants", threshold="0.3", minutes="60",
+                          limit="5")
+    risky = scored[scored["score"] >= 0.3].groupby("merchant_id").size()
+    assert merchants["high_risk"].tolist() == risky.sort_values(ascending=False).head(5).tolist()
+
+
+def test_the_dashboard_cli_and_api_show_the_same_figures(
+        runtime: Runtime, stack_settings: Settings, cli: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUDCTL_HOME", str(stack_settings.home))
+    panels = client_for(runtime, stack_settings).get("/api/panels").json()["panels"]
+    for key, query in (("high_risk", "high_risk_recent"), ("models", "model_comparison"),
+                       ("merchants", "top_risky_merchants")):
+        params = {"high_risk": [], "models": ["--param", "hours=1"],
+                  "merchants": ["--param", "limit=10"]}[key]
+        result = invoke(cli, "query", "db", "--name", query, *params, "--output", "json")
+        assert result.exit_code == 0, result.output
+        from_cli = json.loads(result.stdout)["rows"]
+        assert from_cli == records(panels[key]), key
+    assert records(panels["high_risk"])[0]["transactions"] > 0
+
+
+def test_the_heartbeat_reports_liveness_and_queue_depth(runtime: Runtime) -> None:
+    runtime.queue.send_batch(['{"not": "a transaction"}'] * 7)
+    runtime.dead_letter_queue.send_batch(['{"reason": "test"}'] * 2)
+    heartbeat.beat(runtime, "beater", "rules-v1")
+    [health] = run_named(runtime, "pipeline_health").to_dict("records")
+    assert (health["queue_depth"], health["in_flight"], health["dlq_depth"]) == (7, 0, 2)
+    assert health["consumers_live"] >= 1 and float(health["lag_s"]) >= 0
+    assert float(health["sampled_s_ago"]) < 5
+    deployment = run_named(runtime, "active_model")
+    assert deployment["version"].tolist() == ["rules-v1"]
+    assert deployment["role"].tolist() == ["reported"]
+
+
+def test_old_rollup_minutes_are_pruned(runtime: Runtime) -> None:
+    with runtime.pooled() as conn:
+        conn.execute("INSERT INTO tx_rollup_minute VALUES "
+                     "(now() - interval '3 days', 'old', 1, 5, 0.05)")
+        before = conn.execute("SELECT count(*) FROM tx_rollup_minute").fetchone()
+        assert sinks.prune_rollup(conn) == 1
+        after = conn.execute("SELECT count(*) FROM tx_rollup_minute").fetchone()
+    assert before is not None and after is not None and after[0] == before[0] - 1
+
+
+def test_with_the_database_down_the_api_says_so(runtime: Runtime,
+                                                  stack_settings: Settings) -> None:
+    nowhere = dataclasses.replace(runtime.endpoint, port=local_postgres.free_port())
+    down = Runtime(stack_settings, runtime.queue, runtime.dead_letter_queue, runtime.store,
+                   nowhere, _pool(nowhere, 1, wait_s=1.0))
+    try:
+        client = client_for(down, stack_settings)
+        assert client.get("/").status_code == 200
+        response = client.get("/api/panels")
+        assert response.status_code == 503
+        assert response.json()["error"].startswith("database unreachable")
+        assert "fraudctl status" in response.json()["hint"]
+    finally:
+        down.close()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--threshold", "0.805"], "steps of 0.01"),
+    (["--threshold", "1.5"], "between 0 and 1"),
+    (["--refresh", "0.2"], "--refresh must be"),
+    (["--port", "0"], "--port must be"),
+])
+def test_bad_dashboard_options_are_one_line_errors(cli: Any, args: list[str],
+                                                   message: str) -> None:
+    result = invoke(cli, "dashboard", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+
+
+def test_the_model_panel_shows_the_champions_metrics_and_drift(
+        runtime: Runtime, stack_settings: Settings) -> None:
+    """(Last here: it records a deployment, which the tests above assume absent.)"""
+    edges = [round(0.1 * i, 1) for i in range(1, 10)]
+    manifest = {"threshold": 0.61, "window": {"test_start": "2026-01-08",
+                                              "test_end": "2026-01-15"},
+                "metrics": {"roc_auc": 0.85, "average_precision": 0.44,
+                            "card_precision_at_100": 0.49},
+                "drift_reference": {"score": {"edges": edges, "shares": [0.1] * 10}}}
+    version = Registry(runtime.store).register(b"not a real model", manifest)
+    scores = np.random.default_rng(4).random(400)
+    with runtime.pooled() as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO tx_scored (txn_id, ts, amount, merchant_id, score, features) "
+            "VALUES (%s, now(), 10, 'M1', %s, %s)",
+            [(f"drift-{i}", float(s), json.dumps({"model": version}))
+             for i, s in enumerate(scores)])
+    swap.record(runtime, "green", DeploymentSpec(champion=version))
+    try:
+        client = client_for(runtime, stack_settings)
+        deployment = records(client.get("/api/panels").json()["panels"]["deployment"])
+        assert [(d["version"], d["role"], d["colour"]) for d in deployment] == [
+            (version, "champion", "green")]
+        deadline = time.monotonic() + 30
+        while (model := client.get("/api/model").json())["drift"] is None:
+            assert time.monotonic() < deadline, "drift was never computed"
+            time.sleep(0.2)
+        assert model["metrics"]["average_precision"] == 0.44 and model["threshold"] == 0.61
+        assert model["drift"]["status"] == "stable" and model["drift"]["rows"] == 400
+    finally:
+        with runtime.pooled() as conn:
+            conn.execute("DELETE FROM model_deployments")
