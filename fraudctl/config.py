@@ -60,6 +60,18 @@ class Settings:
     # assumed for history whose labels carry no time of their own
     retrain_at: str = "03:00"
     label_delay_days: int = 7
+    # Kubernetes (aws target): where the workloads run, from which image, how many consumers
+    # (keda_max_replicas > 0 scales them on queue depth with KEDA instead), and the database
+    # secret as a file (the pods read the mounted Kubernetes Secret, not Secrets Manager)
+    namespace: str | None = None
+    image: str | None = None
+    consumer_replicas: int = 2
+    keda_max_replicas: int = 0
+    db_secret_file: str | None = None
+
+    @property
+    def k8s_namespace(self) -> str:
+        return self.namespace or f"fraudctl-{self.stack}"
 
     @property
     def stack_dir(self) -> Path:
@@ -143,6 +155,21 @@ def _check_retrain_at(raw: str) -> str:
     return raw
 
 
+def _check_namespace(raw: str) -> str:
+    # a DNS-1123 label, as Kubernetes requires of namespace names
+    if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", raw):
+        raise errors.ConfigError(f"invalid namespace {raw!r}",
+                                 "use lowercase letters, digits and hyphens (at most 63)")
+    return raw
+
+
+def _non_negative_int(name: str) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        return 0 if raw.strip() == "0" else _positive_int(name)(raw)
+
+    return parse
+
+
 def _check_db_endpoint(raw: str) -> str:
     host, _, port = raw.rpartition(":")
     if not host or not port.isdigit():
@@ -170,6 +197,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "lake_format": _check_lake_format,
     "retrain_at": _check_retrain_at,
     "label_delay_days": _positive_int("label_delay_days"),
+    "namespace": _check_namespace,
+    "image": str,
+    "consumer_replicas": _positive_int("consumer_replicas"),
+    "keda_max_replicas": _non_negative_int("keda_max_replicas"),
+    "db_secret_file": str,
 }
 
 

@@ -3,7 +3,17 @@
 import typer
 
 from fraudctl import __version__
-from fraudctl.cli import dashboard, data, logs, models, produce, query, run, stack_commands
+from fraudctl.cli import (
+    dashboard,
+    data,
+    logs,
+    models,
+    produce,
+    query,
+    render,
+    run,
+    stack_commands,
+)
 
 app = typer.Typer(
     name="fraudctl",
@@ -28,6 +38,7 @@ app.add_typer(models.model_app, name="model")
 app.add_typer(models.models_app, name="models")
 app.add_typer(query.app, name="query")
 app.command()(dashboard.dashboard)
+app.command()(render.render)
 app.add_typer(run.app, name="run")
 
 

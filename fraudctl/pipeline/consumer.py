@@ -399,7 +399,7 @@ class Consumer:
         for thread in receivers:
             thread.start()
         Heartbeat(self.runtime, self.config.consumer_id, self.deployment.label,
-                  self.stop_event).start()
+                  self.stop_event, self.metrics.observe_queues).start()
         def hand_over(item: Prepared | None) -> bool:
             """Give a writer its next batch; False if the writers have died."""
             while any(writer.is_alive() for writer in writers):

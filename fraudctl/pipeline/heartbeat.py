@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fraudctl.pipeline import sinks
@@ -36,8 +37,9 @@ _SEEN = (
 )
 
 
-def beat(runtime: Runtime, consumer_id: str, model: str) -> None:
-    """One heartbeat: this consumer's liveness and both queues' depth, in one transaction."""
+def beat(runtime: Runtime, consumer_id: str, model: str) -> dict[str, int]:
+    """One heartbeat: this consumer's liveness and both queues' depth, in one transaction.
+    Returns the visible messages per queue role."""
     samples: list[tuple[Queue, str]] = [(runtime.queue, "queue"),
                                         (runtime.dead_letter_queue, "dead_letter")]
     rows: list[tuple[Any, ...]] = []
@@ -48,6 +50,7 @@ def beat(runtime: Runtime, consumer_id: str, model: str) -> None:
         conn.execute(_SEEN, (consumer_id, model))
         with conn.cursor() as cursor:
             cursor.executemany(_SAMPLE, rows)
+    return {role: visible for _, role, visible, _, _ in rows}
 
 
 class Heartbeat:
@@ -55,8 +58,10 @@ class Heartbeat:
     the next interval (the consumer's own work never waits on it)."""
 
     def __init__(self, runtime: Runtime, consumer_id: str, model: str,
-                 stop: threading.Event, interval_s: float = INTERVAL_S) -> None:
+                 stop: threading.Event, observe: Callable[[dict[str, int]], None],
+                 interval_s: float = INTERVAL_S) -> None:
         self._args = (runtime, consumer_id, model)
+        self._observe = observe
         self._stop = stop
         self._interval_s = interval_s
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -68,7 +73,7 @@ class Heartbeat:
         pruned_at = -PRUNE_EVERY_S
         while True:
             try:
-                beat(*self._args)
+                self._observe(beat(*self._args))
                 if time.monotonic() - pruned_at >= PRUNE_EVERY_S:
                     with self._args[0].pooled() as conn:
                         sinks.prune_rollup(conn)

@@ -36,6 +36,14 @@ class ConsumerMetrics:
                                  "When the last batch was committed", registry=r)
         self.model = Info("fraudctl_model", "The model version scoring transactions",
                           registry=r)
+        self.queue_visible = Gauge("fraudctl_queue_visible_messages",
+                                   "Messages waiting, as the heartbeat last saw them",
+                                   ["role"], registry=r)
+
+    def observe_queues(self, visible: dict[str, int]) -> None:
+        """The heartbeat's sample: visible messages per queue role (queue, dead_letter)."""
+        for role, count in visible.items():
+            self.queue_visible.labels(role=role).set(count)
 
     def model_info(self, version: str) -> None:
         self.model.info({"version": version})

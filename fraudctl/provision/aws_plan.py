@@ -8,7 +8,10 @@ one: every name is deterministic.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from fraudctl import errors, lake_table, naming
 from fraudctl.aws import athena, ec2, glue, rds, s3, sqs
@@ -45,7 +48,11 @@ class AwsStack:
         return f"arn:aws:sqs:{self.aws.region}:{self.aws.identity.account}:{name}"
 
     def endpoint(self, *, admin: bool) -> DbEndpoint:
-        secret = self.secrets.get(self.names.secret(ADMIN_SECRET if admin else APP_SECRET))
+        if self.settings.db_secret_file and not admin:
+            # In a pod: the Kubernetes Secret `up` made from Secrets Manager's, mounted 0400.
+            secret = orjson.loads(Path(self.settings.db_secret_file).read_bytes())
+        else:
+            secret = self.secrets.get(self.names.secret(ADMIN_SECRET if admin else APP_SECRET))
         if self.settings.db_endpoint:
             host, _, port = self.settings.db_endpoint.rpartition(":")
         elif secret.get("host"):

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from fastapi.testclient import TestClient
 from fraudctl import lifecycle
 from fraudctl.config import Settings, load_settings
 from fraudctl.dashboard.server import DashboardConfig, create_app
+from fraudctl.k8s import grafana
 from fraudctl.local import postgres as local_postgres
 from fraudctl.local.stack import LocalStack
 from fraudctl.model import swap
@@ -173,6 +175,18 @@ def test_the_dashboard_cli_and_api_show_the_same_figures(
         from_cli = json.loads(result.stdout)["rows"]
         assert from_cli == records(panels[key]), key
     assert records(panels["high_risk"])[0]["transactions"] > 0
+
+
+def test_every_grafana_panel_runs_against_the_real_schema(runtime: Runtime) -> None:
+    board = grafana.dashboard(stack="test")
+    for panel in board["panels"]:
+        [target] = panel["targets"]
+        result = database.run(runtime, target["rawSql"])
+        fields = panel.get("options", {}).get("reduceOptions", {}).get("fields")
+        if fields:                                   # a stat panel picks one column by name
+            assert fields.strip("/^$") in result.columns, panel["title"]
+        if panel["type"] == "timeseries":
+            assert result.rows and isinstance(result.rows[0][0], datetime), panel["title"]
 
 
 def test_the_heartbeat_reports_liveness_and_queue_depth(runtime: Runtime) -> None:

@@ -1,0 +1,1 @@
+"""Kubernetes: render (pure, over templates/k8s) and apply; the only kubernetes import."""
