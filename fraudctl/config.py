@@ -68,6 +68,8 @@ class Settings:
     consumer_replicas: int = 2
     keda_max_replicas: int = 0
     db_secret_file: str | None = None
+    kubeconfig: str | None = None
+    kube_context: str | None = None
 
     @property
     def k8s_namespace(self) -> str:
@@ -202,6 +204,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "consumer_replicas": _positive_int("consumer_replicas"),
     "keda_max_replicas": _non_negative_int("keda_max_replicas"),
     "db_secret_file": str,
+    "kubeconfig": lambda raw: str(Path(raw).expanduser().absolute()),
+    "kube_context": str,
 }
 
 

@@ -1,5 +1,5 @@
-"""Shared fixtures: an isolated environment per test, a moto server on loopback, and a TLS-only
-PostgreSQL that stands in for RDS behind `--db-endpoint`.
+"""Shared fixtures: an isolated environment per test, a moto server on loopback, a TLS-only
+PostgreSQL that stands in for RDS behind `--db-endpoint`, and a fake Kubernetes API.
 
 No test talks to anything beyond 127.0.0.1: instance-metadata lookups are disabled (botocore
 would otherwise try 169.254.169.254 when credentials are missing).
@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 
 from fraudctl.cli.app import app
 from fraudctl.local import postgres as local_postgres
+from tests.k8s_fake import FakeKubernetes
 from tests.tls_proxy import TlsPostgresProxy
 
 REGION = "us-east-1"
@@ -40,8 +41,10 @@ REGION = "us-east-1"
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own FRAUDCTL_HOME, no FRAUDCTL_* leaking in, fake AWS credentials."""
     for name in list(os.environ):
-        if name.startswith(("FRAUDCTL_", "AWS_")):
+        if name.startswith(("FRAUDCTL_", "AWS_")) or name == "KUBECONFIG":
             monkeypatch.delenv(name)
+    # No ~/.kube/config of the machine's: a test reaches a cluster only when it says so.
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
     home = tmp_path / "home"
     monkeypatch.setenv("FRAUDCTL_HOME", str(home))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -151,6 +154,15 @@ def rds_stand_in() -> Iterator[str]:
     proxy.stop()
     server.destroy()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def kubernetes(tmp_path: Path) -> Iterator[FakeKubernetes]:
+    """A fake Kubernetes API on loopback (tests/k8s_fake.py); its kubeconfig is beside it."""
+    fake = FakeKubernetes().start()
+    fake.kubeconfig(tmp_path)
+    yield fake
+    fake.stop()
 
 
 def fraudctl_executable() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fraudctl.aws import ec2, glue, rds, s3, sqs
+from fraudctl.aws import ec2, ecr, glue, rds, s3, sqs
 from fraudctl.aws.secrets import SecretsManagerSecrets
 from fraudctl.aws.session import AwsSession, error_code
 
@@ -46,6 +46,7 @@ def still_exists(aws: AwsSession, arn: str) -> bool:
         ("rds", "snapshot"): lambda name: _snapshot_exists(aws, name),
         ("ec2", "security-group"): lambda name: ec2.describe_group(aws, name) is not None,
         ("secretsmanager", "secret"): lambda _: SecretsManagerSecrets(aws).exists(arn),
+        ("ecr", "repository"): lambda name: ecr.repository_exists(aws, name),
     }
     if service in ("s3", "sqs"):
         kind, name = "", resource

@@ -6,6 +6,7 @@ from fraudctl import __version__
 from fraudctl.cli import (
     dashboard,
     data,
+    image,
     logs,
     models,
     produce,
@@ -39,6 +40,7 @@ app.add_typer(models.models_app, name="models")
 app.add_typer(query.app, name="query")
 app.command()(dashboard.dashboard)
 app.command()(render.render)
+app.add_typer(image.app, name="image")
 app.add_typer(run.app, name="run")
 
 

@@ -9,10 +9,17 @@ import typer
 from rich.table import Table
 
 from fraudctl import errors, lifecycle, output
-from fraudctl.cli.options import check_output_format, stack_command
+from fraudctl.cli.options import (
+    Image,
+    Kubeconfig,
+    KubeContext,
+    check_output_format,
+    stack_command,
+)
 from fraudctl.config import Settings
 
 if TYPE_CHECKING:
+    from fraudctl.k8s.cluster import Cluster
     from fraudctl.model.evaluation import Report
     from fraudctl.model.retrain import RetrainResult, WindowRequest
     from fraudctl.ports import ColourWorkloads
@@ -108,19 +115,41 @@ def retrain(
     train_days: TrainDays = 7,
     delay_days: DelayDays = None,
     test_days: TestDays = 7,
+    kubeconfig: Kubeconfig = None,
+    kube_context: KubeContext = None,
     output_format: OutputFormat = "table",
 ) -> None:
-    """Train a model on labelled history, evaluate it on a later window, and register it."""
+    """Train a model on labelled history, evaluate it on a later window, and register it.
+    On aws: a Job made from the retrain CronJob, followed until it ends."""
     check_output_format(output_format)
     window = _window(settings, train_start, train_days, delay_days, test_days)
     lifecycle.require_stack(settings)
     output.err.print(lifecycle.identity_line(settings))
+    if settings.target == "aws" and history is None and not settings.db_secret_file:
+        _retrain_in_cluster(settings, output_format)
+        return
     result = _train(settings, history, window, register=True)
     _print_report(result.report, output_format, {"version": result.version})
     if output_format != "json":
         verdict = ("beats" if result.report.beats_baseline else "does not beat")
         output.err.print(f"registered {result.version}; it {verdict} the baseline on average "
                          f"precision. Promote: `fraudctl swap-model {result.version}`")
+
+
+def _retrain_in_cluster(settings: Settings, output_format: str) -> None:
+    """On aws, the training runs where the data is: a Job made from the retrain CronJob. (In
+    that Job's pod, db_secret_file is set, and `retrain` trains in-process.)"""
+    from fraudctl.k8s import jobs
+
+    cluster = _cluster(settings)
+    with output.err.status("retrain job: starting") as status:
+        outcome = jobs.run_retrain(cluster, settings.k8s_namespace, timeout_s=7200,
+                                   heartbeat=status.update)
+    if output_format == "json":
+        output.print_json({"job": outcome.name, "seconds": round(outcome.seconds, 1)})
+    else:
+        output.out.print(f"retrain job {outcome.name} succeeded in {outcome.seconds:.0f} s; "
+                         "see `fraudctl models list`")
 
 
 @stack_command
@@ -256,8 +285,26 @@ def _workloads(settings: Settings) -> "ColourWorkloads":
         from fraudctl.local.workloads import LocalWorkloads
 
         return LocalWorkloads(LocalStack(settings))
-    raise errors.ConfigError("swap-model on the aws target needs the Kubernetes workloads",
-                             "not available yet: swap on the local target")
+    from fraudctl.aws.session import AwsSession
+    from fraudctl.k8s.workloads import KubernetesWorkloads
+    from fraudctl.provision import aws_workloads
+    from fraudctl.provision.aws_plan import AwsStack
+
+    cluster = _cluster(settings)
+    context = aws_workloads.live_context(settings, AwsStack(settings, AwsSession(settings)),
+                                         cluster)
+    return KubernetesWorkloads(cluster, context, replicas=settings.consumer_replicas)
+
+
+def _cluster(settings: Settings) -> "Cluster":
+    from fraudctl.provision import aws_workloads
+
+    cluster = aws_workloads.connect(settings)
+    if cluster is None:
+        raise errors.ConfigError("the aws target's workloads run on Kubernetes and no "
+                                 "kubeconfig was found",
+                                 "pass --kubeconfig (or set KUBECONFIG)")
+    return cluster
 
 
 @stack_command
@@ -276,6 +323,9 @@ def swap_model(
     force: Annotated[bool, typer.Option(
         "--force", help="Promote even if VERSION is worse than the champion on the latest "
         "window.")] = False,
+    image: Image = None,
+    kubeconfig: Kubeconfig = None,
+    kube_context: KubeContext = None,
     output_format: OutputFormat = "table",
 ) -> None:
     """Blue/green: start the idle colour with VERSION, let it take over, stop the old one."""

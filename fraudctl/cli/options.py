@@ -47,6 +47,14 @@ _COMMON_NAMES = {p.name for p in _COMMON}
 
 OUTPUT_FORMATS = ("table", "json")
 
+# The aws target's Kubernetes: options of the commands that reach the cluster (all settings).
+Kubeconfig = Annotated[str | None, typer.Option(
+    "--kubeconfig", help="aws: the cluster's kubeconfig [default: KUBECONFIG, ~/.kube/config].")]
+KubeContext = Annotated[str | None, typer.Option(
+    "--kube-context", help="aws: the kubeconfig context [default: its current one].")]
+Image = Annotated[str | None, typer.Option(
+    "--image", help="aws: the container image the workloads run.")]
+
 
 def check_output_format(fmt: str) -> None:
     if fmt not in OUTPUT_FORMATS:

@@ -22,14 +22,16 @@ def render(
     """Render the aws target's Kubernetes objects (consumers, API, exporter, retrain CronJob,
     Grafana, alert). Works before the first `up`: what only `up` knows is marked, and no
     secret is ever written."""
+    from fraudctl import image as container_image
     from fraudctl.k8s import render as k8s_render
     from fraudctl.model import deployment
 
     if out is not None and out.exists() and not out.is_dir():
         raise errors.ConfigError(f"--out {out} is a file", "give a folder (it is created)")
     aws = dataclasses.replace(settings, target="aws")
-    serving = deployment.serving(lifecycle.load_state(aws))
-    manifests = k8s_render.render(k8s_render.review_context(aws, serving))
+    state = lifecycle.load_state(aws)
+    manifests = k8s_render.render(k8s_render.review_context(
+        aws, deployment.serving(state), aws.image or state.value(container_image.STATE_KEY)))
     if out is None:
         typer.echo("---\n".join(m.yaml() for m in manifests), nl=False)
         return

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from fraudctl import errors, lifecycle, output
 from fraudctl import status as stack_status
-from fraudctl.cli.options import check_output_format, stack_command
+from fraudctl.cli.options import Image, Kubeconfig, KubeContext, check_output_format, stack_command
 from fraudctl.config import Settings
 from fraudctl.provision.apply import plan_table
 from fraudctl.provision.plan import Plan
@@ -19,10 +19,16 @@ DbEndpoint = Annotated[str | None, typer.Option(
 OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
 
 
+def _print_notes(plan: Plan) -> None:
+    for note in plan.notes:
+        output.err.print(f"[yellow]note:[/yellow] {note}")
+
+
 def _print_plan(plan: Plan, fmt: str) -> None:
     if fmt == "json":
         output.print_json({
             "stack": plan.stack, "target": plan.target, "no_changes": plan.no_changes,
+            "notes": plan.notes,
             "steps": [{"resource": s.resource, "action": s.action, "detail": s.detail,
                        "calls": list(s.calls)} for s in plan.steps],
         })
@@ -49,6 +55,9 @@ def up(
     history: Annotated[Path | None, typer.Option(
         "--history", help="Train the first model from this CSV/Parquet history instead "
         "(local).")] = None,
+    image: Image = None,
+    kubeconfig: Kubeconfig = None,
+    kube_context: KubeContext = None,
     output_format: OutputFormat = "table",
 ) -> None:
     """Create or repair the stack's resources. Safe to run again: the second run changes nothing."""
@@ -63,6 +72,7 @@ def up(
                    if backfill_days is not None or history is not None else None)
     output.err.print(lifecycle.identity_line(settings))
     plan = lifecycle.up(settings, dry_run=dry_run, first_model=first_model)
+    _print_notes(plan)
     if dry_run or plan.no_changes:
         _print_plan(plan, output_format)
         return
@@ -81,6 +91,8 @@ def down(
     skip_final_snapshot: Annotated[bool, typer.Option(
         "--skip-final-snapshot", help="aws: delete RDS without a final snapshot.")] = False,
     dry_run: DryRun = False,
+    kubeconfig: Kubeconfig = None,
+    kube_context: KubeContext = None,
     output_format: OutputFormat = "table",
 ) -> None:
     """Delete every resource of the stack, wait for each deletion, and verify nothing is left."""
@@ -97,6 +109,7 @@ def down(
             raise typer.Exit(1)
     result = lifecycle.down(settings, keep_data=keep_data,
                             final_snapshot=not skip_final_snapshot, dry_run=dry_run)
+    _print_notes(result.plan)
     if dry_run:
         _print_plan(result.plan, output_format)
         return

@@ -190,14 +190,15 @@ def render(context: RenderContext) -> list[Manifest]:
     return manifests
 
 
-def review_context(settings: Settings, serving: Serving) -> RenderContext:
+def review_context(settings: Settings, serving: Serving, image: str | None = None
+                   ) -> RenderContext:
     """What `fraudctl render` shows before (or without) `up`: every name is the real one;
     what only `up` knows is a marked value, and no secret is ever written out."""
     names = naming.names_for(settings)
     region = settings.region or marked("the stack's region")
     return context_for(
         settings, serving, region=region,
-        image=settings.image or marked("the image `fraudctl image build --push` made"),
+        image=image or marked("the image `fraudctl image build --push` made"),
         database=Database(marked(f"the endpoint of RDS instance {names.db_instance}"), 5432,
                           naming.DB_NAME, naming.DB_APP_USER,
                           marked(f"Secrets Manager {names.secret(naming.DB_APP_PURPOSE)}")),

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from fraudctl import errors, lake_table, naming
-from fraudctl.aws import athena, ec2, glue, rds, s3, sqs
+from fraudctl.aws import athena, ec2, ecr, glue, rds, s3, sqs
 from fraudctl.aws.secrets import SecretsManagerSecrets
 from fraudctl.aws.session import AwsSession
 from fraudctl.config import Settings
@@ -362,6 +362,9 @@ def plan_up(settings: Settings, aws: AwsSession) -> Plan:
 
     database.plan_migrations(plan, admin, inspect=ready)
     database.plan_app_role(plan, admin, app, inspect=ready)
+    from fraudctl.provision import aws_workloads  # (it builds on this module)
+
+    aws_workloads.plan_workloads(plan, settings, stack, ready=ready)
     return plan
 
 
@@ -369,9 +372,12 @@ def plan_down(
     settings: Settings, aws: AwsSession, *, keep_data: bool, final_snapshot: bool
 ) -> Plan:
     """Workloads, database, security groups, bucket, queues, Glue, secrets (state is last)."""
+    from fraudctl.provision import aws_workloads
+
     stack = AwsStack(settings, aws)
     names = stack.names
     plan = Plan(settings.stack, "aws")
+    aws_workloads.plan_delete_workloads(plan, settings)
     if rds.describe_instance(aws, names.db_instance) is not None:
         snapshot = names.db_final_snapshot if final_snapshot else None
         plan.add(Step(f"rds instance {names.db_instance}", "delete",
@@ -403,6 +409,11 @@ def plan_down(
             plan.add(Step(f"sqs queue {queue}", "delete", "",
                           lambda queue=queue: sqs.delete_queue(aws, queue),  # type: ignore[misc]
                           ("sqs:DeleteQueue",), f"queue/{queue}"))
+    repository = f"fraudctl-{settings.stack}"
+    if ecr.repository_exists(aws, repository):
+        plan.add(Step(f"ecr repository {repository}", "delete", "with its images",
+                      lambda: {"deleted": ecr.delete_repository(aws, repository)},
+                      ("ecr:DeleteRepository",), "ecr"))
     if athena.get_workgroup(aws, names.workgroup) is not None:
         plan.add(Step(f"athena workgroup {names.workgroup}", "delete", "with its saved queries",
                       lambda: athena.delete_workgroup(aws, names.workgroup),
@@ -417,7 +428,7 @@ def plan_down(
         plan.add(Step(f"glue database {db}", "delete", f"with table {names.table}",
                       delete_glue, ("glue:DeleteTable", "glue:DeleteDatabase"),
                       "glue/database"))
-    for purpose in (ADMIN_SECRET, APP_SECRET):
+    for purpose in (ADMIN_SECRET, APP_SECRET, aws_workloads.GRAFANA_PURPOSE):
         name = names.secret(purpose)
         if stack.secrets.exists(name):
             plan.add(Step(f"secret {name}", "delete", "without recovery window",

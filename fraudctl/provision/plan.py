@@ -43,6 +43,8 @@ class Plan:
     target: str
     steps: list[Step] = field(default_factory=list)
     observed: list[Observed] = field(default_factory=list)
+    # what the user should know about the plan that is not a step (shown on stderr)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def no_changes(self) -> bool:

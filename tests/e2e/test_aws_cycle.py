@@ -12,13 +12,21 @@ import pytest
 from typer.testing import CliRunner
 
 from fraudctl import lifecycle
+from fraudctl.aws.s3 import S3Store
+from fraudctl.aws.session import AwsSession
 from fraudctl.config import Settings, load_settings
 from fraudctl.db import migrate
+from fraudctl.model.registry import Registry
+from fraudctl.provision import aws_workloads
 from tests.conftest import client, invoke
+from tests.k8s_fake import FakeKubernetes
 
 pytestmark = pytest.mark.slow
 
 BUCKET = "fraudctl-fraud-123456789012-us-east-1"
+
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/fraudctl:test"
 
 
 def aws_args(moto: str, node_sg: str, rds: str) -> list[str]:
@@ -27,11 +35,25 @@ def aws_args(moto: str, node_sg: str, rds: str) -> list[str]:
 
 
 def test_up_up_down_cycle(
-    cli: CliRunner, moto: str, node_sg: str, rds_stand_in: str, isolated_env: Path
+    cli: CliRunner, moto: str, node_sg: str, rds_stand_in: str, isolated_env: Path,
+    kubernetes: FakeKubernetes, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    first = invoke(cli, "up", *aws_args(moto, node_sg, rds_stand_in))
+    kube = ["--kubeconfig", str(isolated_env.parent / "kubeconfig"), "--image", IMAGE]
+    first = invoke(cli, "up", *aws_args(moto, node_sg, rds_stand_in), *kube)
     assert first.exit_code == 0, first.stderr
     assert "account 123456789012" in first.stderr and "region us-east-1" in first.stderr
+
+    # Kubernetes: the workloads, applied with the stack's real values, rolled out.
+    deployments = "/apis/apps/v1/namespaces/fraudctl-fraud/deployments"
+    consumer = kubernetes.get(f"{deployments}/consumer-blue")
+    assert consumer is not None and consumer["spec"]["replicas"] == 2
+    assert consumer["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    db_secret = kubernetes.get("/api/v1/namespaces/fraudctl-fraud/secrets/fraudctl-db")
+    assert db_secret is not None
+    pods_see = json.loads(db_secret["stringData"]["db-app.json"])
+    assert pods_see["username"] == "fraudctl_app" and len(pods_see["password"]) >= 32
+    grafana = kubernetes.get("/api/v1/namespaces/fraudctl-fraud/secrets/fraudctl-grafana")
+    assert grafana is not None and len(grafana["stringData"]["admin-password"]) >= 32
 
     # SQS: the queue redrives to the DLQ after 5 receives and long-polls for 20 s.
     sqs = client(moto, "sqs")
@@ -118,9 +140,36 @@ def test_up_up_down_cycle(
         assert conn.execute(
             "SELECT 1 FROM pg_roles WHERE rolname = 'fraudctl_app'").fetchone() == (1,)
 
-    second = invoke(cli, "up", *aws_args(moto, node_sg, rds_stand_in))
+    second = invoke(cli, "up", *aws_args(moto, node_sg, rds_stand_in), *kube)
     assert second.exit_code == 0, second.stderr
     assert second.stdout.strip() == "no changes"
+
+    # swap-model on Kubernetes: green comes up with the new version and takes the Service.
+    monkeypatch.setenv("FRAUDCTL_DB_ENDPOINT", rds_stand_in)
+    target = ["--target", "aws", "--endpoint-url", moto, *kube]
+    # (moto speaks plain HTTP, which the bucket's TLS-only policy refuses: lift it from here
+    # on, as test_down_empties_a_bucket_with_many_versions does, so `down` can empty it)
+    s3.delete_bucket_policy(Bucket=BUCKET)
+    store = S3Store(AwsSession(load_settings({"target": "aws", "endpoint_url": moto})), BUCKET)
+    version = Registry(store).register(b"a model's bytes", {"threshold": 0.5})
+    swapped = invoke(cli, "swap-model", version, "--force", *target, "--output", "json")
+    assert swapped.exit_code == 0, swapped.stderr
+    assert json.loads(swapped.stdout)["colour"] == "green"
+    service = kubernetes.get("/api/v1/namespaces/fraudctl-fraud/services/fraudctl-api")
+    assert service is not None and service["spec"]["selector"]["fraudctl.io/colour"] == "green"
+    green = kubernetes.get(f"{deployments}/consumer-green")
+    blue = kubernetes.get(f"{deployments}/consumer-blue")
+    assert green is not None and blue is not None and blue["spec"]["replicas"] == 0
+    assert green["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == [
+        "--model", version]
+    again = invoke(cli, "swap-model", version, "--force", *target)
+    assert again.exit_code == 0 and "no change" in again.stdout
+
+    # retrain on aws: a Job made from the CronJob, followed to its end.
+    retrained = invoke(cli, "retrain", *target[:-2])
+    assert retrained.exit_code == 0, retrained.stderr
+    assert "retrain job retrain-manual-" in retrained.stdout
+    monkeypatch.delenv("FRAUDCTL_DB_ENDPOINT")
 
     status = invoke(cli, "status", "--target", "aws", "--endpoint-url", moto,
                     "--db-endpoint", rds_stand_in, "--output", "json")
@@ -128,8 +177,9 @@ def test_up_up_down_cycle(
     assert json.loads(status.stdout)["healthy"] is True
 
     gone = invoke(cli, "down", "--target", "aws", "--endpoint-url", moto, "--yes",
-                  "--skip-final-snapshot")
+                  "--skip-final-snapshot", "--kubeconfig", kube[1])
     assert gone.exit_code == 0, gone.stderr
+    assert kubernetes.objects == {}                  # the namespace, and all it held
     tagging = client(moto, "resourcegroupstaggingapi")
     remaining = tagging.get_resources(
         TagFilters=[{"Key": "fraudctl:stack", "Values": ["fraud"]}])["ResourceTagMappingList"]
@@ -155,7 +205,9 @@ def aws_stack(moto: str, node_sg: str, rds_stand_in: str, isolated_env: Path) ->
     """An aws-target stack brought up against the moto server."""
     settings = load_settings({"target": "aws", "endpoint_url": moto, "node_sg": node_sg,
                               "db_endpoint": rds_stand_in})
-    lifecycle.up(settings)
+    plan = lifecycle.up(settings)
+    # no kubeconfig anywhere: the AWS resources are made, and `up` says what it left out
+    assert plan.notes == [aws_workloads.NO_KUBECONFIG]
     return settings
 
 
