@@ -14,6 +14,8 @@ STACK_TAG = "fraudctl:stack"
 DB_NAME = "fraud"
 DB_ADMIN_USER = "fraudctl_admin"
 DB_APP_USER = "fraudctl_app"
+# read-only, for dashboards (Grafana's datasource on the aws target)
+DB_READER_USER = "fraudctl_reader"
 LAKE_PREFIX = "tx/"
 MODELS_PREFIX = "models/"
 QUERY_RESULTS_PREFIX = "athena-results/"
@@ -21,6 +23,7 @@ TABLE_NAME = "fraud_tx"
 # What each database credential is for; the secret's name is StackNames.secret(purpose).
 DB_ADMIN_PURPOSE = "db-admin"
 DB_APP_PURPOSE = "db-app"
+DB_READER_PURPOSE = "db-reader"
 
 
 @dataclass(frozen=True)

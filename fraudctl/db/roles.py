@@ -1,8 +1,10 @@
-"""The application role: what the pipeline's processes log in as, with only the rights they use.
+"""The login roles, each with only the rights it uses.
 
 The admin (the RDS master user, or the embedded cluster's superuser) provisions; consumers,
-the exporter and the API connect as this role, which can read and write the pipeline's tables
-and use the PGMQ queues, and cannot create, drop or alter anything.
+the exporter and the API connect as the app role, which can read and write the pipeline's
+tables and use the PGMQ queues, and cannot create, drop or alter anything. Dashboards (Grafana
+on the aws target) connect as the reader role, which can only read the pipeline's tables, and
+whose every transaction is read-only.
 """
 
 from __future__ import annotations
@@ -84,3 +86,46 @@ def ensure_role(admin: psycopg.Connection[Any], app: DbEndpoint) -> None:
         if _has_pgmq(admin):
             for statement in _pgmq_grants(app.user):
                 admin.execute(statement)
+
+
+def _reader_grants(role: str, dbname: str) -> list[sql.Composed]:
+    r = sql.Identifier(role)
+    return [
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), r),
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(r),
+        sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(r),
+        sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {}")
+        .format(r),
+        sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(r),
+    ]
+
+
+def reader_is_current(admin: psycopg.Connection[Any], reader: DbEndpoint) -> bool:
+    """True if the reader exists, its password works, and it reads but cannot write."""
+    row = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (reader.user,)).fetchone()
+    if row is None:
+        return False
+    try:
+        with connect(reader, timeout_s=5) as conn:
+            result = conn.execute(
+                "SELECT has_table_privilege('tx_scored', 'SELECT') "
+                "AND has_table_privilege('tx_rollup_minute', 'SELECT') "
+                "AND NOT has_table_privilege('tx_scored', 'INSERT') "
+                "AND current_setting('default_transaction_read_only') = 'on'").fetchone()
+            return bool(result and result[0])
+    except Exception:
+        return False
+
+
+def ensure_reader(admin: psycopg.Connection[Any], reader: DbEndpoint) -> None:
+    """Create or repair the read-only role: login with the stored password, SELECT only."""
+    r = sql.Identifier(reader.user)
+    with admin.transaction():
+        exists = admin.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", (reader.user,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        admin.execute(
+            sql.SQL(verb + " ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                    "PASSWORD {}").format(r, sql.Literal(reader.password)))
+        for statement in _reader_grants(reader.user, reader.dbname):
+            admin.execute(statement)

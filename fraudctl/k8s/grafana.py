@@ -26,7 +26,7 @@ WARN_AT, CRITICAL_AT = 5, 20
 
 
 def datasource_yaml(context: RenderContext) -> str:
-    db = context.database
+    db = context.reader                   # read-only: Grafana never writes
     document = {"apiVersion": 1, "datasources": [{
         "name": "fraudctl", "uid": DATASOURCE_UID, "type": DATASOURCE_TYPE,
         "access": "proxy", "url": f"{db.host}:{db.port}", "user": db.user,

@@ -72,7 +72,8 @@ class RenderContext:
     image: str
     active_colour: str
     colours: tuple[ColourPlan, ...]
-    database: Database
+    database: Database               # the app role: what the pipeline's pods log in as
+    reader: Database                 # the read-only role: Grafana's datasource
     bucket: str
     queue: str
     dead_letter_queue: str
@@ -128,15 +129,17 @@ def colour_plans(serving: Serving, replicas: int) -> tuple[ColourPlan, ...]:
 
 
 def context_for(settings: Settings, serving: Serving, *, region: str, image: str,
-                database: Database, bucket: str, queue: str, dead_letter_queue: str,
+                database: Database, reader: Database, bucket: str, queue: str,
+                dead_letter_queue: str,
                 grafana_admin_password: str, queue_url: str = "",
                 prometheus_rule_crd: bool = False) -> RenderContext:
     return RenderContext(
         stack=settings.stack, namespace=settings.k8s_namespace, region=region, image=image,
         active_colour=serving.active,
         colours=colour_plans(serving, settings.consumer_replicas),
-        database=database, bucket=bucket, queue=queue, dead_letter_queue=dead_letter_queue,
-        lake_format=settings.lake_format, retrain_schedule=cron_of(settings.retrain_at),
+        database=database, reader=reader, bucket=bucket, queue=queue,
+        dead_letter_queue=dead_letter_queue, lake_format=settings.lake_format,
+        retrain_schedule=cron_of(settings.retrain_at),
         grafana_admin_password=grafana_admin_password,
         keda_max_replicas=settings.keda_max_replicas, queue_url=queue_url,
         prometheus_rule_crd=prometheus_rule_crd,
@@ -196,12 +199,14 @@ def review_context(settings: Settings, serving: Serving, image: str | None = Non
     what only `up` knows is a marked value, and no secret is ever written out."""
     names = naming.names_for(settings)
     region = settings.region or marked("the stack's region")
+    host = marked(f"the endpoint of RDS instance {names.db_instance}")
     return context_for(
         settings, serving, region=region,
         image=image or marked("the image `fraudctl image build --push` made"),
-        database=Database(marked(f"the endpoint of RDS instance {names.db_instance}"), 5432,
-                          naming.DB_NAME, naming.DB_APP_USER,
+        database=Database(host, 5432, naming.DB_NAME, naming.DB_APP_USER,
                           marked(f"Secrets Manager {names.secret(naming.DB_APP_PURPOSE)}")),
+        reader=Database(host, 5432, naming.DB_NAME, naming.DB_READER_USER,
+                        marked(f"Secrets Manager {names.secret(naming.DB_READER_PURPOSE)}")),
         bucket=marked("fraudctl-<stack>-<account>-<region>"), queue=names.queue,
         dead_letter_queue=names.dead_letter_queue,
         grafana_admin_password=marked("a generated password"),

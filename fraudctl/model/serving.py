@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 
 from fraudctl import errors
+from fraudctl.model.boosting import CompiledGradientBoosting
 from fraudctl.model.isolation import CompiledIsolationForest
 from fraudctl.pipeline import features as feature_fn
 
-# Up to this many rows the compiled walk beats scikit-learn's tree-by-tree scoring (one row:
-# 0.08 ms against 8 ms); for a consumer batch scikit-learn's per-tree C loop is faster.
+# Up to this many rows the compiled walks beat scikit-learn's tree-by-tree scoring (one row:
+# 0.08 ms against 8 ms for the IsolationForest, 0.15 ms against 0.7-10 ms for the boosted
+# trees); for a consumer batch scikit-learn's per-tree C loops are faster.
 SMALL_BATCH = 64
 
 
@@ -31,6 +33,11 @@ class TrainedModel:
     def __post_init__(self) -> None:
         self._compiled = (CompiledIsolationForest(self.detector)
                           if self.detector is not None else None)
+        try:
+            self._compiled_classifier: CompiledGradientBoosting | None = (
+                CompiledGradientBoosting(self.classifier))
+        except (ValueError, AttributeError):        # another kind of classifier: its own path
+            self._compiled_classifier = None
         if self.feature_version != feature_fn.FEATURE_VERSION:
             raise errors.ModelRefused(
                 f"model {self.version} was trained on features {self.feature_version}, but "
@@ -53,7 +60,10 @@ class TrainedModel:
         """Fraud probabilities, one per row."""
         if features.empty:
             return np.zeros(0)
-        return np.asarray(self.classifier.predict_proba(self.matrix(features))[:, 1])
+        matrix = self.matrix(features)
+        if self._compiled_classifier is not None and len(matrix) <= SMALL_BATCH:
+            return self._compiled_classifier.predict_proba(matrix)
+        return np.asarray(self.classifier.predict_proba(matrix)[:, 1])
 
     def anomaly(self, features: pd.DataFrame) -> np.ndarray | None:
         """The detector's anomaly score (higher is stranger), or None without one."""

@@ -39,7 +39,7 @@ def create_app(runtime: Runtime, deployment: Deployment) -> FastAPI:
 
     own: dict[str, psycopg.Connection[Any]] = {}
 
-    def card_state(card: str) -> pd.DataFrame:
+    def card_state(card: str) -> tuple[tuple[float, ...] | None, str | None]:
         """Read through one connection of the API's own: requests are served one at a time on
         the event loop, and a pool's checkout and liveness check would double the cost. A
         connection lost to a database restart is replaced once, then the error stands."""
@@ -48,7 +48,7 @@ def create_app(runtime: Runtime, deployment: Deployment) -> FastAPI:
             if conn is None or conn.closed or conn.broken:
                 conn = own["conn"] = runtime.connect(autocommit=True)
             try:
-                return sinks.read_card_state(conn, [card])
+                return sinks.read_one_card_state(conn, card)
             except psycopg.OperationalError:
                 conn.close()
                 if attempt == 2:
@@ -56,26 +56,20 @@ def create_app(runtime: Runtime, deployment: Deployment) -> FastAPI:
         raise AssertionError("unreachable")
 
     def score_one(txn: schema.Transaction) -> dict[str, Any]:
-        def text(value: str | None) -> pd.Series:
-            # Python strings, not pandas 3's inferred Arrow strings: building those costs
-            # more than the whole feature computation for one row.
-            return pd.Series([value], dtype=object)
-
-        frame = pd.DataFrame({
-            "txn_id": text(txn.txn_id), "ts": pd.DatetimeIndex([txn.ts]),
-            "card_hash": text(txn.card_hash), "merchant_id": text(txn.merchant_id),
-            "amount": [txn.amount], "channel": text(txn.channel),
-            "country": text(txn.country)})
-        state = card_state(txn.card_hash)
-        day = int(txn.ts.timestamp() // feature_fn.DAY_S)
-        result = feature_fn.compute(frame, state, merchants.daily(day))
-        scored = deployment.score([txn.txn_id], result.features)
+        # The one-row feature path: plain floats, no frames (tests hold it equal to the
+        # batch function the consumer uses).
+        ts = txn.ts.timestamp()
+        prior, home = card_state(txn.card_hash)
+        row = feature_fn.compute_one(ts, txn.amount, txn.channel, txn.country,
+                                     txn.merchant_id, prior, home,
+                                     merchants.daily(int(ts // feature_fn.DAY_S)))
+        features = pd.DataFrame(row, columns=feature_fn.FEATURE_NAMES)
+        scored = deployment.score([txn.txn_id], features)
         return {"txn_id": txn.txn_id, "score": float(scored.scores[0]),
                 "model": scored.models[0], "feature_version": feature_fn.FEATURE_VERSION,
                 **{name: values[0].item() if hasattr(values[0], "item") else values[0]
                    for name, values in scored.extras.items()},
-                "features": dict(zip(feature_fn.FEATURE_NAMES,
-                                     result.features.to_numpy()[0].round(4).tolist(),
+                "features": dict(zip(feature_fn.FEATURE_NAMES, row[0].round(4).tolist(),
                                      strict=True))}
 
     @app.post("/predict")

@@ -19,6 +19,7 @@ treated as happening at that latest time, so decay factors never exceed one.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -321,6 +322,39 @@ def _compute_window(batch: pd.DataFrame, t: np.ndarray,
         "home_country": home[last],
     }
     return features, cards_s[last], new_state
+
+
+def compute_one(ts: float, amount: float, channel: str | None, country: str | None,
+                merchant_id: str, prior: tuple[float, ...] | None, home_country: str | None,
+                index: MerchantRiskIndex) -> np.ndarray:
+    """The features of one transaction, as ``compute`` gives them for a batch of one: the
+    API's path, in plain floats (a one-row frame costs more than the arithmetic).
+
+    ``prior``: the card's state (STATE_COLUMNS but home_country, in order), None if never
+    seen. Returns one row in FEATURE_NAMES order. tests/unit/test_features.py holds it equal
+    to ``compute`` on random cards and states.
+    """
+    last_ts, n_total, *sums = prior if prior is not None else (math.nan, 0.0, 0.0, 0.0,
+                                                              0.0, 0.0, 0.0)
+    t_eff = ts if math.isnan(last_ts) else max(ts, last_ts)
+    gap_to_prior = 0.0 if math.isnan(last_ts) else t_eff - last_ts
+    count_1h, count_1d, count_7d, amount_7d, small_1h = (
+        value * math.exp(-gap_to_prior / TAUS[tau])
+        for value, tau in zip(sums, ("1h", "1d", "7d", "7d", "1h"), strict=True))
+    gap = MAX_GAP_S if math.isnan(last_ts) else min(t_eff - last_ts, MAX_GAP_S)
+    home = country if home_country is None else home_country
+    foreign = home is not None and country is not None and home != country
+    avg_7d = amount_7d / count_7d if count_7d > 1e-9 else 0.0
+    day = math.floor(ts / DAY_S)
+    rate, labelled = index.lookup(np.array([merchant_id], dtype=object),
+                                  np.array([day], dtype="int64"))
+    hour = math.floor((ts % DAY_S) / 3600.0)
+    return np.array([[
+        amount, math.log1p(amount), amount == 0, hour, hour < 6, (day + 3) % 7 >= 5,
+        channel == "ecom", channel == "atm", foreign,
+        count_1h, count_1d, count_7d, avg_7d, amount / (avg_7d + 1.0), small_1h,
+        math.log1p(gap), n_total == 0, rate[0], labelled[0],
+    ]], dtype="float64")
 
 
 def state_frame(columns: dict[str, np.ndarray], cards: np.ndarray) -> pd.DataFrame:

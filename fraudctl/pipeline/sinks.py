@@ -93,6 +93,18 @@ def read_card_state(conn: psycopg.Connection[Any], cards: list[str]) -> pd.DataF
     return state_frame(rows)
 
 
+def read_one_card_state(conn: psycopg.Connection[Any], card: str
+                        ) -> tuple[tuple[float, ...] | None, str | None]:
+    """One card's state as plain values (the API's path): the numbers in STATE_COLUMNS
+    order and the home country; (None, None) for a card never seen."""
+    row = conn.execute(
+        "SELECT last_ts, n_total, count_1h, count_1d, count_7d, amount_7d, small_1h,"
+        " home_country FROM card_state WHERE card_hash = %s", (card,)).fetchone()
+    if row is None:
+        return None, None
+    return tuple(float(v) for v in row[:-1]), row[-1]
+
+
 def state_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     if not rows:
         return feature_fn.empty_state()

@@ -25,6 +25,9 @@ from fraudctl.provision.plan import Plan, Step, StepResult
 
 ADMIN_SECRET = naming.DB_ADMIN_PURPOSE
 APP_SECRET = naming.DB_APP_PURPOSE
+READER_SECRET = naming.DB_READER_PURPOSE
+# the database's login secrets, each recording the instance's endpoint
+DB_SECRETS = (ADMIN_SECRET, APP_SECRET, READER_SECRET)
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,14 @@ class AwsStack:
     def queue_arn(self, name: str) -> str:
         return f"arn:aws:sqs:{self.aws.region}:{self.aws.identity.account}:{name}"
 
-    def endpoint(self, *, admin: bool) -> DbEndpoint:
-        if self.settings.db_secret_file and not admin:
+    def endpoint(self, *, admin: bool, purpose: str | None = None) -> DbEndpoint:
+        """The admin's or the app role's endpoint (or, by ``purpose``, another role's)."""
+        purpose = purpose or (ADMIN_SECRET if admin else APP_SECRET)
+        if self.settings.db_secret_file and purpose == APP_SECRET:
             # In a pod: the Kubernetes Secret `up` made from Secrets Manager's, mounted 0400.
             secret = orjson.loads(Path(self.settings.db_secret_file).read_bytes())
         else:
-            secret = self.secrets.get(self.names.secret(ADMIN_SECRET if admin else APP_SECRET))
+            secret = self.secrets.get(self.names.secret(purpose))
         if self.settings.db_endpoint:
             host, _, port = self.settings.db_endpoint.rpartition(":")
         elif secret.get("host"):
@@ -68,7 +73,8 @@ class AwsStack:
 
 
 def _plan_secrets(plan: Plan, stack: AwsStack) -> None:
-    for purpose, user in ((ADMIN_SECRET, naming.DB_ADMIN_USER), (APP_SECRET, naming.DB_APP_USER)):
+    users = (naming.DB_ADMIN_USER, naming.DB_APP_USER, naming.DB_READER_USER)
+    for purpose, user in zip(DB_SECRETS, users, strict=True):
         name = stack.names.secret(purpose)
         key = f"secret/{purpose}"
         if stack.secrets.exists(name):
@@ -308,8 +314,9 @@ def _plan_rds(plan: Plan, stack: AwsStack, vpc_id: str) -> bool:
     available = instance is not None and instance.get("DBInstanceStatus") == "available"
     endpoint = (instance or {}).get("Endpoint") or {}
     secrets_current = available and all(
-        stack.secrets.get(names.secret(p)).get("host") == endpoint.get("Address")
-        for p in (ADMIN_SECRET, APP_SECRET)
+        stack.secrets.exists(names.secret(p))
+        and stack.secrets.get(names.secret(p)).get("host") == endpoint.get("Address")
+        for p in DB_SECRETS
     )
     if not available:
         plan.add(Step(resource, "wait", "until available (5-15 minutes on AWS)",
@@ -331,7 +338,7 @@ def _record_endpoint(stack: AwsStack) -> StepResult:
     if instance is None or not instance.get("Endpoint"):
         raise errors.StackNotFound(f"RDS instance {stack.names.db_instance} has no endpoint")
     host, port = instance["Endpoint"]["Address"], instance["Endpoint"]["Port"]
-    for purpose in (ADMIN_SECRET, APP_SECRET):
+    for purpose in DB_SECRETS:
         name = stack.names.secret(purpose)
         secret = stack.secrets.get(name)
         if secret.get("host") != host or secret.get("port") != port:
@@ -362,6 +369,9 @@ def plan_up(settings: Settings, aws: AwsSession) -> Plan:
 
     database.plan_migrations(plan, admin, inspect=ready)
     database.plan_app_role(plan, admin, app, inspect=ready)
+    database.plan_reader_role(plan, admin, lambda: stack.endpoint(admin=False,
+                                                                  purpose=READER_SECRET),
+                              inspect=ready)
     from fraudctl.provision import aws_workloads  # (it builds on this module)
 
     aws_workloads.plan_workloads(plan, settings, stack, ready=ready)
@@ -428,7 +438,7 @@ def plan_down(
         plan.add(Step(f"glue database {db}", "delete", f"with table {names.table}",
                       delete_glue, ("glue:DeleteTable", "glue:DeleteDatabase"),
                       "glue/database"))
-    for purpose in (ADMIN_SECRET, APP_SECRET, aws_workloads.GRAFANA_PURPOSE):
+    for purpose in (*DB_SECRETS, aws_workloads.GRAFANA_PURPOSE):
         name = names.secret(purpose)
         if stack.secrets.exists(name):
             plan.add(Step(f"secret {name}", "delete", "without recovery window",

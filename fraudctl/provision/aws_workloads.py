@@ -25,7 +25,7 @@ from fraudctl.k8s import rollout
 from fraudctl.k8s.cluster import Cluster
 from fraudctl.k8s.render import Database, Manifest, RenderContext, context_for, render
 from fraudctl.model import deployment
-from fraudctl.provision.aws_plan import APP_SECRET, AwsStack
+from fraudctl.provision.aws_plan import APP_SECRET, READER_SECRET, AwsStack
 from fraudctl.provision.local_plan import new_password
 from fraudctl.provision.plan import Plan, Step, StepResult
 from fraudctl.state import StackState
@@ -63,6 +63,7 @@ def live_context(settings: Settings, stack: AwsStack, cluster: Cluster) -> Rende
                                  "build and push one with `fraudctl image build --push`, or "
                                  "give --image REGISTRY/REPOSITORY:TAG")
     app = stack.secrets.get(names.secret(APP_SECRET))
+    reader = stack.secrets.get(names.secret(READER_SECRET))
     if not app.get("host"):
         raise errors.StackNotFound("the RDS instance has no endpoint yet")
     grafana = stack.secrets.get(names.secret(GRAFANA_PURPOSE))
@@ -71,6 +72,8 @@ def live_context(settings: Settings, stack: AwsStack, cluster: Cluster) -> Rende
         image=image,
         database=Database(app["host"], int(app["port"]), naming.DB_NAME, app["username"],
                           app["password"]),
+        reader=Database(app["host"], int(app["port"]), naming.DB_NAME, reader["username"],
+                        reader["password"]),
         bucket=stack.bucket, queue=names.queue, dead_letter_queue=names.dead_letter_queue,
         grafana_admin_password=grafana["password"],
         queue_url=sqs.queue_url(stack.aws, names.queue) or "",

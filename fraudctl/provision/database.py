@@ -1,4 +1,5 @@
-"""Database steps shared by both targets: schema migrations and the least-privileged app role.
+"""Database steps: schema migrations and the least-privileged app role (both targets), and the
+read-only role the aws target's Grafana uses.
 
 When the database cannot be inspected yet (the server is about to be started or created by an
 earlier step of the same plan), the steps are planned anyway and check again when they run;
@@ -59,3 +60,24 @@ def plan_app_role(
                   "login role with DML rights on the pipeline's tables and queues only",
                   run=lambda: _ensure_role(admin, app),
                   calls=("psql:CREATE ROLE", "psql:GRANT"), state_key="app-role"))
+
+
+def _ensure_reader(admin: EndpointSource, reader: EndpointSource) -> StepResult:
+    with connect(admin(), autocommit=True) as conn:
+        roles.ensure_reader(conn, reader())
+    return {"role": naming.DB_READER_USER}
+
+
+def plan_reader_role(
+    plan: Plan, admin: EndpointSource, reader: EndpointSource, *, inspect: bool
+) -> None:
+    if inspect:
+        with connect(admin(), autocommit=True) as conn:
+            if roles.reader_is_current(conn, reader()):
+                plan.found("reader-role", f"role {naming.DB_READER_USER}",
+                           role=naming.DB_READER_USER)
+                return
+    plan.add(Step(f"role {naming.DB_READER_USER}", "create",
+                  "login role that can only read the pipeline's tables (for Grafana)",
+                  run=lambda: _ensure_reader(admin, reader),
+                  calls=("psql:CREATE ROLE", "psql:GRANT SELECT"), state_key="reader-role"))

@@ -139,6 +139,17 @@ def test_up_up_down_cycle(
         assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (latest,)
         assert conn.execute(
             "SELECT 1 FROM pg_roles WHERE rolname = 'fraudctl_app'").fetchone() == (1,)
+    # Grafana's role reads and cannot write; its password is in Grafana's Secret alone.
+    reader = json.loads(secrets.get_secret_value(SecretId="fraudctl/fraud/db-reader")[
+        "SecretString"])
+    with psycopg.connect(host=host, port=int(port), dbname="fraud", user=reader["username"],
+                         password=reader["password"], sslmode="require") as conn:
+        assert conn.execute("SELECT count(*) FROM tx_rollup_minute").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("INSERT INTO labels (txn_id, is_fraud) VALUES ('x', true)")
+    grafana_secret = kubernetes.get("/api/v1/namespaces/fraudctl-fraud/secrets/fraudctl-grafana")
+    assert grafana_secret is not None
+    assert grafana_secret["stringData"]["db-password"] == reader["password"]
 
     second = invoke(cli, "up", *aws_args(moto, node_sg, rds_stand_in), *kube)
     assert second.exit_code == 0, second.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -226,6 +227,18 @@ def test_with_the_database_down_the_api_says_so(runtime: Runtime,
         assert "fraudctl status" in response.json()["hint"]
     finally:
         down.close()
+
+
+def test_exposing_the_dashboard_warns_and_a_busy_port_is_one_error(
+        cli: Any, stack_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUDCTL_HOME", str(stack_settings.home))
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = invoke(cli, "dashboard", "--host", "0.0.0.0", "--port", str(port))
+    assert "warning: serving on 0.0.0.0" in result.stderr and "no login" in result.stderr
+    assert result.exit_code == 7 and f"cannot listen on 0.0.0.0:{port}" in result.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -138,6 +138,47 @@ def test_online_features_agree_with_offline(runtime: Runtime) -> None:
     assert set(online["model"]) == {"rules-v1"}
 
 
+def test_the_api_scores_with_the_features_the_consumer_stores(runtime: Runtime) -> None:
+    """/predict (the one-row path) and the consumer (the batch path) give one transaction the
+    same features and score, for cards with history and a card never seen."""
+    from fastapi.testclient import TestClient
+
+    from fraudctl.pipeline.api import create_app
+
+    start = time.time() - 3000
+    sim = simulator.Simulator(simulator.SimulatorConfig(seed=31, n_cards=50, n_terminals=40),
+                              start)
+    history = sim.live(start, start + 2000, 800)
+    runtime.queue.send_batch(bodies(history))
+    consume_all(runtime, expected_scored=len(history))
+    probes = sim.live(start + 2100, start + 2900, 40)
+    probes = probes.drop_duplicates("card_hash")
+    api = TestClient(create_app(runtime, Deployment(RuleScorer())))
+    answers = {}
+    for body in bodies(probes):
+        response = api.post("/predict", content=body)
+        assert response.status_code == 200, response.text
+        answers[response.json()["txn_id"]] = response.json()
+    new_card = orjson.loads(bodies(probes.iloc[:1])[0])
+    new_card.update(txn_id="never-seen-card", card_hash="c-never-seen")
+    answers["never-seen-card"] = api.post("/predict", content=orjson.dumps(new_card)).json()
+    runtime.queue.send_batch([*bodies(probes), orjson.dumps(new_card).decode()])
+    consume_all(runtime, expected_scored=len(probes) + 1)
+    with runtime.pooled() as conn:
+        stored = dict(conn.execute("SELECT txn_id, features FROM tx_scored WHERE txn_id = "
+                                   "ANY(%s)", (list(answers),)).fetchall())
+        scores = dict(conn.execute("SELECT txn_id, score FROM tx_scored WHERE txn_id = "
+                                   "ANY(%s)", (list(answers),)).fetchall())
+    assert len(stored) == len(answers) > 10
+    for txn_id, answer in answers.items():
+        for name in F.FEATURE_NAMES:
+            assert answer["features"][name] == pytest.approx(stored[txn_id][name],
+                                                             abs=2e-4), (txn_id, name)
+        assert answer["score"] == pytest.approx(scores[txn_id], abs=1e-9)
+    assert any(a["features"]["card_count_7d"] > 0 for a in answers.values())
+    assert answers["never-seen-card"]["features"]["is_new_card"] == 1
+
+
 def test_an_idle_consumer_is_ready_and_a_database_outage_is_not(
         runtime: Runtime, stack_settings: Settings) -> None:
     consumer = Consumer(runtime, Deployment(RuleScorer()), ConsumerConfig(consumer_id="idle"))

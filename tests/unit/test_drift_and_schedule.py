@@ -53,3 +53,19 @@ def test_the_compiled_isolation_forest_scores_like_scikit_learn() -> None:
     probe = np.vstack([rng.normal(size=(300, 6)) * 3, train[:50]])
     np.testing.assert_allclose(CompiledIsolationForest(forest).score_samples(probe),
                                forest.score_samples(probe), rtol=0, atol=1e-12)
+
+
+def test_the_compiled_gradient_boosting_predicts_like_scikit_learn() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from fraudctl.model.boosting import CompiledGradientBoosting
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(4000, 19))
+    x[rng.random(x.shape) < 0.05] = np.nan                 # missing values take their side
+    y = (x[:, 0] + np.nan_to_num(x[:, 3]) * x[:, 5] + rng.normal(size=4000) > 1).astype(int)
+    model = HistGradientBoostingClassifier(max_iter=40, random_state=0).fit(x, y)
+    probe = rng.normal(size=(300, 19))
+    probe[rng.random(probe.shape) < 0.1] = np.nan
+    np.testing.assert_allclose(CompiledGradientBoosting(model).predict_proba(probe),
+                               model.predict_proba(probe)[:, 1], rtol=1e-12, atol=1e-12)

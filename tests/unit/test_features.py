@@ -75,3 +75,38 @@ def test_merchant_risk_uses_only_labels_known_before_the_day() -> None:
                                                        np.array([day, day]))
     assert labelled.tolist() == [4, 0]          # day-30 is outside the window, day is too new
     assert rate.tolist() == [0.25, 0.0]
+
+
+def test_the_one_row_path_equals_the_batch_function() -> None:
+    """The API's compute_one against compute() on a batch of one, for new and known cards,
+    late arrivals, card checks, foreign and home countries, and merchants with labels."""
+    rng = np.random.default_rng(8)
+    now = 1_790_000_000.0
+    labels_day = int(now // F.DAY_S) - 3
+    daily = pd.DataFrame({"merchant_id": ["M1", "M2"], "day": [labels_day, labels_day - 1],
+                          "n_labelled": [40, 7], "n_fraud": [3, 1]})
+    index = F.MerchantRiskIndex(daily)
+    for case in range(300):
+        ts = now + rng.uniform(-3 * F.DAY_S, 0)
+        amount = 0.0 if case % 17 == 0 else float(np.round(rng.gamma(2.0, 40.0), 2))
+        channel = ["pos", "ecom", "atm", None][case % 4]
+        country = ["FR", "DE", None][case % 3]
+        merchant = ["M1", "M2", "M3"][case % 3]
+        known = case % 5 != 0
+        prior = (ts + rng.uniform(-40 * F.DAY_S, 600),        # a later last_ts: late arrival
+                 float(rng.integers(0, 50)), *rng.uniform(0, 20, 4), rng.uniform(0, 3)
+                 ) if known else None
+        home = ["FR", "DE", None][case % 3 - 1] if known else None
+        state = F.empty_state()
+        if prior is not None:
+            state = F.state_frame({**dict(zip(F.STATE_COLUMNS[:-1],
+                                              np.array([prior]).T, strict=True)),
+                                   "home_country": np.array([home], dtype=object)},
+                                  np.array(["card"], dtype=object))
+        batch = pd.DataFrame({"ts": pd.to_datetime([ts], unit="s", utc=True),
+                              "card_hash": ["card"], "merchant_id": [merchant],
+                              "amount": [amount], "channel": [channel],
+                              "country": [country]})
+        expected = F.compute(batch, state, index).features.to_numpy()
+        found = F.compute_one(ts, amount, channel, country, merchant, prior, home, index)
+        np.testing.assert_allclose(found, expected, rtol=1e-9, atol=1e-9, err_msg=str(case))

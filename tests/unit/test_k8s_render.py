@@ -28,6 +28,7 @@ KUBERNETES_VERSIONS = ("1.29.0", "1.33.0")
 CUSTOM_KINDS = {"ScaledObject", "PrometheusRule"}
 SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "k8s-reference.yaml"
 CHAMPION = "20261101T030000-0a1b2c3d"
+RDS_HOST = "fraudctl-demo.abc.eu-west-1.rds.amazonaws.com"
 CHALLENGER = "20261108T030000-4e5f6a7b"
 
 
@@ -43,8 +44,8 @@ def reference_context(serving: Serving | None = None, **overrides: Any) -> k8s.R
     return k8s.context_for(
         settings, serving, region="eu-west-1",
         image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/fraudctl:0.1.0",
-        database=k8s.Database("fraudctl-demo.abc.eu-west-1.rds.amazonaws.com", 5432, "fraud",
-                              "fraudctl_app", "reference-password"),
+        database=k8s.Database(RDS_HOST, 5432, "fraud", "fraudctl_app", "reference-password"),
+        reader=k8s.Database(RDS_HOST, 5432, "fraud", "fraudctl_reader", "reference-reader"),
         bucket="fraudctl-demo-123456789012-eu-west-1", queue="fraudctl-demo-tx",
         dead_letter_queue="fraudctl-demo-tx-dlq", grafana_admin_password="reference-grafana",
         queue_url="https://sqs.eu-west-1.amazonaws.com/123456789012/fraudctl-demo-tx")
@@ -203,6 +204,7 @@ def test_grafana_is_provisioned_from_the_dashboards_named_queries() -> None:
     datasource = yaml.safe_load(
         objects["ConfigMap/grafana-provisioning"]["data"]["datasource.yaml"])["datasources"][0]
     assert datasource["secureJsonData"]["password"] == "$FRAUDCTL_DB_PASSWORD"
+    assert datasource["user"] == "fraudctl_reader"            # read-only: Grafana never writes
     assert datasource["jsonData"]["sslmode"] == "require"
     env = {e["name"]: e for e in
            objects["Deployment/grafana"]["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -211,6 +213,10 @@ def test_grafana_is_provisioned_from_the_dashboards_named_queries() -> None:
     assert env["GF_AUTH_ANONYMOUS_ENABLED"]["value"] == "false"
     admin = objects["Secret/fraudctl-grafana"]["stringData"]
     assert admin["admin-password"] == "reference-grafana" and admin["admin-user"] != "admin"
+    assert admin["db-password"] == "reference-reader"
+    assert env["FRAUDCTL_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "fraudctl-grafana", "key": "db-password"}
+    assert set(objects["Secret/fraudctl-db"]["stringData"]) == {"db-app.json"}
 
 
 def test_templates_refuse_undefined_values() -> None:
@@ -225,10 +231,12 @@ def test_render_before_up_marks_what_only_up_knows(cli: Any, tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     files = {p.name: p.read_text() for p in out.iterdir()}
     assert "deployment-consumer-blue.yaml" in files and "cronjob-retrain.yaml" in files
-    secret = yaml.safe_load(files["secret-fraudctl-db.yaml"])["stringData"]
+    secret = json.loads(yaml.safe_load(files["secret-fraudctl-db.yaml"])["stringData"][
+        "db-app.json"])
     assert secret["password"].startswith("<set by fraudctl up: Secrets Manager")
     grafana_secret = yaml.safe_load(files["secret-fraudctl-grafana.yaml"])["stringData"]
     assert grafana_secret["admin-password"] == "<set by fraudctl up: a generated password>"
+    assert grafana_secret["db-password"].startswith("<set by fraudctl up: Secrets Manager")
     consumer = yaml.safe_load(files["deployment-consumer-blue.yaml"])
     assert consumer["spec"]["template"]["spec"]["containers"][0]["image"].startswith("<set by")
     assert consumer["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == [
