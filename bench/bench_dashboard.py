@@ -173,6 +173,7 @@ def fill_busy(runtime: Runtime, rows: int) -> None:
         "merchant_id": np.char.add("T", rng.integers(0, 5_000, rows).astype(str)).astype(object),
         "score": rng.beta(0.6, 4.0, rows)})
     frame["features"] = sinks.features_json(features, models)
+    frame["model"] = models
     with runtime.connect() as conn:
         sinks.prepare(conn)
         for start in range(0, rows, 50_000):

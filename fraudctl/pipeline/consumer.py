@@ -246,9 +246,10 @@ class Consumer:
                     result = feature_fn.compute(new, state, self._merchants.daily(first_day))
                     scored_by = self.deployment.score(new["txn_id"].tolist(), result.features)
                     scored = new[["txn_id", "ts", "amount", "merchant_id"]].assign(
-                        score=scored_by.scores,
+                        score=scored_by.scores, model=scored_by.models,
                         features=sinks.features_json(result.features, scored_by.models,
-                                                     scored_by.extras))
+                                                     scored_by.extras),
+                        **scored_by.shadow_columns())
                     sinks.save_card_state(conn, result.state)
                     # Last before the batch record: its rollup rows are shared with the other
                     # writer, so they are held locked for as short a time as possible.

@@ -144,7 +144,8 @@ def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
             sinks.insert_scored(conn, pd.DataFrame({
                 "txn_id": frame["txn_id"], "ts": frame["ts"], "amount": frame["amount"],
                 "merchant_id": frame["merchant_id"], "score": scores,
-                "features": features_text}), outbox=False)
+                "features": features_text, "model": scored.models,
+                **scored.shadow_columns()}), outbox=False)
             sinks.save_card_state(conn, computed.state)
         imported = label_io.import_labels(conn, labels)
 

@@ -82,6 +82,11 @@ class Scored:
     models: np.ndarray                        # the acting version, per row
     extras: dict[str, np.ndarray] = field(default_factory=dict)   # more per-row JSON fields
 
+    def shadow_columns(self) -> dict[str, np.ndarray]:
+        """The shadow's version and score per row, when a shadow runs (for the rollup)."""
+        return {name: self.extras[name] for name in ("shadow_model", "shadow_score")
+                if name in self.extras}
+
 
 @dataclass
 class Deployment:

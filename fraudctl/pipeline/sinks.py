@@ -13,6 +13,8 @@ import numpy as np
 import orjson
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from psycopg import sql
 
 from fraudctl.pipeline import features as feature_fn
@@ -20,31 +22,30 @@ from fraudctl.pipeline import features as feature_fn
 # Any constant: it separates card locks from other advisory locks' key space a little.
 _CARD_LOCK_SEED = 0x43415244
 
+_CSV_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+
 _TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS tmp_raw (LIKE tx_raw) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS tmp_scored (
-    txn_id text, ts timestamptz, amount numeric(14, 2), merchant_id text,
-    score double precision, features jsonb) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS tmp_state (LIKE card_state) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS tmp_rollup (LIKE tx_rollup_minute) ON COMMIT DELETE ROWS;
 """
 
 
-def _python_values(column: pd.Series) -> list[Any]:
-    """A column as plain Python values (numpy scalars are not all adaptable), NaN as None."""
-    if pd.api.types.is_datetime64_any_dtype(column):
-        return [None if pd.isna(v) else v.to_pydatetime() for v in column]
-    values = column.astype(object).where(column.notna(), None).tolist()
-    return values
-
-
 def copy_rows(conn: psycopg.Connection[Any], table: str, frame: pd.DataFrame) -> None:
-    """COPY ``frame`` into ``table`` row by row through psycopg's C-accelerated writer."""
+    """COPY ``frame`` into ``table`` as one CSV document, written by Arrow's C++ writer.
+
+    Every value is quoted and NULL is the unquoted empty field, so an empty string stays an
+    empty string. (Row by row through psycopg, converting each value to a Python object first,
+    this was a quarter of the consumer's time.)
+    """
     columns = sql.SQL(", ").join(sql.Identifier(name) for name in frame.columns)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), columns)
-    rows = zip(*(_python_values(frame[name]) for name in frame.columns), strict=True)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        sql.Identifier(table), columns)
+    buffer = pa.BufferOutputStream()
+    pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer,
+                    write_options=_CSV_OPTIONS)
     with conn.cursor().copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
+        copy.write(buffer.getvalue())
 
 
 def prepare(conn: psycopg.Connection[Any]) -> None:
@@ -153,33 +154,35 @@ def features_json(features: pd.DataFrame, models: np.ndarray | str,
 # The dashboards chart the last day; the rollup keeps two (`prune_rollup` drops the rest).
 ROLLUP_HOURS = 48
 
-# The rows tx_scored really took, counted into the minute rollup in the same statement: a
-# redelivered transaction is neither a second row nor a second count. A shadow challenger's
-# score is counted too, under "<version> (shadow)". Keys are upserted in sorted order, so two
+# The batch's counts, added to the minute rollup. Keys are upserted in sorted order, so two
 # writers updating the same minute wait for each other instead of deadlocking.
-_INSERT_SCORED = """
-WITH inserted AS (
-    INSERT INTO tx_scored (txn_id, ts, amount, merchant_id, score, features)
-    SELECT txn_id, ts, amount, merchant_id, score, features FROM tmp_scored
-    ON CONFLICT (txn_id) DO NOTHING
-    RETURNING ts, score, features
-), recent AS (
-    SELECT * FROM inserted WHERE ts > now() - make_interval(hours => %(hours)s)
-), scores AS (
-    SELECT ts, features->>'model' AS model, score FROM recent
-    UNION ALL
-    SELECT ts, (features->>'shadow_model') || ' (shadow)', (features->>'shadow_score')::float8
-    FROM recent WHERE features ? 'shadow_model'
-)
+_ADD_ROLLUP = """
 INSERT INTO tx_rollup_minute AS r (minute, model, bucket, transactions, score_sum)
-SELECT date_trunc('minute', ts), model, least(floor(score * 100), 99), count(*), sum(score)
-FROM scores
-GROUP BY 1, 2, 3
-ORDER BY 1, 2, 3
+SELECT minute, model, bucket, transactions, score_sum FROM tmp_rollup
+ORDER BY minute, model, bucket
 ON CONFLICT (minute, model, bucket) DO UPDATE
 SET transactions = r.transactions + EXCLUDED.transactions,
     score_sum = r.score_sum + EXCLUDED.score_sum
 """
+
+
+def minute_rollup(scored: pd.DataFrame) -> pd.DataFrame:
+    """What a batch adds to tx_rollup_minute: per minute, model and 0.01 score bucket, the
+    transactions and their score sum; a shadow challenger's scores under "<version> (shadow)".
+    Minutes older than ROLLUP_HOURS are left out."""
+    recent = scored[scored["ts"] > pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=ROLLUP_HOURS)]
+    minute = recent["ts"].dt.floor("min")
+    parts = [pd.DataFrame({"minute": minute, "model": recent["model"],
+                           "score": recent["score"]})]
+    if "shadow_model" in recent.columns:
+        parts.append(pd.DataFrame({"minute": minute,
+                                   "model": recent["shadow_model"] + " (shadow)",
+                                   "score": recent["shadow_score"].astype("float64")}))
+    rows = pd.concat(parts, ignore_index=True)
+    rows["bucket"] = np.minimum(np.floor(rows["score"].to_numpy("float64") * 100), 99
+                                ).astype("int16")
+    return rows.groupby(["minute", "model", "bucket"], sort=True).agg(
+        transactions=("score", "size"), score_sum=("score", "sum")).reset_index()
 
 
 def prune_rollup(conn: psycopg.Connection[Any]) -> int:
@@ -191,18 +194,22 @@ def prune_rollup(conn: psycopg.Connection[Any]) -> int:
 
 def insert_scored(conn: psycopg.Connection[Any], scored: pd.DataFrame, *,
                   outbox: bool = True) -> None:
-    """scored: txn_id, ts, amount, merchant_id, score, features (JSON text). Also counts the
-    new rows into tx_rollup_minute."""
+    """scored: txn_id, ts, amount, merchant_id, score, features (JSON text), model (the
+    acting version), and shadow_model/shadow_score when a shadow runs.
+
+    Every row is new: insert_raw let through, in this same transaction, only the ids tx_raw
+    did not hold, and tx_scored rows are only ever written with their tx_raw row. So they are
+    copied straight into tx_scored and the lake outbox (a duplicate would be a bug, and its
+    key violation would stop the batch), and counted into the minute rollup exactly once.
+    """
     if scored.empty:
         return
-    copy_rows(conn, "tmp_scored",
+    copy_rows(conn, "tx_scored",
               scored[["txn_id", "ts", "amount", "merchant_id", "score", "features"]])
-    conn.execute(_INSERT_SCORED, {"hours": ROLLUP_HOURS})
+    copy_rows(conn, "tmp_rollup", minute_rollup(scored))
+    conn.execute(_ADD_ROLLUP)
     if outbox:
-        conn.execute(
-            "INSERT INTO lake_outbox (txn_id, ts) SELECT txn_id, ts FROM tmp_scored "
-            "ON CONFLICT (txn_id) DO NOTHING"
-        )
+        copy_rows(conn, "lake_outbox", scored[["txn_id", "ts"]])
 
 
 def load_merchant_daily(conn: psycopg.Connection[Any], since_day: int) -> pd.DataFrame:
