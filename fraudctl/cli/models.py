@@ -142,9 +142,8 @@ def _retrain_in_cluster(settings: Settings, output_format: str) -> None:
     from fraudctl.k8s import jobs
 
     cluster = _cluster(settings)
-    with output.err.status("retrain job: starting") as status:
-        outcome = jobs.run_retrain(cluster, settings.k8s_namespace, timeout_s=7200,
-                                   heartbeat=status.update)
+    with output.err.status("retrain job running"):
+        outcome = jobs.run_retrain(cluster, settings.k8s_namespace, timeout_s=7200)
     if output_format == "json":
         output.print_json({"job": outcome.name, "seconds": round(outcome.seconds, 1)})
     else:

@@ -69,23 +69,26 @@ def role_is_current(admin: psycopg.Connection[Any], app: DbEndpoint) -> bool:
         return False
 
 
-def ensure_role(admin: psycopg.Connection[Any], app: DbEndpoint) -> None:
-    """Create or repair the role: login with the stored password, no other attributes."""
-    r = sql.Identifier(app.user)
+def _ensure_login(admin: psycopg.Connection[Any], login: DbEndpoint,
+                  grants: list[sql.Composed]) -> None:
+    """Create or repair a login role with the stored password and no other attributes, then
+    give it ``grants`` (all in one transaction)."""
+    r = sql.Identifier(login.user)
     with admin.transaction():
         exists = admin.execute(
-            "SELECT 1 FROM pg_roles WHERE rolname = %s", (app.user,)
-        ).fetchone()
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", (login.user,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
         admin.execute(
             sql.SQL(verb + " ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                    "PASSWORD {}").format(r, sql.Literal(app.password))
-        )
-        for statement in _grants(app.user, app.dbname):
+                    "PASSWORD {}").format(r, sql.Literal(login.password)))
+        for statement in grants:
             admin.execute(statement)
-        if _has_pgmq(admin):
-            for statement in _pgmq_grants(app.user):
-                admin.execute(statement)
+
+
+def ensure_role(admin: psycopg.Connection[Any], app: DbEndpoint) -> None:
+    """Create or repair the app role: DML on the pipeline's tables, and the queues."""
+    _ensure_login(admin, app, [*_grants(app.user, app.dbname),
+                               *(_pgmq_grants(app.user) if _has_pgmq(admin) else [])])
 
 
 def _reader_grants(role: str, dbname: str) -> list[sql.Composed]:
@@ -118,14 +121,5 @@ def reader_is_current(admin: psycopg.Connection[Any], reader: DbEndpoint) -> boo
 
 
 def ensure_reader(admin: psycopg.Connection[Any], reader: DbEndpoint) -> None:
-    """Create or repair the read-only role: login with the stored password, SELECT only."""
-    r = sql.Identifier(reader.user)
-    with admin.transaction():
-        exists = admin.execute(
-            "SELECT 1 FROM pg_roles WHERE rolname = %s", (reader.user,)).fetchone()
-        verb = "ALTER" if exists else "CREATE"
-        admin.execute(
-            sql.SQL(verb + " ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                    "PASSWORD {}").format(r, sql.Literal(reader.password)))
-        for statement in _reader_grants(reader.user, reader.dbname):
-            admin.execute(statement)
+    """Create or repair the read-only role: SELECT on the pipeline's tables, nothing else."""
+    _ensure_login(admin, reader, _reader_grants(reader.user, reader.dbname))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fraudctl import errors
+from fraudctl import errors, waits
 from fraudctl.k8s import rollout
 from fraudctl.k8s.cluster import Cluster
 
@@ -54,8 +54,7 @@ def _finished(job: dict[str, Any]) -> str | None:
     return None
 
 
-def run_retrain(cluster: Cluster, namespace: str, *, timeout_s: float,
-                heartbeat: rollout.Heartbeat = rollout._quiet) -> JobOutcome:
+def run_retrain(cluster: Cluster, namespace: str, *, timeout_s: float) -> JobOutcome:
     cronjob = cluster.get("CronJob", CRONJOB, namespace)
     if cronjob is None:
         raise errors.StackNotFound(
@@ -64,14 +63,12 @@ def run_retrain(cluster: Cluster, namespace: str, *, timeout_s: float,
     name = f"{CRONJOB}-manual-{datetime.now(UTC):%Y%m%d%H%M%S}"
     cluster.apply(job_from_cronjob(cronjob, name))
     started = time.monotonic()
-    while True:
+
+    def probe() -> tuple[bool, str, None]:
         job = cluster.get("Job", name, namespace)
         if job is None:
             raise errors.CloudError(f"job {name} vanished while it ran")
         outcome = _finished(job)
-        elapsed = time.monotonic() - started
-        if outcome == "Complete":
-            return JobOutcome(name, elapsed)
         if outcome == "Failed":
             pods = cluster.list("Pod", namespace, f"job-name={name}")
             reason = next((p for p in map(rollout.pod_problem, pods) if p), None)
@@ -80,9 +77,12 @@ def run_retrain(cluster: Cluster, namespace: str, *, timeout_s: float,
                 f"retrain job {name} failed: {condition.get('message', condition.get('reason'))}"
                 + (f"; {reason}" if reason else ""),
                 f"`kubectl -n {namespace} logs job/{name}` shows its output")
-        if elapsed > timeout_s:
-            raise errors.WaitTimeout(f"retrain job {name} still running after {timeout_s:.0f} s",
-                                     f"it goes on; follow it with `kubectl -n {namespace} "
-                                     f"logs -f job/{name}`")
-        heartbeat(f"job {name} running · {elapsed:.0f} s")
-        time.sleep(POLL_S)
+        return outcome == "Complete", "running", None
+
+    try:
+        waits.wait_until(f"retrain job {name}", probe, timeout_s=timeout_s, interval_s=POLL_S)
+    except errors.WaitTimeout:
+        raise errors.WaitTimeout(f"retrain job {name} still running after {timeout_s:.0f} s",
+                                 f"it goes on; follow it with `kubectl -n {namespace} "
+                                 f"logs -f job/{name}`") from None
+    return JobOutcome(name, time.monotonic() - started)

@@ -1,7 +1,8 @@
 """Putting the rendered objects into a cluster and taking them out again.
 
 - ``apply_all`` server-side applies every object, in render order (namespace first);
-- ``wait_ready`` waits for Deployments to roll out, with a heartbeat, and on time-out names
+- ``wait_ready`` waits for Deployments to roll out, with a heartbeat (fraudctl.waits), and on
+  time-out names
   the failing pod and its reason (ImagePullBackOff and its message, CrashLoopBackOff, …);
 - ``delete_stack`` deletes every object labelled with the stack, then the namespace, and
   waits until the namespace is gone.
@@ -9,15 +10,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from fraudctl import errors
+from fraudctl import errors, waits
 from fraudctl.k8s.cluster import Cluster, ObjectRef
 from fraudctl.k8s.render import STACK_LABEL, Manifest
 
-Heartbeat = Callable[[str], None]
 POLL_S = 2.0
 # Kinds `down` deletes by label, most dependent first (the namespace goes last, and takes
 # anything left with it).
@@ -27,15 +26,9 @@ DELETE_ORDER = ("ScaledObject", "PrometheusRule", "CronJob", "Job", "Deployment"
 _STARTING = {"ContainerCreating", "PodInitializing"}
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
-def apply_all(cluster: Cluster, manifests: Sequence[Manifest],
-              heartbeat: Heartbeat = _quiet) -> list[ObjectRef]:
+def apply_all(cluster: Cluster, manifests: Sequence[Manifest]) -> list[ObjectRef]:
     applied = []
     for manifest in manifests:
-        heartbeat(f"applying {manifest.kind.lower()} {manifest.name}")
         cluster.apply(manifest.body)
         applied.append(ObjectRef(manifest.kind, manifest.name, manifest.namespace))
     return applied
@@ -87,13 +80,14 @@ def _diagnose(cluster: Cluster, namespace: str, deployment: dict[str, Any]) -> s
     return f"{len(pods)} pod(s), none failing yet (still starting?)"
 
 
-def wait_ready(cluster: Cluster, namespace: str, names: Sequence[str], *, timeout_s: float,
-               heartbeat: Heartbeat = _quiet) -> None:
-    deadline = time.monotonic() + timeout_s
-    started = time.monotonic()
+def wait_ready(cluster: Cluster, namespace: str, names: Sequence[str], *,
+               timeout_s: float) -> None:
+    """Wait until every named Deployment has rolled out (a heartbeat on stderr meanwhile);
+    on time-out, say which is not and why its pod is failing."""
     pending = list(names)
-    while True:
-        states = {}
+    waiting: dict[str, tuple[dict[str, Any], str]] = {}
+
+    def probe() -> tuple[bool, str, None]:
         for name in list(pending):
             found = cluster.get("Deployment", name, namespace)
             if found is None:
@@ -101,25 +95,25 @@ def wait_ready(cluster: Cluster, namespace: str, names: Sequence[str], *, timeou
             done, summary = rollout_state(found)
             if done:
                 pending.remove(name)
+                waiting.pop(name, None)
             else:
-                states[name] = (found, summary)
-        if not pending:
-            return
-        elapsed = time.monotonic() - started
-        heartbeat("waiting for " + ", ".join(f"{n} ({s})" for n, (_, s) in states.items())
-                  + f" · {elapsed:.0f} s")
-        if time.monotonic() >= deadline:
-            name, (found, summary) = next(iter(states.items()))
-            raise errors.WaitTimeout(
-                f"deployment {name} not ready after {timeout_s:.0f} s ({summary}): "
-                f"{_diagnose(cluster, namespace, found)}",
-                f"`kubectl -n {namespace} describe deploy/{name}` shows more; fix it and run "
-                "the command again (applying is idempotent)")
-        time.sleep(POLL_S)
+                waiting[name] = (found, summary)
+        return not pending, ", ".join(f"{n} {s}" for n, (_, s) in waiting.items()), None
+
+    try:
+        waits.wait_until(f"rollout in namespace {namespace}", probe, timeout_s=timeout_s,
+                         interval_s=POLL_S)
+    except errors.WaitTimeout:
+        name, (found, summary) = next(iter(waiting.items()))
+        raise errors.WaitTimeout(
+            f"deployment {name} not ready after {timeout_s:.0f} s ({summary}): "
+            f"{_diagnose(cluster, namespace, found)}",
+            f"`kubectl -n {namespace} describe deploy/{name}` shows more; fix it and run "
+            "the command again (applying is idempotent)") from None
 
 
-def delete_stack(cluster: Cluster, namespace: str, stack: str, *, timeout_s: float,
-                 heartbeat: Heartbeat = _quiet) -> list[ObjectRef]:
+def delete_stack(cluster: Cluster, namespace: str, stack: str, *, timeout_s: float
+                 ) -> list[ObjectRef]:
     """Delete everything labelled with the stack, then its namespace; wait until gone."""
     deleted: list[ObjectRef] = []
     if cluster.get("Namespace", namespace, None) is None:
@@ -132,17 +126,17 @@ def delete_stack(cluster: Cluster, namespace: str, stack: str, *, timeout_s: flo
             continue                              # a custom kind this cluster does not serve
         for item in found:
             name = item["metadata"]["name"]
-            heartbeat(f"deleting {kind.lower()} {name}")
             if cluster.delete(kind, name, namespace):
                 deleted.append(ObjectRef(kind, name, namespace))
     cluster.delete("Namespace", namespace, None)
     deleted.append(ObjectRef("Namespace", namespace, None))
-    deadline = time.monotonic() + timeout_s
-    while cluster.get("Namespace", namespace, None) is not None:
-        if time.monotonic() >= deadline:
-            raise errors.WaitTimeout(
-                f"namespace {namespace} still terminating after {timeout_s:.0f} s",
-                f"`kubectl get ns {namespace} -o yaml` shows what holds it (finalizers)")
-        heartbeat(f"waiting for namespace {namespace} to go")
-        time.sleep(POLL_S)
+    try:
+        waits.wait_until(f"namespace {namespace} to go",
+                         lambda: (cluster.get("Namespace", namespace, None) is None,
+                                  "terminating", None),
+                         timeout_s=timeout_s, interval_s=POLL_S)
+    except errors.WaitTimeout:
+        raise errors.WaitTimeout(
+            f"namespace {namespace} still terminating after {timeout_s:.0f} s",
+            f"`kubectl get ns {namespace} -o yaml` shows what holds it (finalizers)") from None
     return deleted

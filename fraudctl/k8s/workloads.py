@@ -20,13 +20,11 @@ from fraudctl.model.deployment import COLOURS
 
 class KubernetesWorkloads:
     def __init__(self, cluster: Cluster, context: RenderContext, *, replicas: int,
-                 timeout_s: float = 600, heartbeat: rollout.Heartbeat = rollout._quiet
-                 ) -> None:
+                 timeout_s: float = 600) -> None:
         self.cluster = cluster
         self.context = context
         self.replicas = replicas
         self.timeout_s = timeout_s
-        self.heartbeat = heartbeat
 
     @property
     def namespace(self) -> str:
@@ -41,8 +39,7 @@ class KubernetesWorkloads:
         return {plan.name: plan for plan in self.context.colours}
 
     def _apply(self, objects: dict[str, Manifest], keys: list[str]) -> None:
-        rollout.apply_all(self.cluster, [objects[k] for k in keys if k in objects],
-                          self.heartbeat)
+        rollout.apply_all(self.cluster, [objects[k] for k in keys if k in objects])
 
     def start_colour(self, colour: str, spec: Any) -> dict[str, int]:
         plans = self._plans()
@@ -51,7 +48,7 @@ class KubernetesWorkloads:
         deployments = [f"consumer-{colour}", f"api-{colour}"]
         self._apply(objects, [f"Deployment/{name}" for name in deployments])
         rollout.wait_ready(self.cluster, self.namespace, deployments,
-                           timeout_s=self.timeout_s, heartbeat=self.heartbeat)
+                           timeout_s=self.timeout_s)
         # Ready: the API's address now reaches this colour, and KEDA scales its consumers.
         taken_over = self._render(plans, colour)
         self._apply(taken_over, ["Service/fraudctl-api", f"ScaledObject/consumer-{colour}"])
@@ -69,7 +66,7 @@ class KubernetesWorkloads:
         if self.cluster.get("ScaledObject", f"consumer-{colour}", self.namespace) is not None:
             self.cluster.delete("ScaledObject", f"consumer-{colour}", self.namespace)
         rollout.wait_ready(self.cluster, self.namespace, deployments,
-                           timeout_s=self.timeout_s, heartbeat=self.heartbeat)
+                           timeout_s=self.timeout_s)
         self.context = dataclasses.replace(self.context,
                                            colours=tuple(plans[c] for c in COLOURS))
 

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import socket
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +19,10 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from fraudctl import lifecycle
-from fraudctl.config import Settings, load_settings
+from fraudctl.config import Settings
 from fraudctl.dashboard.server import DashboardConfig, create_app
 from fraudctl.k8s import grafana
 from fraudctl.local import postgres as local_postgres
-from fraudctl.local.stack import LocalStack
 from fraudctl.model import swap
 from fraudctl.model.deployment import DeploymentSpec
 from fraudctl.model.registry import Registry
@@ -33,7 +30,7 @@ from fraudctl.pipeline import heartbeat, simulator, sinks
 from fraudctl.pipeline.consumer import ConsumerConfig
 from fraudctl.pipeline.scoring import Deployment, RuleScorer
 from fraudctl.query import database, named
-from fraudctl.runtime import Runtime, _pool, open_runtime
+from fraudctl.runtime import Runtime, _pool
 from tests.conftest import invoke
 from tests.functional.test_data_path import bodies, consume_all
 
@@ -52,22 +49,6 @@ class ConstantScorer:
 
     def anomaly(self, features: pd.DataFrame) -> np.ndarray | None:
         return None
-
-
-@pytest.fixture(scope="module")
-def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    settings = load_settings({"home": str(tmp_path_factory.mktemp("home"))}, env={})
-    lifecycle.up(settings)
-    LocalStack(settings).supervisor.stop_all()        # the tests drive the consumer
-    yield settings
-    lifecycle.down(settings)
-
-
-@pytest.fixture
-def runtime(stack_settings: Settings) -> Iterator[Runtime]:
-    rt = open_runtime(stack_settings, pool_size=4)
-    yield rt
-    rt.close()
 
 
 def client_for(runtime: Runtime, settings: Settings) -> TestClient:

@@ -11,7 +11,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from fraudctl import errors, lifecycle
+from fraudctl import errors
 from fraudctl.config import Settings, load_settings, settings_env
 from fraudctl.local.stack import LocalStack
 from fraudctl.pipeline import features as F
@@ -29,25 +28,9 @@ from fraudctl.pipeline.consumer import Consumer, ConsumerConfig
 from fraudctl.pipeline.exporter import Exporter
 from fraudctl.pipeline.scoring import Deployment, RuleScorer
 from fraudctl.pipeline.verify import lake_ids
-from fraudctl.runtime import Runtime, open_runtime
+from fraudctl.runtime import Runtime
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    settings = load_settings({"home": str(tmp_path_factory.mktemp("home"))}, env={})
-    lifecycle.up(settings)
-    LocalStack(settings).supervisor.stop_all()        # the tests drive the workloads
-    yield settings
-    lifecycle.down(settings)
-
-
-@pytest.fixture
-def runtime(stack_settings: Settings) -> Iterator[Runtime]:
-    rt = open_runtime(stack_settings, pool_size=4)
-    yield rt
-    rt.close()
 
 
 def make_traffic(seed: int, count: int, start: float | None = None) -> pd.DataFrame:
