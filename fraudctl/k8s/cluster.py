@@ -16,15 +16,13 @@ from typing import Any
 
 import urllib3
 from kubernetes import config as kube_config
-from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from fraudctl import errors
+from fraudctl.k8s.render import FIELD_MANAGER
 
-FIELD_MANAGER = "fraudctl"
 APPLY_PATCH = "application/apply-patch+yaml"
-MERGE_PATCH = "application/merge-patch+json"
 
 # kind -> (plural, namespaced) for what fraudctl renders and reads
 KINDS: dict[str, tuple[str, bool]] = {
@@ -89,12 +87,6 @@ class Cluster:
         self.server = str(self._api.configuration.host)
         self._timeout = request_timeout_s
 
-    @classmethod
-    def from_client(cls, api: ApiClient) -> Cluster:
-        cluster = cls.__new__(cls)
-        cluster._api, cluster.server, cluster._timeout = api, str(api.configuration.host), 15.0
-        return cluster
-
     def close(self) -> None:
         self._api.close()
 
@@ -155,12 +147,6 @@ class Cluster:
         found = self.request("GET", path_of(kind, namespace),
                              query=[("labelSelector", selector)])
         return list(found.get("items", []))
-
-    def patch(self, kind: str, name: str, namespace: str | None,
-              change: dict[str, Any]) -> dict[str, Any]:
-        return self.request("PATCH", path_of(kind, namespace, name), body=change,
-                            content_type=MERGE_PATCH,
-                            query=[("fieldManager", FIELD_MANAGER)])
 
     def delete(self, kind: str, name: str, namespace: str | None) -> bool:
         """True if it was there; the deletion cascades to what it owns (foreground)."""

@@ -86,10 +86,6 @@ class RenderContext:
     prometheus_rule_crd: bool = False
     labels: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def colour_names(self) -> list[str]:
-        return [c.name for c in self.colours]
-
 
 @dataclass(frozen=True)
 class Manifest:
