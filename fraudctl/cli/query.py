@@ -48,8 +48,13 @@ def _print(result: QueryResult, fmt: str) -> None:
 
 
 def _sql_of(engine: "Engine", sql: str | None, file: Path | None, name: str | None,
-            params: list[str]) -> str:
+            params: list[str], output_format: str) -> str:
+    """The query to run (checked with the output format, before anything is touched)."""
     from fraudctl.query import named
+
+    if output_format not in QUERY_FORMATS:
+        raise errors.ConfigError(f"unknown output format {output_format!r}",
+                                 "use --output table, csv or json")
 
     given = [x for x in (sql, file, name) if x is not None]
     if len(given) != 1:
@@ -77,10 +82,7 @@ def athena(
     output_format: Format = "table",
 ) -> None:
     """Query the lake table fraud.fraud_tx with Athena's SQL."""
-    if output_format not in QUERY_FORMATS:
-        raise errors.ConfigError(f"unknown output format {output_format!r}",
-                                 "use --output table, csv or json")
-    text = _sql_of("athena", sql, file, name, param or [])
+    text = _sql_of("athena", sql, file, name, param or [], output_format)
     lifecycle.require_stack(settings)
     if settings.target == "aws":
         _athena_on_aws(settings, text, output_format)
@@ -138,10 +140,7 @@ def db(
     from fraudctl.query import database
     from fraudctl.runtime import open_runtime
 
-    if output_format not in QUERY_FORMATS:
-        raise errors.ConfigError(f"unknown output format {output_format!r}",
-                                 "use --output table, csv or json")
-    text = _sql_of("postgres", sql, file, name, param or [])
+    text = _sql_of("postgres", sql, file, name, param or [], output_format)
     lifecycle.require_stack(settings)
     runtime = open_runtime(settings, pool_size=1)
     try:
