@@ -178,7 +178,7 @@ def fill_busy(runtime: Runtime, rows: int) -> None:
         sinks.prepare(conn)
         for start in range(0, rows, 50_000):
             with conn.transaction():
-                sinks.insert_scored(conn, frame.iloc[start:start + 50_000], outbox=False)
+                sinks.insert_scored(conn, frame.iloc[start:start + 50_000])
 
 
 def measure(settings: Settings, browser: Browser, shape: str, rows: int,

@@ -4,6 +4,7 @@ and the containers start them."""
 import logging
 import os
 import socket
+import sys
 import threading
 from typing import Annotated
 
@@ -64,6 +65,11 @@ def consumer(
         **({"batch_size": batch_size} if batch_size else {}),
     )
     worker = Consumer(runtime, deployment, config)
+    # A writer back from a database round trip waits for the GIL while another thread runs
+    # Python; by default up to 5 ms, on every one of a batch's dozen round trips. At 1 ms the
+    # database and the Python threads overlap better: 10-15% more throughput, measured with
+    # bench/bench_consumer.py on 2 cores.
+    sys.setswitchinterval(0.001)
     if port:
         health.serve(host, port, worker.ready, worker.metrics.registry)
     worker.install_signal_handlers()

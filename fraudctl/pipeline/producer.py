@@ -140,12 +140,13 @@ def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
         with conn.transaction():
             sinks.insert_raw(conn, pd.DataFrame({
                 "txn_id": frame["txn_id"], "amount": frame["amount"],
-                "merchant_id": frame["merchant_id"], "ts": frame["ts"], "payload": payload}))
+                "merchant_id": frame["merchant_id"], "ts": frame["ts"], "payload": payload}),
+                outbox=False)                       # written to the lake below, directly
             sinks.insert_scored(conn, pd.DataFrame({
                 "txn_id": frame["txn_id"], "ts": frame["ts"], "amount": frame["amount"],
                 "merchant_id": frame["merchant_id"], "score": scores,
                 "features": features_text, "model": scored.models,
-                **scored.shadow_columns()}), outbox=False)
+                **scored.shadow_columns()}))
             sinks.save_card_state(conn, computed.state)
         imported = label_io.import_labels(conn, labels)
 

@@ -14,6 +14,7 @@ import orjson
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg import sql
 
@@ -36,16 +37,34 @@ def copy_rows(conn: psycopg.Connection[Any], table: str, frame: pd.DataFrame) ->
 
     Every value is quoted and NULL is the unquoted empty field, so an empty string stays an
     empty string. (Row by row through psycopg, converting each value to a Python object first,
-    this was a quarter of the consumer's time.)
+    this was a quarter of the consumer's time.) Timestamps are written by numpy, in a quarter
+    of the time Arrow's writer takes for them.
     """
     columns = sql.SQL(", ").join(sql.Identifier(name) for name in frame.columns)
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
         sql.Identifier(table), columns)
+    table_data = pa.table({
+        name: (pa.array(utc_text(values), mask=values.isna().to_numpy())
+               if isinstance(values.dtype, pd.DatetimeTZDtype)
+               else pa.array(values, from_pandas=True))
+        for name, values in frame.items()})
     buffer = pa.BufferOutputStream()
-    pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer,
-                    write_options=_CSV_OPTIONS)
+    pacsv.write_csv(table_data, buffer, write_options=_CSV_OPTIONS)
     with conn.cursor().copy(statement) as copy:
         copy.write(buffer.getvalue())
+
+
+def utc_text(values: pd.Series) -> np.ndarray:
+    """Timezone-aware timestamps as ISO 8601 text in UTC, to the microsecond."""
+    instants = values.dt.tz_convert("UTC").to_numpy("datetime64[us]")
+    return np.asarray(np.datetime_as_string(instants, unit="us", timezone="UTC"))
+
+
+def id_list(values: Any) -> str:
+    """Ids (txn, card, message) as one text value for ``string_to_array(%s, ',')``: psycopg
+    dumps a Python list element by element, which cost more than the query it fed. Ids
+    match the contract's pattern, which has no comma."""
+    return ",".join(values)
 
 
 def prepare(conn: psycopg.Connection[Any]) -> None:
@@ -54,16 +73,27 @@ def prepare(conn: psycopg.Connection[Any]) -> None:
     conn.commit()
 
 
-def insert_raw(conn: psycopg.Connection[Any], raw: pd.DataFrame) -> set[str]:
-    """raw: txn_id, amount, merchant_id, ts, payload (JSON text). Returns the new ids."""
+# The new rows of tx_raw go to the lake outbox in the same statement: the rows a batch scores
+# are exactly these, and the lake must get each of them once.
+_INSERT_RAW = ("INSERT INTO tx_raw SELECT * FROM tmp_raw ON CONFLICT (txn_id) DO NOTHING "
+               "RETURNING txn_id")
+_INSERT_RAW_AND_OUTBOX = """
+WITH new AS (
+    INSERT INTO tx_raw SELECT * FROM tmp_raw ON CONFLICT (txn_id) DO NOTHING
+    RETURNING txn_id, ts
+)
+INSERT INTO lake_outbox (txn_id, ts) SELECT txn_id, ts FROM new RETURNING txn_id
+"""
+
+
+def insert_raw(conn: psycopg.Connection[Any], raw: pd.DataFrame, *, outbox: bool) -> set[str]:
+    """raw: txn_id, amount, merchant_id, ts, payload (JSON text). Returns the new ids, and
+    with ``outbox`` queues them for the lake exporter."""
     if raw.empty:
         return set()
     copy_rows(conn, "tmp_raw", raw[["txn_id", "amount", "merchant_id", "ts", "payload"]])
-    rows = conn.execute(
-        "INSERT INTO tx_raw SELECT * FROM tmp_raw ON CONFLICT (txn_id) DO NOTHING "
-        "RETURNING txn_id"
-    ).fetchall()
-    return {row[0] for row in rows}
+    statement = _INSERT_RAW_AND_OUTBOX if outbox else _INSERT_RAW
+    return {row[0] for row in conn.execute(statement).fetchall()}
 
 
 def lock_card_state(conn: psycopg.Connection[Any], cards: list[str]) -> pd.DataFrame:
@@ -75,21 +105,20 @@ def lock_card_state(conn: psycopg.Connection[Any], cards: list[str]) -> pd.DataF
     """
     if not cards:
         return feature_fn.empty_state()
-    unique = list(set(cards))
+    unique = id_list(set(cards))
     conn.execute(
-        "SELECT pg_advisory_xact_lock(k) FROM ("
-        " SELECT hashtextextended(c, %s) AS k FROM unnest(%s::text[]) c ORDER BY 1) keys",
+        "SELECT pg_advisory_xact_lock(k) FROM (SELECT hashtextextended(c, %s) AS k"
+        " FROM unnest(string_to_array(%s, ',')) c ORDER BY 1) keys",
         (_CARD_LOCK_SEED, unique),
     )
-    return read_card_state(conn, unique)
+    return _read_state(conn, unique)
 
 
-def read_card_state(conn: psycopg.Connection[Any], cards: list[str]) -> pd.DataFrame:
-    """Read the cards' state (without locking: the API scores without changing state)."""
+def _read_state(conn: psycopg.Connection[Any], cards: str) -> pd.DataFrame:
     rows = conn.execute(
         "SELECT card_hash, last_ts, n_total, count_1h, count_1d, count_7d, amount_7d, small_1h,"
-        " home_country FROM card_state WHERE card_hash = ANY(%s)",
-        (list(set(cards)),),
+        " home_country FROM card_state WHERE card_hash = ANY(string_to_array(%s, ','))",
+        (cards,),
     ).fetchall()
     return state_frame(rows)
 
@@ -132,23 +161,40 @@ def save_card_state(conn: psycopg.Connection[Any], state: pd.DataFrame) -> None:
 
 
 def features_json(features: pd.DataFrame, models: np.ndarray | str,
-                  extras: dict[str, np.ndarray] | None = None) -> list[str]:
+                  extras: dict[str, np.ndarray] | None = None) -> pd.Series:
     """One JSON document per row: ``model`` (the version whose score acts), the feature
     version, the features rounded for storage, and any per-row ``extras`` (anomaly score,
-    shadow model and score)."""
+    shadow model and score), as a string column on the frame's index.
+
+    Written column by column by Arrow's C++ kernels: numbers are cast to their shortest text
+    and the documents joined element-wise, a sixth of the time a dict per row through orjson
+    took. Numbers that are not finite become null, as orjson writes them.
+    """
     n = len(features)
     models = np.full(n, models, dtype=object) if isinstance(models, str) else models
+    parts: list[Any] = ['{"model":', _json_strings(models),
+                        f',"feature_version":{orjson.dumps(feature_fn.FEATURE_VERSION).decode()}']
     # Four decimals: enough for any reading of a score, and jsonb parses short numbers fast.
-    values = features[feature_fn.FEATURE_NAMES].round(4).to_numpy().tolist()
-    names = feature_fn.FEATURE_NAMES
-    extra_names = list(extras or {})
-    extra_rows = (zip(*((extras or {})[k].tolist() for k in extra_names), strict=True)
-                  if extra_names else iter([()] * n))
-    version = feature_fn.FEATURE_VERSION
-    return [orjson.dumps({"model": model, "feature_version": version,
-                          **dict(zip(names, row, strict=True)),
-                          **dict(zip(extra_names, extra, strict=True))}).decode()
-            for model, row, extra in zip(models.tolist(), values, extra_rows, strict=True)]
+    for name in feature_fn.FEATURE_NAMES:
+        parts += [f',"{name}":', _json_numbers(features[name].to_numpy("float64").round(4))]
+    for name, values in (extras or {}).items():
+        text = (_json_strings(values) if values.dtype == object
+                else _json_numbers(values.astype("float64")))
+        parts += [f",{orjson.dumps(name).decode()}:", text]
+    parts.append("}")
+    documents = pc.binary_join_element_wise(*parts, "")
+    return pd.Series(documents, index=features.index, dtype=pd.ArrowDtype(pa.string()))
+
+
+def _json_numbers(values: np.ndarray) -> pa.Array:
+    text = pa.array(values, type=pa.float64()).cast(pa.string())
+    finite = np.isfinite(values)
+    return text if finite.all() else pc.if_else(pa.array(finite), text, "null")
+
+
+def _json_strings(values: np.ndarray) -> pa.Array:
+    codes, uniques = pd.factorize(values)
+    return pa.array([orjson.dumps(value).decode() for value in uniques]).take(codes)
 
 
 # The dashboards chart the last day; the rollup keeps two (`prune_rollup` drops the rest).
@@ -169,20 +215,34 @@ SET transactions = r.transactions + EXCLUDED.transactions,
 def minute_rollup(scored: pd.DataFrame) -> pd.DataFrame:
     """What a batch adds to tx_rollup_minute: per minute, model and 0.01 score bucket, the
     transactions and their score sum; a shadow challenger's scores under "<version> (shadow)".
-    Minutes older than ROLLUP_HOURS are left out."""
-    recent = scored[scored["ts"] > pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=ROLLUP_HOURS)]
-    minute = recent["ts"].dt.floor("min")
-    parts = [pd.DataFrame({"minute": minute, "model": recent["model"],
-                           "score": recent["score"]})]
+    Minutes older than ROLLUP_HOURS are left out. (Grouped by one integer key in numpy: a
+    pandas groupby on three columns cost six times as much per batch.)"""
+    cutoff = pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=ROLLUP_HOURS)
+    recent = scored[scored["ts"] > cutoff]
+    minutes = recent["ts"].dt.tz_convert("UTC").to_numpy("datetime64[m]").astype("int64")
+    models = recent["model"].to_numpy(dtype=object)
+    scores = recent["score"].to_numpy("float64")
     if "shadow_model" in recent.columns:
-        parts.append(pd.DataFrame({"minute": minute,
-                                   "model": recent["shadow_model"] + " (shadow)",
-                                   "score": recent["shadow_score"].astype("float64")}))
-    rows = pd.concat(parts, ignore_index=True)
-    rows["bucket"] = np.minimum(np.floor(rows["score"].to_numpy("float64") * 100), 99
-                                ).astype("int16")
-    return rows.groupby(["minute", "model", "bucket"], sort=True).agg(
-        transactions=("score", "size"), score_sum=("score", "sum")).reset_index()
+        minutes = np.concatenate([minutes, minutes])
+        models = np.concatenate([models, recent["shadow_model"].to_numpy(dtype=object)
+                                 + " (shadow)"])
+        scores = np.concatenate([scores, recent["shadow_score"].to_numpy("float64")])
+    codes, names = pd.factorize(models)
+    buckets = np.minimum(np.floor(scores * 100), 99).astype("int64")
+    first = int(minutes.min()) if len(minutes) else 0
+    keys = ((minutes - first) * len(names) + codes) * 100 + buckets
+    unique, group, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    sums = np.bincount(group, weights=scores, minlength=len(unique))
+    rest, bucket = np.divmod(unique, 100)
+    minute, code = np.divmod(rest, max(len(names), 1))
+    return pd.DataFrame({
+        "minute": pd.to_datetime(np.asarray(minute + first, dtype="int64") * 60, unit="s",
+                                 utc=True),
+        "model": np.asarray(names, dtype=object)[code],
+        "bucket": bucket.astype("int16"),
+        "transactions": counts,
+        "score_sum": sums,
+    })
 
 
 def prune_rollup(conn: psycopg.Connection[Any]) -> int:
@@ -192,15 +252,14 @@ def prune_rollup(conn: psycopg.Connection[Any]) -> int:
     return cursor.rowcount
 
 
-def insert_scored(conn: psycopg.Connection[Any], scored: pd.DataFrame, *,
-                  outbox: bool = True) -> None:
+def insert_scored(conn: psycopg.Connection[Any], scored: pd.DataFrame) -> None:
     """scored: txn_id, ts, amount, merchant_id, score, features (JSON text), model (the
     acting version), and shadow_model/shadow_score when a shadow runs.
 
     Every row is new: insert_raw let through, in this same transaction, only the ids tx_raw
     did not hold, and tx_scored rows are only ever written with their tx_raw row. So they are
-    copied straight into tx_scored and the lake outbox (a duplicate would be a bug, and its
-    key violation would stop the batch), and counted into the minute rollup exactly once.
+    copied straight into tx_scored (a duplicate would be a bug, and its key violation would
+    stop the batch), and counted into the minute rollup exactly once.
     """
     if scored.empty:
         return
@@ -208,8 +267,6 @@ def insert_scored(conn: psycopg.Connection[Any], scored: pd.DataFrame, *,
               scored[["txn_id", "ts", "amount", "merchant_id", "score", "features"]])
     copy_rows(conn, "tmp_rollup", minute_rollup(scored))
     conn.execute(_ADD_ROLLUP)
-    if outbox:
-        copy_rows(conn, "lake_outbox", scored[["txn_id", "ts"]])
 
 
 def load_merchant_daily(conn: psycopg.Connection[Any], since_day: int) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from fraudctl.pipeline.consumer import Consumer, ConsumerConfig
 from fraudctl.pipeline.exporter import Exporter
 from fraudctl.pipeline.scoring import Deployment, RuleScorer
 from fraudctl.pipeline.verify import lake_ids
+from fraudctl.ports import ReceivedMessage
 from fraudctl.runtime import Runtime
 
 pytestmark = pytest.mark.slow
@@ -185,6 +186,30 @@ def test_same_message_twice_is_stored_once(runtime: Runtime) -> None:
     ids = frame["txn_id"].tolist()
     assert counts(runtime, ids)[:2] == (300, 300)
     assert consumer.metrics.duplicates._value.get() == 100
+
+
+def test_a_batch_is_shared_among_the_writers_by_card(runtime: Runtime) -> None:
+    """Each card's transactions go to one writer (so a consumer's writers never wait for each
+    other's card locks); every message is in exactly one share, deleted after its commit."""
+    frame = make_traffic(seed=37, count=400)
+    messages = [ReceivedMessage(body, str(i), 1) for i, body in enumerate(bodies(frame))]
+    messages += [ReceivedMessage(messages[5].body, "copy-of-5", 1),     # the same txn again
+                 ReceivedMessage("{broken", "broken", 1),
+                 ReceivedMessage(messages[6].body, "tired", 9)]          # over max receives
+    consumer = Consumer(runtime, Deployment(RuleScorer()),
+                        ConsumerConfig(consumer_id="share", writers=3))
+    shares = consumer.prepare(messages)
+    assert len(shares) == 3 and all(share.valid for share in shares)
+    receipts = [m.receipt for share in shares for m in share.messages]
+    assert sorted(receipts) == sorted(m.receipt for m in messages)
+    cards = [{txn.card_hash for _, txn in share.valid} for share in shares]
+    assert not (cards[0] & cards[1] or cards[0] & cards[2] or cards[1] & cards[2])
+    assert sum(len(share.valid) for share in shares) == 400
+    assert sum(share.outcome.received for share in shares) == len(messages)
+    assert sorted(m.receipt for m, _ in shares[0].outcome.dead_letters) == ["broken", "tired"]
+    first_copy = next(share for share in shares if any(m.receipt == "5" for m, _ in share.valid))
+    assert "copy-of-5" in [m.receipt for m in first_copy.messages]
+    assert first_copy.outcome.duplicates == 1
 
 
 def test_bad_input_goes_to_the_dlq_and_valid_traffic_flows(runtime: Runtime) -> None:
