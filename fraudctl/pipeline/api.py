@@ -18,8 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline import schema, sinks
-from fraudctl.pipeline.consumer import MerchantRiskCache
 from fraudctl.pipeline.health import DatabaseReadiness
+from fraudctl.pipeline.merchant_risk import MerchantRiskCache
 from fraudctl.pipeline.metrics import ApiMetrics
 from fraudctl.pipeline.scoring import Deployment
 from fraudctl.runtime import Runtime

@@ -37,6 +37,7 @@ from fraudctl import errors
 from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline import health, schema, sinks
 from fraudctl.pipeline.heartbeat import Heartbeat
+from fraudctl.pipeline.merchant_risk import MerchantRiskCache
 from fraudctl.pipeline.metrics import ConsumerMetrics
 from fraudctl.pipeline.scoring import Deployment
 from fraudctl.ports import ReceivedMessage
@@ -47,7 +48,6 @@ log = logging.getLogger("fraudctl.consumer")
 # How much of a dead message's body the dead-letter record keeps (the full size and a digest
 # are recorded too, so a 2 MB message cannot turn the DLQ into a second data store).
 DLQ_BODY_BYTES = 64 * 1024
-MERCHANT_RISK_REFRESH_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -93,25 +93,6 @@ def dead_letter_body(message: ReceivedMessage, reason: str, source: str) -> str:
         "body_truncated": len(raw) > DLQ_BODY_BYTES,
     }
     return orjson.dumps(record).decode()
-
-
-class MerchantRiskCache:
-    """Label aggregates change when labels are imported, not per transaction: read them at
-    most once a minute, and again when a batch needs older days than the cache holds."""
-
-    def __init__(self, load: Callable[[int], pd.DataFrame]) -> None:
-        self._load = load
-        self._since = 0
-        self._loaded_at = 0.0
-        self._index = feature_fn.MerchantRiskIndex(feature_fn.empty_merchant_daily())
-
-    def daily(self, first_day: int) -> feature_fn.MerchantRiskIndex:
-        needed = first_day - feature_fn.MERCHANT_WINDOW_DAYS - 1
-        stale = time.monotonic() - self._loaded_at > MERCHANT_RISK_REFRESH_S
-        if stale or needed < self._since:
-            self._index = feature_fn.MerchantRiskIndex(self._load(needed))
-            self._since, self._loaded_at = needed, time.monotonic()
-        return self._index
 
 
 @dataclass
@@ -459,6 +440,8 @@ class Consumer:
                 hand_over(index, None)
             for writer_thread in writers:
                 writer_thread.join()
+            # A reload under way reads through the runtime's pool, which closes after this.
+            self._merchants.wait_for_refresh(timeout=10.0)
             for conn in self._connections:
                 conn.close()
         if self.writer_error is not None:
