@@ -12,11 +12,13 @@ and just after ours; the ratio is against the mean of the two.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 
 import psutil
 from rich.console import Console
@@ -32,16 +34,56 @@ from fraudctl.local.postgres import free_port
 from fraudctl.runtime import open_runtime
 
 
-def processed_metric(port: int) -> int:
+def metric(port: int, name: str) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
             text = response.read().decode()
     except OSError:
         return 0
     for line in text.splitlines():
-        if line.startswith("fraudctl_transactions_processed_total "):
+        if line.startswith(f"{name} "):
             return int(float(line.split()[1]))
     return 0
+
+
+@dataclass(frozen=True)
+class ConsumerRun:
+    rate: float             # transactions scored per second, first commit to last
+    peak_rss: int           # bytes
+    dead_lettered: int
+
+
+def run_consumer(settings, model: str, *, scored: int,  # type: ignore[no-untyped-def]
+                 dead_letters: int = 0, batch_size: int | None = None) -> ConsumerRun:
+    """Start the real `fraudctl run consumer` on the prefilled queue and wait until it has
+    scored `scored` transactions and dead-lettered `dead_letters` messages."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fraudctl", "run", "consumer", "--port", str(port),
+         "--model", model, *(["--batch-size", str(batch_size)] if batch_size else [])],
+        env={**os.environ, **settings_env(settings)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak_rss = 0
+    first_at = first_count = None
+    try:
+        while True:
+            # The consumer's own counters: asking the database would compete with it.
+            count = metric(port, "fraudctl_transactions_processed_total")
+            dead = metric(port, "fraudctl_messages_dead_lettered_total")
+            peak_rss = max(peak_rss, psutil.Process(process.pid).memory_info().rss)
+            if count and first_at is None:
+                first_at, first_count = time.perf_counter(), count
+            if count >= scored and dead >= dead_letters:
+                done_at = time.perf_counter()
+                break
+            if process.poll() is not None:
+                raise SystemExit(f"the consumer exited with {process.returncode}")
+            time.sleep(0.25)
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert first_at is not None and first_count is not None
+    return ConsumerRun((count - first_count) / (done_at - first_at), peak_rss, dead)
 
 
 def scored(runtime, prefix: str) -> int:  # type: ignore[no-untyped-def]
@@ -112,31 +154,9 @@ def main() -> None:
             runtime.queue.send_batch(ours[start:start + 5000])
         console.print(f"queue prefilled with {len(ours):,} messages; starting the consumer "
                       f"with {model}")
-        port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fraudctl", "run", "consumer", "--port", str(port),
-             "--model", model,
-             *(["--batch-size", str(args.batch_size)] if args.batch_size else [])],
-            env={**__import__("os").environ, **settings_env(settings)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        peak_rss = 0
-        first_at = first_count = None
-        while True:
-            # The consumer's own counter: asking the database would compete with it.
-            count = processed_metric(port)
-            rss = psutil.Process(process.pid).memory_info().rss
-            peak_rss = max(peak_rss, rss)
-            if count and first_at is None:
-                first_at, first_count = time.perf_counter(), count
-            if count >= len(ours):
-                done_at = time.perf_counter()
-                break
-            time.sleep(0.25)
-        process.terminate()
-        process.wait(30)
-        assert first_at is not None and first_count is not None
+        run = run_consumer(settings, model, scored=len(ours), batch_size=args.batch_size)
         assert scored(runtime, prefix) == len(ours)
-        ours_rate = (len(ours) - first_count) / (done_at - first_at)
+        ours_rate, peak_rss = run.rate, run.peak_rss
 
         lab_after = lab_rate(runtime, args.baseline_messages, seed=3, start=now - 900)
         runtime.close()
