@@ -7,8 +7,8 @@ Unknown extra fields are accepted and kept in ``tx_raw.payload`` (the body as re
 Anything else is rejected with a reason, which is what the dead-letter queue records.
 
 The contract is one msgspec ``Struct``: msgspec checks types, patterns and bounds while it
-decodes, in C, at about a microsecond a message (the hand-written checks it replaced cost
-eleven, the largest Python cost of a consumer batch). Its errors name the field and the rule;
+decodes, in C: 4-5 µs a message with the patterns and the UTC conversion, against 10 µs for the
+hand-written checks it replaced, timed in one process. Its errors name the field and the rule;
 :func:`_reason` words them the way an operator reads a dead letter.
 """
 
