@@ -22,7 +22,7 @@ from rich.table import Table
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 
 from bench_consumer import ConsumerRun, run_consumer, scored, trained_model
-from common import scratch_stack, traffic
+from common import run_prefix, scratch_stack, send, traffic
 
 from fraudctl.runtime import open_runtime
 
@@ -68,16 +68,11 @@ def mixed(valid: list[str], bad_percent: float, large: int) -> tuple[list[str], 
 def clean_run(settings, runtime, model: str, count: int,  # type: ignore[no-untyped-def]
               seed: int, start: float) -> ConsumerRun:
     messages = traffic(count, seed=seed, start=start)
-    prefix = messages[0].split('"txn_id":"')[1][:8]
+    prefix = run_prefix(messages)
     send(runtime, messages)
     run = run_consumer(settings, model, scored=count)
     assert scored(runtime, prefix) == count
     return run
-
-
-def send(runtime, messages: list[str]) -> None:  # type: ignore[no-untyped-def]
-    for first in range(0, len(messages), 2000):
-        runtime.queue.send_batch(messages[first:first + 2000])
 
 
 def main() -> None:
@@ -96,7 +91,7 @@ def main() -> None:
         before = clean_run(settings, runtime, model, args.messages, seed=11, start=now - 900)
 
         valid = traffic(args.messages, seed=12, start=now - 900)
-        prefix = valid[0].split('"txn_id":"')[1][:8]
+        prefix = run_prefix(valid)
         messages, bad = mixed(valid, args.bad_percent, args.large)
         dlq_before = runtime.dead_letter_queue.depth().total
         send(runtime, messages)

@@ -27,7 +27,7 @@ from rich.table import Table
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 
 import lab_consumer
-from common import scratch_stack, traffic
+from common import run_prefix, scratch_stack, send, traffic
 
 from fraudctl.config import settings_env
 from fraudctl.local.postgres import free_port
@@ -115,7 +115,7 @@ def trained_model(runtime) -> str:  # type: ignore[no-untyped-def]
 def lab_rate(runtime, count: int, seed: int, start: float) -> float:  # type: ignore[no-untyped-def]
     """The original lab's consumer on ``count`` fresh messages: its rate in tx/s."""
     lab = traffic(count, seed=seed, start=start)
-    prefix = lab[0].split('"txn_id":"')[1][:8]
+    prefix = run_prefix(lab)
     runtime.queue.send_batch(lab)
     stop, processed = threading.Event(), [0]
     worker = threading.Thread(target=lab_consumer.run, args=(runtime, stop, processed))
@@ -149,9 +149,8 @@ def main() -> None:
         # on one side only carried that drift into the ratio.
         lab_before = lab_rate(runtime, args.baseline_messages, seed=2, start=now - 900)
         ours = traffic(args.messages, seed=1, start=now - 900)
-        prefix = ours[0].split('"txn_id":"')[1][:8]
-        for start in range(0, len(ours), 5000):
-            runtime.queue.send_batch(ours[start:start + 5000])
+        prefix = run_prefix(ours)
+        send(runtime, ours)
         console.print(f"queue prefilled with {len(ours):,} messages; starting the consumer "
                       f"with {model}")
         run = run_consumer(settings, model, scored=len(ours), batch_size=args.batch_size)

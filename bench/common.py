@@ -39,5 +39,16 @@ def traffic(count: int, seed: int, start: float) -> list[str]:
     return [schema.to_message(m) for m in simulator.messages(frame)]
 
 
+def run_prefix(messages: list[str]) -> str:
+    """The txn_id prefix one `traffic` call gives all its messages (its run id)."""
+    return messages[0].split('"txn_id":"')[1][:8]
+
+
+def send(runtime, messages: list[str], chunk: int = 5000) -> None:  # type: ignore[no-untyped-def]
+    """Prefill the stack's queue in chunks of `chunk` messages."""
+    for first in range(0, len(messages), chunk):
+        runtime.queue.send_batch(messages[first:first + chunk])
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
