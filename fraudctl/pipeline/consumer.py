@@ -109,6 +109,10 @@ class Prepared:
         self.messages.append(message)
         self.outcome.received += 1
 
+    def reject(self, message: ReceivedMessage, reason: str) -> None:
+        self.take(message)
+        self.outcome.dead_letters.append((message, reason))
+
 
 class PoisonBatch(Exception):
     """The batch failed on its data (not on connectivity): split it to find the culprit."""
@@ -318,14 +322,12 @@ class Consumer:
             if message.receive_count <= self.config.max_receive_count:
                 fresh.append(message)
                 continue
-            shares[0].take(message)
-            shares[0].outcome.dead_letters.append((message, (
-                f"delivered {message.receive_count} times without being committed")))
+            shares[0].reject(message, (
+                f"delivered {message.receive_count} times without being committed"))
         for message, txn in zip(fresh, schema.parse_many([m.body for m in fresh], now=now),
                                 strict=True):
             if isinstance(txn, str):
-                shares[0].take(message)
-                shares[0].outcome.dead_letters.append((message, txn))
+                shares[0].reject(message, txn)
                 continue
             share = share_of.get(txn.txn_id)
             if share is not None:
