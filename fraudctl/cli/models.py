@@ -39,6 +39,9 @@ DelayDays = Annotated[int | None, typer.Option(
     "--delay-days", help="Label-delay gap between train and test [default: the stack's "
     "label_delay_days, 7].")]
 TestDays = Annotated[int, typer.Option("--test-days", help="Days of test data.")]
+ScoresOut = Annotated[Path | None, typer.Option(
+    "--scores-out", help="Write every test-window transaction with its scores and whether the "
+    "protocol kept it (.parquet or .csv).", dir_okay=False)]
 
 
 def _window(settings: Settings, train_start: str | None, train_days: int,
@@ -58,7 +61,9 @@ def _window(settings: Settings, train_start: str | None, train_days: int,
 
 
 def _report_table(report: "Report") -> Table:
-    table = Table(title=f"{report.source}: {report.window.describe()}", title_justify="left")
+    table = Table(title=f"{report.source}: {report.window.describe()}", title_justify="left",
+                  caption=f"oracle card P@100: {report.oracle_card_precision_at_100:.3f} "
+                  "(the best any model could reach on this test set)", caption_justify="left")
     for column in ("model", "ROC AUC", "avg prec", "card P@100", "threshold", "precision",
                    "recall", "alerts"):
         table.add_column(column, justify="left" if column == "model" else "right")
@@ -78,7 +83,8 @@ def _print_report(report: "Report", fmt: str, extra: dict[str, Any] | None = Non
         return
     output.out.print(_report_table(report))
     output.err.print(f"train: {report.train_rows} rows, {report.train_frauds} frauds · "
-                     f"test: {report.test_rows} rows, {report.test_frauds} frauds")
+                     f"test: {report.test_rows} rows, {report.test_frauds} frauds "
+                     f"({report.test_blocked} rows of already-blocked cards left out)")
     for note in report.notes:
         output.err.print(f"note: {note}")
 
@@ -115,13 +121,17 @@ def retrain(
     train_days: TrainDays = 7,
     delay_days: DelayDays = None,
     test_days: TestDays = 7,
+    scores_out: ScoresOut = None,
     kubeconfig: Kubeconfig = None,
     kube_context: KubeContext = None,
     output_format: OutputFormat = "table",
 ) -> None:
     """Train a model on labelled history, evaluate it on a later window, and register it.
     On aws: a Job made from the retrain CronJob, followed until it ends."""
+    from fraudctl.model import retrain as retraining
+
     check_output_format(output_format)
+    retraining.check_scores_path(scores_out)
     window = _window(settings, train_start, train_days, delay_days, test_days)
     lifecycle.require_stack(settings)
     output.err.print(lifecycle.identity_line(settings))
@@ -129,6 +139,7 @@ def retrain(
         _retrain_in_cluster(settings, output_format)
         return
     result = _train(settings, history, window, register=True)
+    _write_scores(result, scores_out)
     _print_report(result.report, output_format, {"version": result.version})
     if output_format != "json":
         verdict = ("beats" if result.report.beats_baseline else "does not beat")
@@ -159,13 +170,26 @@ def evaluate(
     train_days: TrainDays = 7,
     delay_days: DelayDays = None,
     test_days: TestDays = 7,
+    scores_out: ScoresOut = None,
     output_format: OutputFormat = "table",
 ) -> None:
     """Train and evaluate as `retrain` does, and register nothing."""
+    from fraudctl.model import retrain as retraining
+
     check_output_format(output_format)
+    retraining.check_scores_path(scores_out)
     window = _window(settings, train_start, train_days, delay_days, test_days)
     result = _train(settings, history, window, register=False)
+    _write_scores(result, scores_out)
     _print_report(result.report, output_format)
+
+
+def _write_scores(result: "RetrainResult", path: Path | None) -> None:
+    from fraudctl.model import retrain as retraining
+
+    if path is not None:
+        retraining.write_scores(result.outcome.scores, path)
+        output.err.print(f"wrote {len(result.outcome.scores):,} scored test rows to {path}")
 
 
 @stack_command

@@ -7,10 +7,17 @@ facts and flatters every model, so it is never used here:
     |---- train (train_days) ----|---- gap (delay_days) ----|---- test (test_days) ----|
     train_start             train_end                   test_start                test_end
 
-Windows are whole UTC days, half-open. Metrics follow the Fraud Detection Handbook (Le Borgne
-et al.): ROC AUC, average precision, and card precision@k — per day, the k cards with the
-highest score, the share of them that really had a fraud that day, averaged over the days —
-which is what a team of investigators checking k cards a day would see.
+Windows are whole UTC days, half-open. The protocol is the Fraud Detection Handbook's (Le
+Borgne et al.), the one its published baselines are scored with:
+
+- a card whose fraud was already known when a test day began is blocked by then: its
+  transactions that day leave the test set (a label is known at its ``labelled_at``);
+- card precision@k: per test day, each card's highest score, the k highest cards, the share of
+  them with a fraud that day; a card caught in a day's top k leaves the later days; the mean
+  over the test days — what a team of investigators checking k cards a day would see. The
+  oracle's card precision@k (every fraudulent card ranked first) is reported beside it;
+- ROC AUC, average precision, and precision/recall at the model's threshold over the test
+  transactions the protocol keeps.
 """
 
 from __future__ import annotations
@@ -108,21 +115,81 @@ class Metrics:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class TestSet:
+    """The test window's labelled rows and which of them the protocol keeps.
+
+    ``rows``: ts, card_hash, is_fraud (and whatever else the caller carries), in time order;
+    ``kept``: False for a transaction of a card whose fraud was already known when its day
+    began (the bank has blocked that card: no model is judged on it).
+    """
+
+    rows: pd.DataFrame
+    kept: np.ndarray
+
+    @property
+    def kept_rows(self) -> pd.DataFrame:
+        return self.rows[self.kept]
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.asarray(self.kept_rows["is_fraud"].to_numpy() > 0)
+
+
+def known_fraud_since(frauds: pd.DataFrame) -> pd.Series:
+    """Per card, when its first fraud label became known: ``frauds`` holds card_hash and
+    labelled_at of fraudulent transactions."""
+    return frauds.groupby("card_hash", sort=False)["labelled_at"].min()
+
+
+def protocol_test_set(rows: pd.DataFrame, known_since: pd.Series) -> TestSet:
+    """Keep the test rows whose card had no fraud known at the start of the row's day.
+
+    ``known_since``: per card_hash, the time its first fraud label became known (labels
+    without a ``labelled_at`` of their own carry transaction time + the label delay, so a
+    fraud of day j counts from day j + delay + 1 on).
+    """
+    day_start = rows["ts"].dt.floor("D")
+    known = rows["card_hash"].map(known_since)
+    blocked = known.notna() & (known <= day_start)
+    return TestSet(rows, ~blocked.to_numpy(dtype=bool))
+
+
+def _card_days(frame: pd.DataFrame, score: np.ndarray) -> pd.DataFrame:
+    """One row per (day, card): its highest score and whether any of its transactions that
+    day was a fraud."""
+    cards = pd.DataFrame({"day": frame["ts"].dt.floor("D").to_numpy(),
+                          "card": frame["card_hash"].to_numpy(),
+                          "fraud": frame["is_fraud"].to_numpy() > 0, "score": score})
+    return cards.groupby(["day", "card"], sort=True).agg(
+        score=("score", "max"), fraud=("fraud", "max")).reset_index()
+
+
 def card_precision_at_k(frame: pd.DataFrame, score: np.ndarray, k: int = CARD_PRECISION_K
                         ) -> float:
-    """Mean over days of the fraud share among the k highest-scored cards of the day.
+    """Card precision@k as the Fraud Detection Handbook defines it: per day, each card's
+    highest score; the k highest cards; the share of them with a fraud that day. A fraudulent
+    card found in a day's top k is caught and leaves the later days. The mean over the days.
 
     ``frame``: ts, card_hash, is_fraud. A day with fewer than k cards is judged on k anyway
     (the investigators' capacity is what is fixed), so its precision cannot be inflated.
     """
-    cards = pd.DataFrame({"day": frame["ts"].dt.floor("D").to_numpy(),
-                          "card": frame["card_hash"].to_numpy(),
-                          "fraud": frame["is_fraud"].to_numpy() > 0, "score": score})
-    per_card = cards.groupby(["day", "card"], sort=False).agg(
-        score=("score", "max"), fraud=("fraud", "max")).reset_index()
-    per_card = per_card.sort_values(["day", "score"], ascending=[True, False], kind="stable")
-    top = per_card.groupby("day", sort=True).head(k)
-    return float(top.groupby("day")["fraud"].sum().div(k).mean())
+    per_card = _card_days(frame, score)
+    caught: set[object] = set()
+    precisions = []
+    for _, cards_of_day in per_card.groupby("day", sort=True):
+        left = cards_of_day[~cards_of_day["card"].isin(caught)]
+        top = left.nlargest(k, "score", keep="first")
+        found = top.loc[top["fraud"], "card"]
+        caught.update(found.tolist())
+        precisions.append(len(found) / k)
+    return float(np.mean(precisions)) if precisions else 0.0
+
+
+def oracle_card_precision_at_k(frame: pd.DataFrame, k: int = CARD_PRECISION_K) -> float:
+    """The best card precision@k any model could reach on ``frame``: the one that ranks
+    every fraudulent card first."""
+    return card_precision_at_k(frame, (frame["is_fraud"].to_numpy() > 0).astype("float64"), k)
 
 
 def f1_threshold(y: np.ndarray, score: np.ndarray) -> float:
@@ -135,15 +202,18 @@ def f1_threshold(y: np.ndarray, score: np.ndarray) -> float:
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
 
-def measure(frame: pd.DataFrame, score: np.ndarray, threshold: float) -> Metrics:
-    y = frame["is_fraud"].to_numpy() > 0
-    flagged = score >= threshold
+def measure(test: TestSet, score: np.ndarray, threshold: float) -> Metrics:
+    """Metrics over the rows the protocol keeps; ``score`` has one value per row of
+    ``test.rows`` (kept or not), as a model scores the whole window."""
+    kept_score = np.asarray(score)[test.kept]
+    y = test.y
+    flagged = kept_score >= threshold
     alerts = int(flagged.sum())
     hits = int((flagged & y).sum())
     return Metrics(
-        roc_auc=float(roc_auc_score(y, score)),
-        average_precision=float(average_precision_score(y, score)),
-        card_precision_at_100=card_precision_at_k(frame, score),
+        roc_auc=float(roc_auc_score(y, kept_score)),
+        average_precision=float(average_precision_score(y, kept_score)),
+        card_precision_at_100=card_precision_at_k(test.kept_rows, kept_score),
         threshold=float(threshold),
         precision=hits / alerts if alerts else 0.0,
         recall=hits / int(y.sum()),
@@ -175,6 +245,8 @@ class Report:
     test_frauds: int
     results: list[ModelResult]
     notes: list[str]
+    test_blocked: int = 0                # test rows of cards known compromised that day
+    oracle_card_precision_at_100: float = 0.0
 
     @property
     def candidate(self) -> ModelResult:
@@ -192,6 +264,8 @@ class Report:
     def as_dict(self) -> dict[str, object]:
         return {"source": self.source, "window": self.window.as_dict(),
                 "train": {"rows": self.train_rows, "frauds": self.train_frauds},
-                "test": {"rows": self.test_rows, "frauds": self.test_frauds},
+                "test": {"rows": self.test_rows, "frauds": self.test_frauds,
+                         "blocked_rows": self.test_blocked,
+                         "oracle_card_precision_at_100": self.oracle_card_precision_at_100},
                 "models": [r.as_dict() for r in self.results],
                 "beats_baseline": self.beats_baseline, "notes": self.notes}

@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import sklearn
 
 from fraudctl import __version__, errors
@@ -40,6 +41,30 @@ class RetrainResult:
     outcome: training.Outcome
     version: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+
+
+SCORES_FORMATS = (".parquet", ".csv")
+
+
+def check_scores_path(path: Path | None) -> None:
+    """Refuse a --scores-out path that cannot be written, before any training starts."""
+    if path is None:
+        return
+    if path.suffix.lower() not in SCORES_FORMATS:
+        raise errors.ConfigError(f"--scores-out {path}: unknown format {path.suffix!r}",
+                                 "name a .parquet or .csv file")
+    if not path.parent.is_dir():
+        raise errors.ConfigError(f"--scores-out {path}: folder {path.parent} does not exist",
+                                 "create it first, or name a file in an existing folder")
+
+
+def write_scores(scores: pd.DataFrame, path: Path) -> None:
+    """Every test-window row with both scores and ``in_test``: Parquet or CSV by suffix."""
+    if path.suffix.lower() == ".parquet":
+        scores.to_parquet(path, index=False)
+    else:
+        scores.assign(ts=scores["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")).to_csv(
+            path, index=False)
 
 
 def load_history(runtime: Runtime | None, history_file: Path | None, *,

@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from fraudctl import errors
 from fraudctl.model import evaluation
-from fraudctl.model.evaluation import Metrics, ModelResult, Report, Window
+from fraudctl.model.evaluation import Metrics, ModelResult, Report, TestSet, Window
 from fraudctl.model.history import History
 from fraudctl.model.serving import TrainedModel
 from fraudctl.pipeline import features as feature_fn
@@ -67,6 +67,7 @@ class Split:
 @dataclass
 class Outcome:
     report: Report
+    scores: pd.DataFrame                 # every test-window row: see SCORE_COLUMNS
     classifier: Any
     detector: IsolationForest
     threshold: float
@@ -93,16 +94,17 @@ def _part(rows: pd.DataFrame, features: pd.DataFrame, start: pd.Timestamp,
     return Split(rows[mask], features[mask.to_numpy()])
 
 
-def _check_classes(split: Split, what: str, window: Window) -> None:
+def _check_classes(split: Split | TestSet, what: str, window: Window) -> None:
+    rows = split.rows if isinstance(split, Split) else split.kept_rows
     frauds = int(split.y.sum())
-    if len(split.rows) == 0:
+    if len(rows) == 0:
         raise errors.DataError(f"the {what} window holds no labelled transactions "
                                f"({window.describe()})",
                                "move the window with --train-start, or bring more history")
     if frauds == 0 or frauds == len(split.rows):
         only = "no fraud" if frauds == 0 else "only fraud"
         raise errors.DataError(
-            f"the {what} window has {only} ({len(split.rows)} labelled rows): one class "
+            f"the {what} window has {only} ({len(rows)} labelled rows): one class "
             "cannot train or judge a classifier", "move the window with --train-start, widen "
             f"--{what}-days, or check the is_fraud column")
     if what == "train" and frauds < MIN_TRAIN_FRAUDS:
@@ -117,8 +119,17 @@ def split_window(rows: pd.DataFrame, features: pd.DataFrame, window: Window
     train = _part(rows, features, window.train_start, window.train_end)
     test = _part(rows, features, window.test_start, window.test_end)
     _check_classes(train, "train", window)
-    _check_classes(test, "test", window)
     return train, test
+
+
+def protocol_test_set(history: History, test: Split, window: Window) -> TestSet:
+    """The test rows the published protocol keeps: cards whose fraud was known when the day
+    began are blocked, so they leave that day (see ``evaluation``)."""
+    txs = history.transactions
+    frauds = txs.loc[txs["is_fraud"] > 0, ["card_hash", "labelled_at"]]
+    test_set = evaluation.protocol_test_set(test.rows, evaluation.known_fraud_since(frauds))
+    _check_classes(test_set, "test", window)
+    return test_set
 
 
 def _time_split(train: Split, share: float) -> tuple[Split, Split]:
@@ -148,20 +159,36 @@ def _logistic_regression(params: TrainingParams) -> Any:
                                                               random_state=params.random_state))
 
 
-def _result(name: str, model: str, role: str, fit_val: Split | None, test: Split,
+def _result(name: str, model: str, role: str, fit_val: Split | None, test: TestSet,
             val_scores: np.ndarray | None, test_scores: np.ndarray,
             threshold: float | None = None) -> ModelResult:
     if threshold is None:
         assert fit_val is not None and val_scores is not None
         threshold = evaluation.f1_threshold(fit_val.y, val_scores)
-    return ModelResult(name, model, role, evaluation.measure(test.rows, test_scores, threshold))
+    return ModelResult(name, model, role, evaluation.measure(test, test_scores, threshold))
+
+
+# --scores-out: one row per test-window transaction, enough to recompute every metric.
+SCORE_COLUMNS = ["txn_id", "ts", "card_hash", "merchant_id", "amount", "is_fraud", "score",
+                 "baseline_score", "in_test"]
+
+
+def score_rows(test: TestSet, score: np.ndarray, baseline_score: np.ndarray) -> pd.DataFrame:
+    rows = test.rows
+    return pd.DataFrame({
+        "txn_id": rows["txn_id"].to_numpy(), "ts": rows["ts"].to_numpy(),
+        "card_hash": rows["card_hash"].to_numpy(), "merchant_id": rows["merchant_id"].to_numpy(),
+        "amount": rows["amount"].to_numpy("float64"),
+        "is_fraud": (rows["is_fraud"].to_numpy() > 0).astype("int8"),
+        "score": score, "baseline_score": baseline_score, "in_test": test.kept})
 
 
 def train(history: History, window: Window, params: TrainingParams,
           champion: TrainedModel | None = None) -> Outcome:
     started = time.perf_counter()
     rows, features = featurize(history, window)
-    train_split, test = split_window(rows, features, window)
+    train_split, test_part = split_window(rows, features, window)
+    test = protocol_test_set(history, test_part, window)
     fit, val = _time_split(train_split, params.validation_share)
     if fit.y.sum() == 0 or val.y.sum() == 0:
         raise errors.DataError("the train window's frauds all fall on one side of its "
@@ -181,36 +208,45 @@ def train(history: History, window: Window, params: TrainingParams,
                                random_state=params.random_state).fit(fit.x)
     fit_seconds = time.perf_counter() - started
 
+    candidate_scores = classifier.predict_proba(test_part.x)[:, 1]
     results = [_result("candidate", "hist gradient boosting", "candidate", val, test,
-                       val_scores, classifier.predict_proba(test.x)[:, 1], threshold)]
+                       val_scores, candidate_scores, threshold)]
     notes = list(history.notes)
     if champion is not None:
+        baseline_scores = champion.score(test_part.features)
         results.append(_result("champion", champion.version, "baseline", None, test, None,
-                               champion.score(test.features), champion.threshold))
+                               baseline_scores, champion.threshold))
     else:
         baseline = _logistic_regression(params).fit(fit.x, fit.y)
+        baseline_scores = baseline.predict_proba(test_part.x)[:, 1]
         results.append(_result("logistic regression", "baseline", "baseline", val, test,
-                               baseline.predict_proba(val.x)[:, 1],
-                               baseline.predict_proba(test.x)[:, 1]))
+                               baseline.predict_proba(val.x)[:, 1], baseline_scores))
     results.append(_result("isolation forest", "unsupervised", "detector", val, test,
-                           -detector.score_samples(val.x), -detector.score_samples(test.x)))
+                           -detector.score_samples(val.x),
+                           -detector.score_samples(test_part.x)))
 
     unlabelled = int(rows["is_fraud"].isna().sum())
     if unlabelled:
         notes.append(f"{unlabelled} unlabelled transaction(s) used for card history only")
+    blocked = int((~test.kept).sum())
+    if blocked:
+        notes.append(f"{blocked} test transaction(s) of cards whose fraud was already known "
+                     "that day left the test set (the bank had blocked them)")
     no_fraud_days = _days_without_fraud(test)
     if no_fraud_days:
         notes.append(f"{no_fraud_days} test day(s) without fraud count as card precision 0")
     report = Report(window, history.source, len(train_split.rows), int(train_split.y.sum()),
-                    len(test.rows), int(test.y.sum()), results, notes)
-    return Outcome(report, classifier, detector, threshold,
+                    int(test.kept.sum()), int(test.y.sum()), results, notes, blocked,
+                    evaluation.oracle_card_precision_at_k(test.kept_rows))
+    return Outcome(report, score_rows(test, candidate_scores, baseline_scores), classifier,
+                   detector, threshold,
                    drift_reference(train_split.features, classifier.predict_proba(
                        train_split.x)[:, 1]),
                    params, feature_seconds, fit_seconds, int(classifier.n_iter_), notes)
 
 
-def _days_without_fraud(test: Split) -> int:
-    per_day = pd.Series(test.y, index=test.rows["ts"].dt.floor("D").to_numpy()).groupby(
+def _days_without_fraud(test: TestSet) -> int:
+    per_day = pd.Series(test.y, index=test.kept_rows["ts"].dt.floor("D").to_numpy()).groupby(
         level=0).sum()
     return int((per_day == 0).sum())
 
@@ -218,7 +254,7 @@ def _days_without_fraud(test: Split) -> int:
 def evaluate(models: list[Scorer], history: History, window: Window) -> list[Metrics]:
     """Models on a window's test part, each with its own threshold (the swap gate)."""
     rows, features = featurize(history, window)
-    test = _part(rows, features, window.test_start, window.test_end)
-    _check_classes(test, "test", window)
-    return [evaluation.measure(test.rows, model.score(test.features), model.threshold)
+    part = _part(rows, features, window.test_start, window.test_end)
+    test = protocol_test_set(history, part, window)
+    return [evaluation.measure(test, model.score(part.features), model.threshold)
             for model in models]

@@ -143,3 +143,35 @@ def test_model_evaluate_prints_one_json_document_and_needs_no_stack(
     assert result.exit_code == 13
     assert "missing column(s) card_hash, merchant_id, is_fraud" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_scores_out_writes_every_test_row_and_bad_paths_are_refused_first(
+        history_file: Path, tmp_path: Path, suffix: str) -> None:
+    import json
+
+    from sklearn.metrics import average_precision_score
+    from typer.testing import CliRunner
+
+    from tests.conftest import invoke
+
+    out = tmp_path / f"scores{suffix}"
+    result = invoke(CliRunner(), "model", "evaluate", "--history", str(history_file),
+                    "--scores-out", str(out), "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    scores = pd.read_parquet(out) if suffix == ".parquet" else pd.read_csv(out)
+    assert list(scores.columns) == training.SCORE_COLUMNS
+    kept = scores[scores["in_test"].astype(bool)]
+    assert len(kept) == document["test"]["rows"]
+    assert len(scores) - len(kept) == document["test"]["blocked_rows"]
+    candidate = next(m for m in document["models"] if m["role"] == "candidate")
+    assert average_precision_score(kept["is_fraud"], kept["score"]) == pytest.approx(
+        candidate["average_precision"], abs=1e-9)
+
+    for bad, message in ((tmp_path / "scores.xlsx", "unknown format '.xlsx'"),
+                         (tmp_path / "no" / "such.csv", "does not exist")):
+        result = invoke(CliRunner(), "model", "evaluate", "--history", str(history_file),
+                        "--scores-out", str(bad))
+        assert result.exit_code != 0 and message in result.stderr
+        assert "Traceback" not in result.stderr and not bad.exists()

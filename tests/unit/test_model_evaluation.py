@@ -61,7 +61,9 @@ def test_training_never_reads_past_the_test_window_nor_tests_in_the_gap(
     assert seen["train"]["ts"].max() < window.train_end
     assert seen["test"]["ts"].min() >= window.test_start          # the gap is never tested
     assert seen["test"]["ts"].max() < window.test_end
-    assert outcome.report.test_rows == len(seen["test"])
+    report = outcome.report
+    assert report.test_rows + report.test_blocked == len(seen["test"])
+    assert report.test_blocked > 0          # the simulated world has cards known compromised
 
 
 def test_one_class_windows_are_refused(hist: history.History) -> None:
@@ -88,6 +90,94 @@ def test_card_precision_counts_cards_per_day_against_a_fixed_capacity() -> None:
     assert evaluation.card_precision_at_k(frame, score, k=2) == pytest.approx(0.25)
     # Capacity 3 on day 1: still one fraudulent card, judged over 3 -> 1/3.
     assert evaluation.card_precision_at_k(frame, score, k=3) == pytest.approx((1 / 3 + 0) / 2)
+
+
+def test_a_card_caught_on_one_day_leaves_the_later_days() -> None:
+    day1 = pd.Timestamp("2026-11-01T10:00Z")
+    day2 = pd.Timestamp("2026-11-02T10:00Z")
+    frame = pd.DataFrame({
+        "ts": [day1, day1, day2, day2, day2],
+        "card_hash": ["a", "b", "a", "c", "d"],
+        "is_fraud": [1.0, 0.0, 1.0, 1.0, 0.0]})
+    # Day 1: a is in the top 1 and a fraud: caught (1/1). Day 2: a is gone, so c (0.5)
+    # outranks d (0.4) and is a fraud too (1/1). Without the rule a would take day 2's slot.
+    score = np.array([0.9, 0.1, 0.95, 0.5, 0.4])
+    assert evaluation.card_precision_at_k(frame, score, k=1) == pytest.approx(1.0)
+    # Had a been missed on day 1 (outranked by b), it stays on day 2 and is caught there;
+    # c is then below the capacity.
+    missed = np.array([0.1, 0.9, 0.95, 0.5, 0.4])
+    assert evaluation.card_precision_at_k(frame, missed, k=1) == pytest.approx(0.5)
+
+
+def test_the_oracle_ranks_every_fraudulent_card_first() -> None:
+    day1 = pd.Timestamp("2026-11-01T10:00Z")
+    day2 = pd.Timestamp("2026-11-02T10:00Z")
+    frame = pd.DataFrame({
+        "ts": [day1, day1, day1, day2, day2, day2],
+        "card_hash": ["a", "b", "c", "a", "d", "e"],
+        "is_fraud": [1.0, 1.0, 0.0, 1.0, 0.0, 1.0]})
+    # Day 1: two fraudulent cards among three, capacity 3 -> 2/3. Day 2: a was caught on
+    # day 1 and leaves; e is the one fraudulent card left -> 1/3.
+    assert evaluation.oracle_card_precision_at_k(frame, k=3) == pytest.approx((2 / 3 + 1 / 3) / 2)
+    assert evaluation.oracle_card_precision_at_k(frame, k=1) == pytest.approx(1.0)
+
+
+def test_a_card_whose_fraud_was_known_when_the_day_began_leaves_the_test_day() -> None:
+    rows = pd.DataFrame({
+        "ts": pd.to_datetime(["2026-11-10T09:00Z", "2026-11-10T09:00Z", "2026-11-10T09:00Z",
+                              "2026-11-11T09:00Z"]),
+        "card_hash": ["known", "later", "clean", "later"],
+        "is_fraud": [1.0, 1.0, 0.0, 1.0]})
+    frauds = pd.DataFrame({
+        "card_hash": ["known", "known", "later"],
+        # "known": labelled before 10 Nov began; "later": labelled during 10 Nov, so it is
+        # still tested on the 10th and blocked from the 11th on.
+        "labelled_at": pd.to_datetime(["2026-11-09T23:59Z", "2026-11-01T00:00Z",
+                                       "2026-11-10T08:00Z"])})
+    test = evaluation.protocol_test_set(rows, evaluation.known_fraud_since(frauds))
+    assert test.kept.tolist() == [False, True, True, False]
+
+
+def test_moving_a_labels_known_time_moves_the_card_in_or_out_of_the_test_day() -> None:
+    rows = pd.DataFrame({"ts": pd.to_datetime(["2026-11-10T09:00Z"]), "card_hash": ["c"],
+                         "is_fraud": [1.0]})
+    for labelled_at, kept in (("2026-11-10T00:00:00Z", False), ("2026-11-10T00:00:01Z", True)):
+        frauds = pd.DataFrame({"card_hash": ["c"],
+                               "labelled_at": pd.to_datetime([labelled_at])})
+        test = evaluation.protocol_test_set(rows, evaluation.known_fraud_since(frauds))
+        assert test.kept.tolist() == [kept]
+
+
+def test_scores_out_rows_give_back_every_reported_metric(hist: history.History) -> None:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    window = evaluation.choose_window(hist, train_start=None, train_days=7, delay_days=7,
+                                      test_days=7)
+    outcome = training.train(hist, window, training.TrainingParams(max_iter=40))
+    scores = outcome.scores
+    assert list(scores.columns) == training.SCORE_COLUMNS
+    in_window = hist.transactions[(hist.transactions["ts"] >= window.test_start)
+                                  & (hist.transactions["ts"] < window.test_end)]
+    assert len(scores) == len(in_window)               # every row of the window, kept or not
+    kept = scores[scores["in_test"]]
+    report = outcome.report
+    assert len(kept) == report.test_rows and (~scores["in_test"]).sum() == report.test_blocked
+    for column, result in (("score", report.candidate), ("baseline_score", report.baseline)):
+        m = result.metrics
+        assert roc_auc_score(kept["is_fraud"], kept[column]) == pytest.approx(m.roc_auc)
+        assert average_precision_score(kept["is_fraud"], kept[column]) == pytest.approx(
+            m.average_precision)
+        assert evaluation.card_precision_at_k(kept, kept[column].to_numpy()) == pytest.approx(
+            m.card_precision_at_100)
+        flagged = kept[column] >= m.threshold
+        assert flagged.sum() == m.alerts
+    assert evaluation.oracle_card_precision_at_k(kept) == pytest.approx(
+        report.oracle_card_precision_at_100)
+    # The kept rows are exactly those whose card had no fraud known when their day began.
+    frauds = hist.transactions[hist.transactions["is_fraud"] > 0]
+    known = scores["card_hash"].map(frauds.groupby("card_hash")["labelled_at"].min())
+    blocked = known.notna() & (known <= scores["ts"].dt.floor("D"))
+    assert (scores["in_test"] == ~blocked).all()
 
 
 def test_threshold_is_the_best_f1_on_validation() -> None:
