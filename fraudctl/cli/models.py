@@ -39,6 +39,9 @@ DelayDays = Annotated[int | None, typer.Option(
     "--delay-days", help="Label-delay gap between train and test [default: the stack's "
     "label_delay_days, 7].")]
 TestDays = Annotated[int, typer.Option("--test-days", help="Days of test data.")]
+Select = Annotated[bool, typer.Option(
+    "--select", help="Choose the model class by prequential validation on 4 weekly folds "
+    "before the test window (by average precision).")]
 ScoresOut = Annotated[Path | None, typer.Option(
     "--scores-out", help="Write every test-window transaction with its scores and whether the "
     "protocol kept it (.parquet or .csv).", dir_okay=False)]
@@ -90,7 +93,7 @@ def _print_report(report: "Report", fmt: str, extra: dict[str, Any] | None = Non
 
 
 def _train(settings: Settings, history: Path | None, window: "WindowRequest", *,
-           register: bool) -> "RetrainResult":
+           register: bool, select: bool) -> "RetrainResult":
     """`retrain` and `model evaluate`: the same training; only `retrain` registers. A
     file-only evaluation needs no stack; everything else does."""
     from fraudctl.model import retrain as retraining
@@ -102,12 +105,13 @@ def _train(settings: Settings, history: Path | None, window: "WindowRequest", *,
         lifecycle.require_stack(settings)
         runtime = open_runtime(settings, pool_size=2)
     try:
-        with output.err.status("reading history, computing features, training"):
+        doing = "selecting the model class, training" if select else "training"
+        with output.err.status(f"reading history, computing features, {doing}"):
             return retraining.retrain(
                 runtime, lifecycle.load_state(settings) if runtime else None,
                 history_file=history, window_request=window,
                 params=training.TrainingParams(), label_delay_days=settings.label_delay_days,
-                register=register)
+                register=register, select=select)
     finally:
         if runtime is not None:
             runtime.close()
@@ -121,6 +125,7 @@ def retrain(
     train_days: TrainDays = 7,
     delay_days: DelayDays = None,
     test_days: TestDays = 7,
+    select: Select = False,
     scores_out: ScoresOut = None,
     kubeconfig: Kubeconfig = None,
     kube_context: KubeContext = None,
@@ -138,9 +143,11 @@ def retrain(
     if settings.target == "aws" and history is None and not settings.db_secret_file:
         _retrain_in_cluster(settings, output_format)
         return
-    result = _train(settings, history, window, register=True)
+    result = _train(settings, history, window, register=True, select=select)
     _write_scores(result, scores_out)
-    _print_report(result.report, output_format, {"version": result.version})
+    _print_report(result.report, output_format, {"version": result.version,
+                                                  **_selection_json(result)})
+    _print_selection(result, output_format)
     if output_format != "json":
         verdict = ("beats" if result.report.beats_baseline else "does not beat")
         output.err.print(f"registered {result.version}; it {verdict} the baseline on average "
@@ -170,6 +177,7 @@ def evaluate(
     train_days: TrainDays = 7,
     delay_days: DelayDays = None,
     test_days: TestDays = 7,
+    select: Select = False,
     scores_out: ScoresOut = None,
     output_format: OutputFormat = "table",
 ) -> None:
@@ -179,9 +187,39 @@ def evaluate(
     check_output_format(output_format)
     retraining.check_scores_path(scores_out)
     window = _window(settings, train_start, train_days, delay_days, test_days)
-    result = _train(settings, history, window, register=False)
+    result = _train(settings, history, window, register=False, select=select)
     _write_scores(result, scores_out)
-    _print_report(result.report, output_format)
+    _print_report(result.report, output_format, _selection_json(result))
+    _print_selection(result, output_format)
+
+
+def _selection_json(result: "RetrainResult") -> dict[str, Any]:
+    return {"selection": result.selection.as_dict()} if result.selection else {}
+
+
+def _print_selection(result: "RetrainResult", fmt: str) -> None:
+    """The candidates' validation table, on stderr beside the report (JSON carries it)."""
+    import numpy as np
+
+    chosen = result.selection
+    if chosen is None or fmt == "json":
+        return
+    table = Table(title=f"model selection: {len(chosen.folds)} prequential folds, mean ± std",
+                  title_justify="left")
+    for column in ("candidate", "settings", "avg prec", "ROC AUC", "card P@100", "fit s"):
+        table.add_column(column, justify="left" if column in ("candidate", "settings")
+                         else "right")
+    winner = chosen.winner
+    for record in chosen.records:
+        def cell(values: list[float]) -> str:
+            return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
+
+        mark = " (chosen)" if record is winner else ""
+        table.add_row(record.learner.label + mark,
+                      ", ".join(f"{k}={v}" for k, v in record.learner.settings().items()),
+                      cell(record.average_precision), cell(record.roc_auc),
+                      cell(record.card_precision_at_100), f"{record.seconds:.1f}")
+    output.err.print(table)
 
 
 def _write_scores(result: "RetrainResult", path: Path | None) -> None:

@@ -55,7 +55,8 @@ class History:
             frame = frame[frame["labelled_at"] < known_before]
         labels = pd.DataFrame({"txn_id": frame["txn_id"], "is_fraud": frame["is_fraud"] > 0,
                                "labelled_at": frame["labelled_at"]})
-        return feature_fn.merchant_daily_from_labels(labels, frame[["txn_id", "merchant_id"]])
+        return feature_fn.merchant_daily_from_labels(labels,
+                                                     frame[["txn_id", "merchant_id", "ts"]])
 
 
 def _fail(path: Path, what: str) -> errors.DataError:

@@ -9,7 +9,7 @@ regression fitted on the same rows: either way, one table answers "is this one b
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,9 @@ import pandas as pd
 import sklearn
 
 from fraudctl import __version__, errors
-from fraudctl.model import deployment, history, registry, training
+from fraudctl.model import deployment, history, registry, selection, training
 from fraudctl.model.evaluation import Report, Window, choose_window
 from fraudctl.model.serving import TrainedModel
-from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline.scoring import RULES_VERSION
 from fraudctl.runtime import Runtime
 from fraudctl.state import StackState
@@ -41,6 +40,7 @@ class RetrainResult:
     outcome: training.Outcome
     version: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    selection: selection.Selection | None = None
 
 
 SCORES_FORMATS = (".parquet", ".csv")
@@ -91,21 +91,32 @@ def champion(runtime: Runtime | None, state: StackState | None) -> TrainedModel 
 
 
 def train_and_report(hist: history.History, window_request: WindowRequest,
-                     params: training.TrainingParams, baseline: TrainedModel | None
-                     ) -> tuple[Window, training.Outcome]:
+                     params: training.TrainingParams, baseline: TrainedModel | None, *,
+                     select: bool = False
+                     ) -> tuple[Window, training.Outcome, selection.Selection | None]:
+    """Choose the window, optionally choose the learner by prequential validation on folds
+    before it, then train and report."""
     window = choose_window(hist, train_start=window_request.train_start,
                            train_days=window_request.train_days,
                            delay_days=window_request.delay_days,
                            test_days=window_request.test_days)
-    return window, training.train(hist, window, params, champion=baseline)
+    featurized = training.featurize(hist, window)
+    chosen = None
+    if select:
+        chosen = selection.select(hist, window, params, featurized)
+        params = replace(params, learner=chosen.winner.learner)
+    outcome = training.train(hist, window, params, champion=baseline, featurized=featurized)
+    return window, outcome, chosen
 
 
-def manifest_of(outcome: training.Outcome, window: Window) -> dict[str, Any]:
+def manifest_of(outcome: training.Outcome, window: Window,
+                chosen: selection.Selection | None = None) -> dict[str, Any]:
     report = outcome.report
     return {
-        "kind": "hist_gradient_boosting",
-        "features": feature_fn.FEATURE_NAMES,
-        "feature_version": feature_fn.FEATURE_VERSION,
+        "selection": chosen.as_dict() if chosen is not None else None,
+        "kind": outcome.params.learner.kind,
+        "features": outcome.params.feature_names,
+        "feature_version": outcome.params.feature_version,
         "threshold": outcome.threshold,
         "metrics": report.candidate.metrics.as_dict(),
         "report": report.as_dict(),
@@ -122,17 +133,18 @@ def manifest_of(outcome: training.Outcome, window: Window) -> dict[str, Any]:
 
 def retrain(runtime: Runtime | None, state: StackState | None, *, history_file: Path | None,
             window_request: WindowRequest, params: training.TrainingParams,
-            label_delay_days: int, register: bool) -> RetrainResult:
-    """Train and evaluate; with ``register``, store the candidate in the registry (the
-    stack's object store). Nothing is stored when anything fails."""
+            label_delay_days: int, register: bool, select: bool = False) -> RetrainResult:
+    """Train and evaluate (with ``select``, the learner chosen by prequential validation
+    first); with ``register``, store the candidate in the registry (the stack's object
+    store). Nothing is stored when anything fails."""
     hist = load_history(runtime, history_file, label_delay_days=label_delay_days)
-    window, outcome = train_and_report(hist, window_request, params,
-                                       champion(runtime, state))
-    result = RetrainResult(outcome.report, outcome)
+    window, outcome, chosen = train_and_report(hist, window_request, params,
+                                               champion(runtime, state), select=select)
+    result = RetrainResult(outcome.report, outcome, selection=chosen)
     if register:
         if runtime is None:
             raise errors.StackNotFound("registering a model needs a stack")
-        manifest = manifest_of(outcome, window)
+        manifest = manifest_of(outcome, window, chosen)
         artifact = registry.serialize(outcome.classifier, outcome.detector)
         result.version = registry.Registry(runtime.store).register(artifact, manifest)
         result.manifest = manifest

@@ -1,7 +1,8 @@
 """The local target's nightly retrain: what the Kubernetes CronJob does on the aws target.
 
 A supervised process sleeps until the stack's ``retrain_at`` (UTC), runs the same retrain as
-`fraudctl retrain`, logs the new version and its report, and sleeps again. A failed run (no
+`fraudctl retrain --select` (the default learner while the history is too short for two
+validation folds), logs the new version and its report, and sleeps again. A failed run (no
 labels yet, one class in the window) is logged and retried the next night; it never stops the
 schedule. A new version is registered, not promoted: promotion is `swap-model`'s gate.
 """
@@ -14,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from fraudctl import errors
 from fraudctl.config import Settings
-from fraudctl.model import retrain, training
-from fraudctl.runtime import open_runtime
+from fraudctl.model import retrain, selection, training
+from fraudctl.runtime import Runtime, open_runtime
 from fraudctl.state import StackState
 
 log = logging.getLogger("fraudctl.scheduler")
@@ -40,11 +41,12 @@ class RetrainSchedule:
         try:
             state = StackState.load(settings.stack_dir, stack=settings.stack,
                                     target=settings.target)
-            result = retrain.retrain(
-                runtime, state, history_file=None,
-                window_request=retrain.WindowRequest(delay_days=settings.label_delay_days),
-                params=training.TrainingParams(), label_delay_days=settings.label_delay_days,
-                register=True)
+            try:
+                result = self._retrain(runtime, state, select=True)
+            except selection.NotEnoughFolds as exc:
+                log.warning("no model selection tonight (%s): training the default learner",
+                            exc.message)
+                result = self._retrain(runtime, state, select=False)
         finally:
             runtime.close()
         candidate, baseline = result.report.candidate, result.report.baseline
@@ -54,6 +56,15 @@ class RetrainSchedule:
                  baseline.metrics.average_precision, result.report.window.describe(),
                  result.version)
         return result.version
+
+    def _retrain(self, runtime: Runtime, state: StackState, *, select: bool
+                 ) -> retrain.RetrainResult:
+        delay = self.settings.label_delay_days
+        return retrain.retrain(
+            runtime, state, history_file=None,
+            window_request=retrain.WindowRequest(delay_days=delay),
+            params=training.TrainingParams(), label_delay_days=delay, register=True,
+            select=select)
 
     def run(self) -> None:
         if self.settings.retrain_at == "off":

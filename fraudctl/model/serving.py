@@ -12,6 +12,7 @@ import pandas as pd
 
 from fraudctl import errors
 from fraudctl.model.boosting import CompiledGradientBoosting
+from fraudctl.model.forest import CompiledForest
 from fraudctl.model.isolation import CompiledIsolationForest
 from fraudctl.pipeline import features as feature_fn
 
@@ -19,6 +20,17 @@ from fraudctl.pipeline import features as feature_fn
 # 0.08 ms against 8 ms for the IsolationForest, 0.15 ms against 0.7-10 ms for the boosted
 # trees); for a consumer batch scikit-learn's per-tree C loops are faster.
 SMALL_BATCH = 64
+
+
+def compiled_classifier(classifier: Any) -> CompiledGradientBoosting | CompiledForest | None:
+    """The classifier's compiled walk for small batches, or None for a kind without one
+    (logistic regression is one dot product: scikit-learn's own path is fast)."""
+    for compiled in (CompiledGradientBoosting, CompiledForest):
+        try:
+            return compiled(classifier)
+        except (ValueError, AttributeError):
+            continue
+    return None
 
 
 @dataclass
@@ -33,21 +45,18 @@ class TrainedModel:
     def __post_init__(self) -> None:
         self._compiled = (CompiledIsolationForest(self.detector)
                           if self.detector is not None else None)
-        try:
-            self._compiled_classifier: CompiledGradientBoosting | None = (
-                CompiledGradientBoosting(self.classifier))
-        except (ValueError, AttributeError):        # another kind of classifier: its own path
-            self._compiled_classifier = None
-        if self.feature_version != feature_fn.FEATURE_VERSION:
+        self._compiled_classifier = compiled_classifier(self.classifier)
+        served = feature_fn.FEATURE_SETS.get(self.feature_version)
+        if served is None:
             raise errors.ModelRefused(
                 f"model {self.version} was trained on features {self.feature_version}, but "
-                f"this fraudctl computes {feature_fn.FEATURE_VERSION}",
+                f"this fraudctl computes {', '.join(feature_fn.FEATURE_SETS)}",
                 "retrain with this version (`fraudctl retrain`)")
-        if self.feature_names != feature_fn.FEATURE_NAMES:
+        if self.feature_names != served:
             raise errors.ModelRefused(
                 f"model {self.version} lists features that differ from "
-                f"{feature_fn.FEATURE_VERSION}'s ({len(self.feature_names)} against "
-                f"{len(feature_fn.FEATURE_NAMES)})", "retrain it (`fraudctl retrain`)")
+                f"{self.feature_version}'s ({len(self.feature_names)} against "
+                f"{len(served)})", "retrain it (`fraudctl retrain`)")
 
     def matrix(self, features: pd.DataFrame) -> np.ndarray:
         # The feature function's frames come in this order already; selecting columns by

@@ -11,41 +11,45 @@ the decision threshold; the model that is evaluated is the model that is registe
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.ensemble import IsolationForest
 
 from fraudctl import errors
-from fraudctl.model import evaluation
+from fraudctl.model import evaluation, learners
 from fraudctl.model.evaluation import Metrics, ModelResult, Report, TestSet, Window
 from fraudctl.model.history import History
+from fraudctl.model.learners import Learner
 from fraudctl.model.serving import TrainedModel
 from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline.scoring import Scorer
 
 MIN_TRAIN_FRAUDS = 10
 DRIFT_BINS = 10
+# The model class `retrain` trains without --select (chosen by bench/bench_detection.py).
+DEFAULT_LEARNER = "hist_gradient_boosting"
 
 
 @dataclass(frozen=True)
 class TrainingParams:
-    max_iter: int = 300
-    learning_rate: float = 0.1
-    max_leaf_nodes: int = 31
-    min_samples_leaf: int = 50
-    l2_regularization: float = 1.0
+    learner: Learner = field(default_factory=lambda: Learner(DEFAULT_LEARNER))
     validation_share: float = 0.15
     detector_trees: int = 100
     random_state: int = 42
+    feature_version: str = feature_fn.FEATURE_VERSION
+
+    @property
+    def feature_names(self) -> list[str]:
+        return feature_fn.FEATURE_SETS[self.feature_version]
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"learner": self.learner.kind, **self.learner.settings(),
+                "validation_share": self.validation_share,
+                "detector_trees": self.detector_trees, "random_state": self.random_state,
+                "feature_version": self.feature_version}
 
 
 @dataclass
@@ -59,9 +63,8 @@ class Split:
     def y(self) -> np.ndarray:
         return (self.rows["is_fraud"].to_numpy() > 0).astype("int8")
 
-    @property
-    def x(self) -> np.ndarray:
-        return self.features[feature_fn.FEATURE_NAMES].to_numpy("float64")
+    def matrix(self, names: list[str]) -> np.ndarray:
+        return self.features[names].to_numpy("float64")
 
 
 @dataclass
@@ -132,17 +135,18 @@ def protocol_test_set(history: History, test: Split, window: Window) -> TestSet:
     return test_set
 
 
-def _time_split(train: Split, share: float) -> tuple[Split, Split]:
+def time_split(train: Split, share: float) -> tuple[Split, Split]:
     cut = int(len(train.rows) * (1 - share))
     # Rows are in time order already (History guarantees it); the cut is a moment in time.
     return (Split(train.rows.iloc[:cut], train.features.iloc[:cut]),
             Split(train.rows.iloc[cut:], train.features.iloc[cut:]))
 
 
-def drift_reference(features: pd.DataFrame, scores: np.ndarray) -> dict[str, Any]:
+def drift_reference(features: pd.DataFrame, scores: np.ndarray, names: list[str]
+                    ) -> dict[str, Any]:
     """Decile edges and shares per feature and for the score: what `model drift` compares
     live traffic with (population stability index)."""
-    columns = {**{name: features[name].to_numpy("float64") for name in feature_fn.FEATURE_NAMES},
+    columns = {**{name: features[name].to_numpy("float64") for name in names},
                "score": scores}
     reference = {}
     for name, values in columns.items():
@@ -152,11 +156,6 @@ def drift_reference(features: pd.DataFrame, scores: np.ndarray) -> dict[str, Any
         reference[name] = {"edges": edges.round(6).tolist(),
                            "shares": (counts / max(len(values), 1)).round(6).tolist()}
     return reference
-
-
-def _logistic_regression(params: TrainingParams) -> Any:
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000,
-                                                              random_state=params.random_state))
 
 
 def _result(name: str, model: str, role: str, fit_val: Split | None, test: TestSet,
@@ -184,32 +183,33 @@ def score_rows(test: TestSet, score: np.ndarray, baseline_score: np.ndarray) -> 
 
 
 def train(history: History, window: Window, params: TrainingParams,
-          champion: TrainedModel | None = None) -> Outcome:
+          champion: TrainedModel | None = None,
+          featurized: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> Outcome:
+    """Fit ``params.learner`` on the window's train part and report on its test part.
+    ``featurized``: ``featurize(history, window)``'s result, when the caller has it."""
     started = time.perf_counter()
-    rows, features = featurize(history, window)
+    rows, features = featurized if featurized is not None else featurize(history, window)
     train_split, test_part = split_window(rows, features, window)
     test = protocol_test_set(history, test_part, window)
-    fit, val = _time_split(train_split, params.validation_share)
+    fit, val = time_split(train_split, params.validation_share)
     if fit.y.sum() == 0 or val.y.sum() == 0:
         raise errors.DataError("the train window's frauds all fall on one side of its "
                                "validation cut", "widen --train-days")
     feature_seconds = time.perf_counter() - started
 
+    names = params.feature_names
     started = time.perf_counter()
-    classifier = HistGradientBoostingClassifier(
-        max_iter=params.max_iter, learning_rate=params.learning_rate,
-        max_leaf_nodes=params.max_leaf_nodes, min_samples_leaf=params.min_samples_leaf,
-        l2_regularization=params.l2_regularization, early_stopping=True,
-        n_iter_no_change=20, random_state=params.random_state)
-    classifier.fit(fit.x, fit.y, X_val=val.x, y_val=val.y)
-    val_scores = classifier.predict_proba(val.x)[:, 1]
+    learner = params.learner
+    classifier = learner.fit(fit.matrix(names), fit.y, val.matrix(names), val.y)
+    val_scores = classifier.predict_proba(val.matrix(names))[:, 1]
     threshold = evaluation.f1_threshold(val.y, val_scores)
     detector = IsolationForest(n_estimators=params.detector_trees, max_samples=256,
-                               random_state=params.random_state).fit(fit.x)
+                               random_state=params.random_state).fit(fit.matrix(names))
     fit_seconds = time.perf_counter() - started
 
-    candidate_scores = classifier.predict_proba(test_part.x)[:, 1]
-    results = [_result("candidate", "hist gradient boosting", "candidate", val, test,
+    test_x = test_part.matrix(names)
+    candidate_scores = classifier.predict_proba(test_x)[:, 1]
+    results = [_result("candidate", learner.label, "candidate", val, test,
                        val_scores, candidate_scores, threshold)]
     notes = list(history.notes)
     if champion is not None:
@@ -217,13 +217,15 @@ def train(history: History, window: Window, params: TrainingParams,
         results.append(_result("champion", champion.version, "baseline", None, test, None,
                                baseline_scores, champion.threshold))
     else:
-        baseline = _logistic_regression(params).fit(fit.x, fit.y)
-        baseline_scores = baseline.predict_proba(test_part.x)[:, 1]
+        baseline = Learner("logistic_regression", random_state=params.random_state).fit(
+            fit.matrix(names), fit.y, val.matrix(names), val.y)
+        baseline_scores = baseline.predict_proba(test_x)[:, 1]
         results.append(_result("logistic regression", "baseline", "baseline", val, test,
-                               baseline.predict_proba(val.x)[:, 1], baseline_scores))
+                               baseline.predict_proba(val.matrix(names))[:, 1],
+                               baseline_scores))
     results.append(_result("isolation forest", "unsupervised", "detector", val, test,
-                           -detector.score_samples(val.x),
-                           -detector.score_samples(test_part.x)))
+                           -detector.score_samples(val.matrix(names)),
+                           -detector.score_samples(test_x)))
 
     unlabelled = int(rows["is_fraud"].isna().sum())
     if unlabelled:
@@ -241,8 +243,9 @@ def train(history: History, window: Window, params: TrainingParams,
     return Outcome(report, score_rows(test, candidate_scores, baseline_scores), classifier,
                    detector, threshold,
                    drift_reference(train_split.features, classifier.predict_proba(
-                       train_split.x)[:, 1]),
-                   params, feature_seconds, fit_seconds, int(classifier.n_iter_), notes)
+                       train_split.matrix(names))[:, 1], names),
+                   params, feature_seconds, fit_seconds, learners.iterations(classifier),
+                   notes)
 
 
 def _days_without_fraud(test: TestSet) -> int:

@@ -1,19 +1,28 @@
 """The feature function: one implementation, used online by the consumer and the API and
 offline by training, so the two cannot disagree.
 
-Card features are time-decayed aggregates (counts and sums whose weight halves... strictly, falls
-by e, every ``tau`` seconds). They need only a small state per card (``card_state``), updated
-transaction by transaction, so several consumer replicas can share it through Postgres, and a
-batch of any size gives the same result as one transaction at a time:
+Card features are time-decayed aggregates (counts and sums whose weight falls by e every
+``tau`` seconds). They need only a small state per card (``card_state``), updated transaction
+by transaction, so several consumer replicas can share it through Postgres, and a batch of any
+size gives the same result as one transaction at a time:
 
     S(t) = S(t_prev) * exp(-(t - t_prev) / tau) + x
 
-Merchant risk uses labels, which arrive days after the transaction: for a transaction on day d
-it counts the labels that *became known* on days d-28 .. d-1, so no score ever uses a label
-that did not exist yet.
+A compromised card's fraud inflates its own recent averages, so the card is also compared with
+its *baseline*: its 30-day sums as they stood when the current UTC day began (a snapshot the
+state keeps), which today's burst cannot move.
+
+Merchant (terminal) risk uses labels, which arrive days after the transaction: for a
+transaction on day d it counts the labels that *became known* on days d-w .. d-1 for windows
+of 1, 7 and 30 days (with the counts behind each rate), the days since the merchant's latest
+known fraud and how many of the last 30 days brought known fraud (a compromised terminal stays
+compromised for weeks). No score ever uses a label that did not exist yet.
 
 Card times run forward only: a transaction older than the card's latest (a late arrival) is
 treated as happening at that latest time, so decay factors never exceed one.
+
+Feature versions: the function computes every feature of every version it can serve
+(``FEATURE_NAMES``); a model lists the set of its version (``FEATURE_SETS``) and reads those.
 """
 
 from __future__ import annotations
@@ -26,22 +35,45 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-FEATURE_VERSION = "f1"
+FEATURE_VERSION = "f2"               # what training uses now
 DAY_S = 86_400.0
-TAUS = {"1h": 3_600.0, "1d": DAY_S, "7d": 7 * DAY_S}
+TAUS = {"1h": 3_600.0, "1d": DAY_S, "7d": 7 * DAY_S, "30d": 30 * DAY_S}
 SMALL_AMOUNT = 2.0                  # card-testing amounts
-MERCHANT_WINDOW_DAYS = 28
+MERCHANT_WINDOWS = (1, 7, 30)       # days of known labels per merchant-risk window
+F1_MERCHANT_WINDOW = 28
+MERCHANT_WINDOW_DAYS = max(*MERCHANT_WINDOWS, F1_MERCHANT_WINDOW)   # the oldest day read
 MAX_GAP_S = 30 * DAY_S              # "never seen" reads as a month of silence
+LOG_VAR_FLOOR = 0.05                # a card with a handful of equal amounts has no spread
 
-STATE_COLUMNS = ["last_ts", "n_total", "count_1h", "count_1d", "count_7d", "amount_7d",
-                 "small_1h", "home_country"]
-FEATURE_NAMES = [
+# Decayed sums per card: (state column, quantity summed, tau).
+DECAYED = (("count_1h", "count", "1h"), ("count_1d", "count", "1d"),
+           ("count_7d", "count", "7d"), ("amount_7d", "amount", "7d"),
+           ("small_1h", "small", "1h"), ("count_30d", "count", "30d"),
+           ("amount_30d", "amount", "30d"), ("logamt_30d", "logamt", "30d"),
+           ("logamt2_30d", "logamt2", "30d"))
+# The baseline: the 30-day sums as they stood when ``base_day`` began.
+BASELINE = {"base_count": "count_30d", "base_amount": "amount_30d",
+            "base_logamt": "logamt_30d", "base_logamt2": "logamt2_30d"}
+STATE_COLUMNS = ["last_ts", "n_total", *(column for column, _, _ in DECAYED), "base_day",
+                 *BASELINE, "home_country"]
+
+F1_NAMES = [
     "amount", "log_amount", "is_zero_amount", "hour", "is_night", "is_weekend",
     "channel_ecom", "channel_atm", "foreign",
     "card_count_1h", "card_count_1d", "card_count_7d", "card_amount_avg_7d",
     "amount_to_avg_7d", "card_small_1h", "log_secs_since_last", "is_new_card",
     "merchant_fraud_rate_28d", "merchant_labels_28d",
 ]
+MERCHANT_F2 = [*(f"merchant_{what}_{w}d" for w in MERCHANT_WINDOWS
+                 for what in ("risk", "labels")),
+               "merchant_fraud_days_30d", "merchant_days_since_fraud"]
+CARD_F2 = ["card_count_30d", "card_amount_avg_30d", "card_base_count", "amount_to_base_avg",
+           "amount_base_z"]
+F2_NAMES = [*F1_NAMES[:-2], *CARD_F2, *MERCHANT_F2]
+FEATURE_SETS = {"f1": F1_NAMES, "f2": F2_NAMES}
+# Every feature computed: what is stored with each score and what any served version reads.
+FEATURE_NAMES = [*F2_NAMES, *(name for name in F1_NAMES if name not in F2_NAMES)]
+MODEL_FEATURES = FEATURE_SETS[FEATURE_VERSION]
 # Columns a batch must have (the validated message fields).
 INPUT_COLUMNS = ["ts", "card_hash", "merchant_id", "amount", "channel", "country"]
 
@@ -54,10 +86,13 @@ def empty_state() -> pd.DataFrame:
 
 
 def empty_merchant_daily() -> pd.DataFrame:
+    """Label aggregates per merchant and day known: counts, and the time (epoch seconds) of
+    the latest fraudulent transaction among that day's labels (NaN without fraud)."""
     return pd.DataFrame({"merchant_id": pd.Series(dtype="object"),
                          "day": pd.Series(dtype="int64"),
                          "n_labelled": pd.Series(dtype="int64"),
-                         "n_fraud": pd.Series(dtype="int64")})
+                         "n_fraud": pd.Series(dtype="int64"),
+                         "last_fraud_ts": pd.Series(dtype="float64")})
 
 
 def epoch_seconds(ts: pd.Series) -> np.ndarray:
@@ -152,7 +187,8 @@ class MerchantRiskIndex:
     """Label aggregates per merchant and day, prepared once for fast window lookups.
 
     Building it sorts and accumulates the daily table; each lookup is then two binary searches
-    per transaction. The consumer and the API rebuild it only when the labels change.
+    per transaction and window. The consumer and the API rebuild it only when the labels
+    change.
     """
 
     _SCALE = 1 << 32           # day numbers fit in 32 bits for the next few million years
@@ -163,30 +199,68 @@ class MerchantRiskIndex:
         self._row_code = np.asarray(self._codes.get_indexer(daily["merchant_id"]))
         self._keys = (self._row_code.astype("int64") * self._SCALE
                       + daily["day"].to_numpy("int64"))
-        self._cum_labelled = _group_cumsum(daily["n_labelled"].to_numpy("float64"),
-                                           self._row_code)
-        self._cum_fraud = _group_cumsum(daily["n_fraud"].to_numpy("float64"), self._row_code)
+        n_fraud = daily["n_fraud"].to_numpy("float64")
+        self._cum = {
+            "labelled": _group_cumsum(daily["n_labelled"].to_numpy("float64"), self._row_code),
+            "fraud": _group_cumsum(n_fraud, self._row_code),
+            "fraud_days": _group_cumsum((n_fraud > 0).astype("float64"), self._row_code)}
+        last = (daily["last_fraud_ts"].to_numpy("float64") if "last_fraud_ts" in daily
+                else np.full(len(daily), np.nan))
+        # The latest known fraud up to each day: a running maximum within each merchant
+        # (-inf, then NaN again, where none is known yet).
+        running = pd.Series(np.nan_to_num(last, nan=-np.inf)).groupby(
+            self._row_code).cummax().to_numpy("float64") if len(daily) else last
+        self._last_fraud = np.where(np.isneginf(running), np.nan, running)
 
-    def _until(self, codes: np.ndarray, last_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _position(self, codes: np.ndarray, last_day: np.ndarray) -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+        """Per query, the row of the merchant's latest day <= last_day, and whether it
+        exists."""
         idx = np.searchsorted(self._keys, codes.astype("int64") * self._SCALE + last_day,
                               side="right") - 1
         safe = np.maximum(idx, 0)
         valid = (codes >= 0) & (idx >= 0) & (self._row_code[safe] == codes)
-        return (np.where(valid, self._cum_labelled[safe], 0.0),
-                np.where(valid, self._cum_fraud[safe], 0.0))
+        return safe, valid
 
-    def lookup(self, merchants: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Labels known on days [day-28, day-1] per (merchant, day): (fraud rate, count)."""
-        if len(self._keys) == 0 or len(merchants) == 0:
-            zeros = np.zeros(len(merchants))
-            return zeros, zeros
+    def _window(self, name: str, codes: np.ndarray, days: np.ndarray, window: int
+                ) -> np.ndarray:
+        upto, upto_ok = self._position(codes, days - 1)
+        before, before_ok = self._position(codes, days - 1 - window)
+        values = self._cum[name]
+        return (np.where(upto_ok, values[upto], 0.0)
+                - np.where(before_ok, values[before], 0.0))
+
+    def lookup(self, merchants: np.ndarray, days: np.ndarray, ts: np.ndarray | None = None
+               ) -> dict[str, np.ndarray]:
+        """Merchant features per (merchant, day) from the labels known on the days before:
+        ``merchant_risk_{w}d`` and ``merchant_labels_{w}d`` for each window, the f1 pair,
+        ``merchant_fraud_days_30d`` and ``merchant_days_since_fraud`` (from ``ts``, capped at
+        30 days, as it is for a merchant with no known fraud)."""
+        n = len(merchants)
+        ts = days * DAY_S if ts is None else ts
+        if len(self._keys) == 0 or n == 0:
+            out = {name: np.zeros(n) for name in (*MERCHANT_F2, *F1_NAMES[-2:])}
+            out["merchant_days_since_fraud"] = np.full(n, float(MERCHANT_WINDOWS[-1]))
+            return out
         codes = np.asarray(self._codes.get_indexer(merchants))
-        upto_l, upto_f = self._until(codes, days - 1)
-        before_l, before_f = self._until(codes, days - 1 - MERCHANT_WINDOW_DAYS)
-        labelled = upto_l - before_l
-        fraud = upto_f - before_f
-        rate = np.divide(fraud, labelled, out=np.zeros_like(fraud), where=labelled > 0)
-        return rate, labelled
+        out = {}
+        for window in (*MERCHANT_WINDOWS, F1_MERCHANT_WINDOW):
+            labelled = self._window("labelled", codes, days, window)
+            fraud = self._window("fraud", codes, days, window)
+            rate = np.divide(fraud, labelled, out=np.zeros_like(fraud), where=labelled > 0)
+            if window == F1_MERCHANT_WINDOW:
+                out["merchant_fraud_rate_28d"], out["merchant_labels_28d"] = rate, labelled
+            else:
+                out[f"merchant_risk_{window}d"], out[f"merchant_labels_{window}d"] = (
+                    rate, labelled)
+        out["merchant_fraud_days_30d"] = self._window("fraud_days", codes, days, 30)
+        # Frauds known before day d-30 happened before it: at least 30 days ago, the cap, so
+        # an index loaded from day d-31 on gives the same value as all of history.
+        position, ok = self._position(codes, days - 1)
+        last = np.where(ok, self._last_fraud[position], np.nan)
+        since = np.nan_to_num((ts - last) / DAY_S, nan=float(MERCHANT_WINDOWS[-1]))
+        out["merchant_days_since_fraud"] = np.clip(since, 0.0, float(MERCHANT_WINDOWS[-1]))
+        return out
 
 
 MerchantRisk = pd.DataFrame | MerchantRiskIndex
@@ -226,6 +300,70 @@ def _compute_windows(batch: pd.DataFrame, t: np.ndarray, table: CardTable,
     return pd.concat(parts).reindex(batch.index)
 
 
+def _quantities(amount: np.ndarray) -> dict[str, np.ndarray]:
+    log_amount = np.log1p(amount)
+    return {"count": np.ones(len(amount)), "amount": amount,
+            "small": (amount < SMALL_AMOUNT).astype("float64"),
+            "logamt": log_amount, "logamt2": log_amount * log_amount}
+
+
+def _baseline_features(amount: np.ndarray, base: dict[str, np.ndarray]
+                       ) -> dict[str, np.ndarray]:
+    """The amount against the card's baseline (its 30 days before today)."""
+    count = base["base_count"]
+    has = count > 1e-9
+    safe = np.where(has, count, 1.0)
+    mean = np.where(has, base["base_amount"] / safe, 0.0)
+    log_mean = base["base_logamt"] / safe
+    log_var = np.maximum(base["base_logamt2"] / safe - log_mean * log_mean, 0.0)
+    z = (np.log1p(amount) - log_mean) / np.sqrt(log_var + LOG_VAR_FLOOR)
+    return {"card_base_count": count, "amount_to_base_avg": amount / (mean + 1.0),
+            "amount_base_z": np.where(has, z, 0.0)}
+
+
+def _forward_fill(values: np.ndarray) -> np.ndarray:
+    """NaNs take the last value before them (the first value is never NaN here)."""
+    positions = np.where(np.isnan(values), 0, np.arange(len(values)))
+    filled: np.ndarray = values[np.maximum.accumulate(positions)]
+    return filled
+
+
+def _decayed_sums(prior: dict[str, np.ndarray], quantities: dict[str, np.ndarray],
+                  group: np.ndarray, since_ref: np.ndarray, gap_to_prior: np.ndarray
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Each DECAYED sum just before and just after each row (rows by card, then time)."""
+    before: dict[str, np.ndarray] = {}
+    after: dict[str, np.ndarray] = {}
+    for column, quantity, tau in DECAYED:
+        scale = TAUS[tau]
+        prior_value = np.nan_to_num(prior[column])
+        x = quantities[quantity]
+        grow = np.exp(since_ref / scale)
+        inclusive = _group_cumsum(x * grow, group)
+        before[column] = (prior_value * np.exp(-gap_to_prior / scale) + inclusive - x * grow
+                          ) / grow
+        after[column] = before[column] + x
+    return before, after
+
+
+def _baseline(prior: dict[str, np.ndarray], before: dict[str, np.ndarray], first: np.ndarray,
+              t_eff: np.ndarray, day_eff: np.ndarray) -> dict[str, np.ndarray]:
+    """The baseline per row: at a card's first transaction of a UTC day, its 30-day sums as
+    they stood when the day began (everything before it happened on earlier days); later
+    that day, the same snapshot."""
+    n = len(t_eff)
+    previous_day = np.where(first, prior["base_day"], np.r_[np.nan, day_eff[:-1]] if n
+                            else day_eff)
+    new_day = ~(day_eff == previous_day)
+    back_to_midnight = np.exp((t_eff - day_eff * DAY_S) / TAUS["30d"])
+    base: dict[str, np.ndarray] = {}
+    for column, summed in BASELINE.items():
+        carried = np.where(first, prior[column], np.nan)
+        base[column] = _forward_fill(np.where(new_day, before[summed] * back_to_midnight,
+                                              carried)) if n else carried
+    return base
+
+
 def _compute_window(batch: pd.DataFrame, t: np.ndarray,
                     prior_of: Callable[[np.ndarray], dict[str, np.ndarray]],
                     index: MerchantRiskIndex
@@ -253,21 +391,10 @@ def _compute_window(batch: pd.DataFrame, t: np.ndarray,
     since_ref = t_eff - ref
     gap_to_prior = np.nan_to_num(ref - prior_last, nan=0.0)
 
-    quantities = {"count": np.ones(n), "amount": amount_s,
-                  "small": (amount_s < SMALL_AMOUNT).astype("float64")}
-    before: dict[str, np.ndarray] = {}
-    after: dict[str, np.ndarray] = {}
-    for column, quantity, tau in (("count_1h", "count", "1h"), ("count_1d", "count", "1d"),
-                                  ("count_7d", "count", "7d"), ("amount_7d", "amount", "7d"),
-                                  ("small_1h", "small", "1h")):
-        scale = TAUS[tau]
-        prior_value = np.nan_to_num(prior[column])
-        x = quantities[quantity]
-        grow = np.exp(since_ref / scale)
-        inclusive = _group_cumsum(x * grow, group)
-        before[column] = (prior_value * np.exp(-gap_to_prior / scale) + inclusive - x * grow
-                          ) / grow
-        after[column] = before[column] + x
+    quantities = _quantities(amount_s)
+    before, after = _decayed_sums(prior, quantities, group, since_ref, gap_to_prior)
+    day_eff = np.floor(t_eff / DAY_S)
+    base = _baseline(prior, before, first, t_eff, day_eff)
 
     previous_t = np.where(first, prior_last, np.r_[np.nan, t_eff[:-1]] if n else t_eff)
     gap = np.minimum(np.nan_to_num(t_eff - previous_t, nan=MAX_GAP_S), MAX_GAP_S)
@@ -277,16 +404,20 @@ def _compute_window(batch: pd.DataFrame, t: np.ndarray,
     home = np.where(pd.isna(prior_home), country_s[start], prior_home)
     foreign = (~pd.isna(home)) & (~pd.isna(country_s)) & (home != country_s)
 
-    count_7d = before["count_7d"]
-    avg_7d = np.divide(before["amount_7d"], count_7d, out=np.zeros(n), where=count_7d > 1e-9)
+    def average(amount_column: str, count_column: str) -> np.ndarray:
+        count = before[count_column]
+        mean: np.ndarray = np.divide(before[amount_column], count, out=np.zeros(n),
+                                     where=count > 1e-9)
+        return mean
+
+    avg_7d = average("amount_7d", "count_7d")
     day = np.floor(t_s / DAY_S).astype("int64")
-    rate, labelled = index.lookup(merchant_s, day)
     hour = np.floor((t_s % DAY_S) / 3600.0)
     weekday = (day + 3) % 7                              # 1970-01-01 was a Thursday
 
     columns = {
         "amount": amount_s,
-        "log_amount": np.log1p(amount_s),
+        "log_amount": quantities["logamt"],
         "is_zero_amount": amount_s == 0,
         "hour": hour,
         "is_night": hour < 6,
@@ -296,14 +427,16 @@ def _compute_window(batch: pd.DataFrame, t: np.ndarray,
         "foreign": foreign,
         "card_count_1h": before["count_1h"],
         "card_count_1d": before["count_1d"],
-        "card_count_7d": count_7d,
+        "card_count_7d": before["count_7d"],
         "card_amount_avg_7d": avg_7d,
         "amount_to_avg_7d": amount_s / (avg_7d + 1.0),
         "card_small_1h": before["small_1h"],
         "log_secs_since_last": np.log1p(gap),
         "is_new_card": is_new,
-        "merchant_fraud_rate_28d": rate,
-        "merchant_labels_28d": labelled,
+        "card_count_30d": before["count_30d"],
+        "card_amount_avg_30d": average("amount_30d", "count_30d"),
+        **_baseline_features(amount_s, base),
+        **index.lookup(merchant_s, day, t_s),
     }
     matrix = np.empty((n, len(FEATURE_NAMES)), dtype="float64")
     for position, name in enumerate(FEATURE_NAMES):
@@ -314,11 +447,9 @@ def _compute_window(batch: pd.DataFrame, t: np.ndarray,
     new_state = {
         "last_ts": t_eff[last],
         "n_total": (prior_n[last] + counts).astype("float64"),
-        "count_1h": after["count_1h"][last],
-        "count_1d": after["count_1d"][last],
-        "count_7d": after["count_7d"][last],
-        "amount_7d": after["amount_7d"][last],
-        "small_1h": after["small_1h"][last],
+        **{column: after[column][last] for column, _, _ in DECAYED},
+        "base_day": day_eff[last],
+        **{column: values[last] for column, values in base.items()},
         "home_country": home[last],
     }
     return features, cards_s[last], new_state
@@ -334,27 +465,49 @@ def compute_one(ts: float, amount: float, channel: str | None, country: str | No
     seen. Returns one row in FEATURE_NAMES order. tests/unit/test_features.py holds it equal
     to ``compute`` on random cards and states.
     """
-    last_ts, n_total, *sums = prior if prior is not None else (math.nan, 0.0, 0.0, 0.0,
-                                                              0.0, 0.0, 0.0)
+    known = dict(zip(STATE_COLUMNS[:-1], prior, strict=True)) if prior is not None else None
+    last_ts = math.nan if known is None else known["last_ts"]
+    n_total = 0.0 if known is None else known["n_total"]
     t_eff = ts if math.isnan(last_ts) else max(ts, last_ts)
     gap_to_prior = 0.0 if math.isnan(last_ts) else t_eff - last_ts
-    count_1h, count_1d, count_7d, amount_7d, small_1h = (
-        value * math.exp(-gap_to_prior / TAUS[tau])
-        for value, tau in zip(sums, ("1h", "1d", "7d", "7d", "1h"), strict=True))
+    before = {column: (0.0 if known is None
+                       else known[column] * math.exp(-gap_to_prior / TAUS[tau]))
+              for column, _, tau in DECAYED}
+    day_eff = math.floor(t_eff / DAY_S)
+    if known is not None and known["base_day"] == day_eff:
+        base = {column: known[column] for column in BASELINE}
+    else:
+        back = math.exp((t_eff - day_eff * DAY_S) / TAUS["30d"])
+        base = {column: before[summed] * back for column, summed in BASELINE.items()}
     gap = MAX_GAP_S if math.isnan(last_ts) else min(t_eff - last_ts, MAX_GAP_S)
     home = country if home_country is None else home_country
     foreign = home is not None and country is not None and home != country
-    avg_7d = amount_7d / count_7d if count_7d > 1e-9 else 0.0
+
+    def average(amount_column: str, count_column: str) -> float:
+        count = before[count_column]
+        return before[amount_column] / count if count > 1e-9 else 0.0
+
+    avg_7d = average("amount_7d", "count_7d")
     day = math.floor(ts / DAY_S)
-    rate, labelled = index.lookup(np.array([merchant_id], dtype=object),
-                                  np.array([day], dtype="int64"))
+    merchant = index.lookup(np.array([merchant_id], dtype=object),
+                            np.array([day], dtype="int64"), np.array([ts]))
+    baseline = _baseline_features(np.array([amount]),
+                                  {name: np.array([value]) for name, value in base.items()})
     hour = math.floor((ts % DAY_S) / 3600.0)
-    return np.array([[
-        amount, math.log1p(amount), amount == 0, hour, hour < 6, (day + 3) % 7 >= 5,
-        channel == "ecom", channel == "atm", foreign,
-        count_1h, count_1d, count_7d, avg_7d, amount / (avg_7d + 1.0), small_1h,
-        math.log1p(gap), n_total == 0, rate[0], labelled[0],
-    ]], dtype="float64")
+    columns: dict[str, float] = {
+        "amount": amount, "log_amount": math.log1p(amount), "is_zero_amount": amount == 0,
+        "hour": hour, "is_night": hour < 6, "is_weekend": (day + 3) % 7 >= 5,
+        "channel_ecom": channel == "ecom", "channel_atm": channel == "atm", "foreign": foreign,
+        "card_count_1h": before["count_1h"], "card_count_1d": before["count_1d"],
+        "card_count_7d": before["count_7d"], "card_amount_avg_7d": avg_7d,
+        "amount_to_avg_7d": amount / (avg_7d + 1.0), "card_small_1h": before["small_1h"],
+        "log_secs_since_last": math.log1p(gap), "is_new_card": n_total == 0,
+        "card_count_30d": before["count_30d"],
+        "card_amount_avg_30d": average("amount_30d", "count_30d"),
+        **{name: float(values[0]) for name, values in baseline.items()},
+        **{name: float(values[0]) for name, values in merchant.items()},
+    }
+    return np.array([[columns[name] for name in FEATURE_NAMES]], dtype="float64")
 
 
 def state_frame(columns: dict[str, np.ndarray], cards: np.ndarray) -> pd.DataFrame:
@@ -408,16 +561,22 @@ def compute_history(transactions: pd.DataFrame, merchant_daily: pd.DataFrame,
                          lambda: merge_state(state, table.frame()))
 
 
-def merchant_daily_from_labels(labels: pd.DataFrame, merchants: pd.DataFrame) -> pd.DataFrame:
-    """Aggregate labels per merchant and per UTC day they became known.
+def merchant_daily_from_labels(labels: pd.DataFrame, transactions: pd.DataFrame
+                               ) -> pd.DataFrame:
+    """Aggregate labels per merchant and per UTC day they became known, with the time of the
+    latest fraudulent transaction among them.
 
-    ``labels``: txn_id, is_fraud, labelled_at; ``merchants``: txn_id, merchant_id.
+    ``labels``: txn_id, is_fraud, labelled_at; ``transactions``: txn_id, merchant_id, ts.
     """
-    joined = labels.merge(merchants[["txn_id", "merchant_id"]], on="txn_id", how="inner")
+    joined = labels.merge(transactions[["txn_id", "merchant_id", "ts"]], on="txn_id",
+                          how="inner")
     if joined.empty:
         return empty_merchant_daily()
     joined["day"] = np.floor(epoch_seconds(joined["labelled_at"]) / DAY_S).astype("int64")
+    joined["fraud_ts"] = np.where(joined["is_fraud"].to_numpy(dtype=bool),
+                                  epoch_seconds(joined["ts"]), np.nan)
     daily = joined.groupby(["merchant_id", "day"], sort=True).agg(
-        n_labelled=("is_fraud", "size"), n_fraud=("is_fraud", "sum")).reset_index()
+        n_labelled=("is_fraud", "size"), n_fraud=("is_fraud", "sum"),
+        last_fraud_ts=("fraud_ts", "max")).reset_index()
     daily["n_fraud"] = daily["n_fraud"].astype("int64")
     return daily

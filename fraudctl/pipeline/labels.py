@@ -96,9 +96,10 @@ def import_labels(conn: psycopg.Connection[Any], labels: pd.DataFrame) -> Import
             "RETURNING txn_id, is_fraud, labelled_at").fetchall()
         new = pd.DataFrame(inserted, columns=["txn_id", "is_fraud", "labelled_at"])
         merchants = pd.DataFrame(conn.execute(
-            "SELECT txn_id, merchant_id FROM tx_raw WHERE txn_id = ANY(%s)",
-            (new["txn_id"].tolist(),)).fetchall(), columns=["txn_id", "merchant_id"])
+            "SELECT txn_id, merchant_id, ts FROM tx_raw WHERE txn_id = ANY(%s)",
+            (new["txn_id"].tolist(),)).fetchall(), columns=["txn_id", "merchant_id", "ts"])
         if not new.empty:
+            merchants["ts"] = pd.to_datetime(merchants["ts"], utc=True)
             new["labelled_at"] = pd.to_datetime(new["labelled_at"], utc=True)
             sinks.add_merchant_daily(conn, feature_fn.merchant_daily_from_labels(new, merchants))
     return ImportResult(rows=len(labels), inserted=len(new),

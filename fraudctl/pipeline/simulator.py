@@ -13,7 +13,12 @@ After the simulator of the Fraud Detection Handbook (Le Borgne et al.), extended
     times the usual amount) for two weeks;
   * large amounts: occasional high-value online purchases on random cards (genuine big
     purchases exist too, so amount alone is not enough);
-  * card testing: bursts of small amounts at one online terminal within minutes.
+  * card testing: bursts of small amounts at one online terminal within minutes;
+  * unsignalled frauds (off by default): ordinary-looking transactions that are fraud, which
+    no feature can know.
+
+Every rate, duration and share is a ``SimulatorConfig`` field, so a model can be judged on
+several differently parameterised worlds rather than fitted to one.
 
 Ground truth (``is_fraud``, ``scenario``) stays in the simulator's frames and the labels file;
 it is never part of a message.
@@ -52,8 +57,17 @@ class SimulatorConfig:
     terminal_compromise_days: float = 28.0
     compromised_cards_per_day: float = 5.0
     card_compromise_days: float = 14.0
+    # A compromised card: this share of its transactions are fraud, at this many times the
+    # amount the card would have spent.
+    card_compromise_share: float = 1 / 3
+    card_compromise_amount_factor: float = 5.0
+    # Of a compromised terminal's transactions, this share are fraud (1: every one).
+    terminal_fraud_share: float = 1.0
     large_amount_frauds_per_day: float = 10.0
     card_testing_bursts_per_day: float = 4.0
+    # Frauds with no prior signal: ordinary-looking transactions of random cards at random
+    # terminals (a fraud no feature can know; it caps every model's recall).
+    unsignalled_frauds_per_day: float = 0.0
 
 
 def _card_hashes(seed: int, n: int) -> np.ndarray:
@@ -186,11 +200,13 @@ class Simulator:
         atm = self.term_channel[terminals] == "atm"
         amount[atm] = np.maximum(np.round(amount[atm] / 20) * 20, 20)
         frame = self._frame(ts, cards, terminals, amount)
-        is_fraud = self._active(self._terminal_compromises, terminals, ts)
+        is_fraud = (self._active(self._terminal_compromises, terminals, ts)
+                    & (rng.random(n) < self.config.terminal_fraud_share))
         scenario = np.where(is_fraud, "compromised_terminal", "")
         jumped = (self._active(self._card_compromises, cards, ts) & ~is_fraud
-                  & (rng.random(n) < 1 / 3))
-        frame.loc[jumped, "amount"] = frame.loc[jumped, "amount"] * 5
+                  & (rng.random(n) < self.config.card_compromise_share))
+        frame.loc[jumped, "amount"] = (frame.loc[jumped, "amount"]
+                                       * self.config.card_compromise_amount_factor)
         scenario[jumped] = "compromised_card"
         frame["is_fraud"] = is_fraud | jumped
         frame["scenario"] = scenario
@@ -226,6 +242,15 @@ class Simulator:
             terminal = np.full(size, rng.choice(self._ecom_terminals))
             frame = self._frame(ts, card, terminal, rng.uniform(0, 1.99, size=size))
             frame["scenario"] = "card_testing"
+            frames.append(frame)
+        n_plain = rng.poisson(c.unsignalled_frauds_per_day * span_days)
+        if n_plain:
+            cards = rng.integers(0, c.n_cards, size=n_plain)
+            frame = self._frame(rng.uniform(t0, t1, size=n_plain), cards,
+                                rng.integers(0, c.n_terminals, size=n_plain),
+                                np.maximum(rng.normal(self.card_mean[cards],
+                                                      self.card_std[cards]), 0.5))
+            frame["scenario"] = "unsignalled"
             frames.append(frame)
         if not frames:
             return pd.DataFrame()

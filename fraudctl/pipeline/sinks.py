@@ -114,10 +114,15 @@ def lock_card_state(conn: psycopg.Connection[Any], cards: list[str]) -> pd.DataF
     return _read_state(conn, unique)
 
 
+# The state columns in STATE_COLUMNS order (home_country last), as one select list.
+_STATE_SELECT = ", ".join(feature_fn.STATE_COLUMNS)
+_STATE_UPDATE = ", ".join(f"{name} = EXCLUDED.{name}" for name in feature_fn.STATE_COLUMNS)
+
+
 def _read_state(conn: psycopg.Connection[Any], cards: str) -> pd.DataFrame:
     rows = conn.execute(
-        "SELECT card_hash, last_ts, n_total, count_1h, count_1d, count_7d, amount_7d, small_1h,"
-        " home_country FROM card_state WHERE card_hash = ANY(string_to_array(%s, ','))",
+        f"SELECT card_hash, {_STATE_SELECT} FROM card_state"  # noqa: S608 (names are ours)
+        " WHERE card_hash = ANY(string_to_array(%s, ','))",
         (cards,),
     ).fetchall()
     return state_frame(rows)
@@ -128,8 +133,8 @@ def read_one_card_state(conn: psycopg.Connection[Any], card: str
     """One card's state as plain values (the API's path): the numbers in STATE_COLUMNS
     order and the home country; (None, None) for a card never seen."""
     row = conn.execute(
-        "SELECT last_ts, n_total, count_1h, count_1d, count_7d, amount_7d, small_1h,"
-        " home_country FROM card_state WHERE card_hash = %s", (card,)).fetchone()
+        f"SELECT {_STATE_SELECT} FROM card_state WHERE card_hash = %s",  # noqa: S608
+        (card,)).fetchone()
     if row is None:
         return None, None
     return tuple(float(v) for v in row[:-1]), row[-1]
@@ -152,11 +157,9 @@ def save_card_state(conn: psycopg.Connection[Any], state: pd.DataFrame) -> None:
     frame["n_total"] = frame["n_total"].astype("int64")     # a count: bigint in the table
     copy_rows(conn, "tmp_state", frame)
     conn.execute(
-        "INSERT INTO card_state SELECT * FROM tmp_state ON CONFLICT (card_hash) DO UPDATE SET "
-        "last_ts = EXCLUDED.last_ts, n_total = EXCLUDED.n_total, "
-        "count_1h = EXCLUDED.count_1h, count_1d = EXCLUDED.count_1d, "
-        "count_7d = EXCLUDED.count_7d, amount_7d = EXCLUDED.amount_7d, "
-        "small_1h = EXCLUDED.small_1h, home_country = EXCLUDED.home_country"
+        f"INSERT INTO card_state (card_hash, {_STATE_SELECT}) "  # noqa: S608 (names are ours)
+        f"SELECT card_hash, {_STATE_SELECT} FROM tmp_state "
+        f"ON CONFLICT (card_hash) DO UPDATE SET {_STATE_UPDATE}"
     )
 
 
@@ -271,27 +274,36 @@ def insert_scored(conn: psycopg.Connection[Any], scored: pd.DataFrame) -> None:
 
 def load_merchant_daily(conn: psycopg.Connection[Any], since_day: int) -> pd.DataFrame:
     rows = conn.execute(
-        "SELECT merchant_id, (day - DATE '1970-01-01')::bigint, n_labelled, n_fraud "
-        "FROM merchant_label_daily WHERE day >= DATE '1970-01-01' + %s::int",
+        "SELECT merchant_id, (day - DATE '1970-01-01')::bigint, n_labelled, n_fraud, "
+        "last_fraud_ts FROM merchant_label_daily WHERE day >= DATE '1970-01-01' + %s::int",
         (int(since_day),),
     ).fetchall()
     if not rows:
         return feature_fn.empty_merchant_daily()
-    return pd.DataFrame(rows, columns=["merchant_id", "day", "n_labelled", "n_fraud"])
+    frame = pd.DataFrame(rows, columns=["merchant_id", "day", "n_labelled", "n_fraud",
+                                        "last_fraud_ts"])
+    frame["last_fraud_ts"] = frame["last_fraud_ts"].astype("float64")      # None -> NaN
+    return frame
 
 
 def add_merchant_daily(conn: psycopg.Connection[Any], daily: pd.DataFrame) -> None:
     """Add label counts (labels are inserted once each, so adding is exact)."""
     if daily.empty:
         return
+    last_fraud = [None if np.isnan(v) else float(v)
+                  for v in daily["last_fraud_ts"].to_numpy("float64")]
     rows = list(zip(daily["merchant_id"], daily["day"].astype(int),
-                    daily["n_labelled"].astype(int), daily["n_fraud"].astype(int), strict=True))
+                    daily["n_labelled"].astype(int), daily["n_fraud"].astype(int), last_fraud,
+                    strict=True))
     with conn.cursor() as cur:
+        # GREATEST ignores NULLs: the latest fraud known for the day, whichever import had it.
         cur.executemany(
-            "INSERT INTO merchant_label_daily (merchant_id, day, n_labelled, n_fraud) "
-            "VALUES (%s, DATE '1970-01-01' + %s::int, %s, %s) "
+            "INSERT INTO merchant_label_daily (merchant_id, day, n_labelled, n_fraud, "
+            "last_fraud_ts) VALUES (%s, DATE '1970-01-01' + %s::int, %s, %s, %s) "
             "ON CONFLICT (merchant_id, day) DO UPDATE SET "
             "n_labelled = merchant_label_daily.n_labelled + EXCLUDED.n_labelled, "
-            "n_fraud = merchant_label_daily.n_fraud + EXCLUDED.n_fraud",
+            "n_fraud = merchant_label_daily.n_fraud + EXCLUDED.n_fraud, "
+            "last_fraud_ts = GREATEST(merchant_label_daily.last_fraud_ts, "
+            "EXCLUDED.last_fraud_ts)",
             rows,
         )

@@ -110,8 +110,8 @@ def test_the_champion_is_the_baseline_when_there_is_one(
     version = models.register(registry.serialize(outcome.classifier, outcome.detector),
                               retrain.manifest_of(outcome, trained.report.window))
     hist = retrain.load_history(None, history_file, label_delay_days=7)
-    _, again = retrain.train_and_report(hist, retrain.WindowRequest(),
-                                        training.TrainingParams(), models.load(version))
+    _, again, _ = retrain.train_and_report(hist, retrain.WindowRequest(),
+                                           training.TrainingParams(), models.load(version))
     baseline = again.report.baseline
     assert baseline.name == "champion" and baseline.model == version
     # The same data and seed: the champion and the candidate agree exactly.
@@ -173,5 +173,42 @@ def test_scores_out_writes_every_test_row_and_bad_paths_are_refused_first(
                          (tmp_path / "no" / "such.csv", "does not exist")):
         result = invoke(CliRunner(), "model", "evaluate", "--history", str(history_file),
                         "--scores-out", str(bad))
-        assert result.exit_code != 0 and message in result.stderr
-        assert "Traceback" not in result.stderr and not bad.exists()
+        said = " ".join(result.stderr.split())          # rich folds long lines
+        assert result.exit_code != 0 and message in said
+        assert "Traceback" not in said and not bad.exists()
+
+
+def test_select_chooses_the_class_on_earlier_folds_and_reports_the_table(
+        tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from tests.conftest import invoke
+
+    long_history = write_csv(simulated_history(30), tmp_path / "history.csv")
+    window = ("--train-days", "5", "--delay-days", "3", "--test-days", "4")
+    result = invoke(CliRunner(), "model", "evaluate", "--history", str(long_history),
+                    *window, "--select", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    chosen = document["selection"]
+    assert len(chosen["folds"]) == 2
+    assert all(fold["test_end"] <= document["window"]["train_end"] for fold in chosen["folds"])
+    best = max(chosen["candidates"], key=lambda c: c["average_precision"]["mean"])
+    assert chosen["winner"] == best["learner"]
+    candidate = next(m for m in document["models"] if m["role"] == "candidate")
+    from fraudctl.model.learners import LABELS
+
+    assert candidate["model"] == LABELS[chosen["winner"]]        # the winner is what trained
+
+    table = invoke(CliRunner(), "model", "evaluate", "--history", str(long_history), *window,
+                   "--select")
+    assert table.exit_code == 0 and "model selection: 2 prequential folds" in table.stderr
+    assert "(chosen)" in table.stderr
+
+    # Too short for two folds: a clear error, nothing trained.
+    short = invoke(CliRunner(), "model", "evaluate", "--history", str(long_history),
+                   "--select")
+    assert short.exit_code == 13 and "needs 2 validation folds" in short.stderr
+    assert "Traceback" not in short.stderr

@@ -28,8 +28,8 @@ def test_reference_covers_every_feature_and_the_score() -> None:
 
     features = pd.DataFrame(rng.random((1_000, len(F.FEATURE_NAMES))), columns=F.FEATURE_NAMES)
     features["is_night"] = (features["is_night"] > 0.8).astype(float)   # two values only
-    reference = drift_reference(features, rng.random(1_000))
-    assert set(reference) == {*F.FEATURE_NAMES, "score"}
+    reference = drift_reference(features, rng.random(1_000), F.MODEL_FEATURES)
+    assert set(reference) == {*F.MODEL_FEATURES, "score"}     # what the model reads
     assert sum(reference["amount"]["shares"]) == pytest.approx(1.0)
     assert len(reference["is_night"]["edges"]) < 9                       # ties merged
 
@@ -68,4 +68,18 @@ def test_the_compiled_gradient_boosting_predicts_like_scikit_learn() -> None:
     probe = rng.normal(size=(300, 19))
     probe[rng.random(probe.shape) < 0.1] = np.nan
     np.testing.assert_allclose(CompiledGradientBoosting(model).predict_proba(probe),
+                               model.predict_proba(probe)[:, 1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["random_forest", "extra_trees"])
+def test_the_compiled_forests_predict_like_scikit_learn(kind: str) -> None:
+    from fraudctl.model.forest import CompiledForest
+    from fraudctl.model.learners import Learner
+
+    rng = np.random.default_rng(7)
+    x = rng.gamma(2.0, 30.0, size=(4000, 12))
+    y = ((x[:, 0] > 150) | (rng.random(4000) < 0.03)).astype(int)   # a thin tail and noise
+    model = Learner(kind, trees=30).fit(x, y, x[:10], y[:10])
+    probe = rng.gamma(2.0, 30.0, size=(300, 12))
+    np.testing.assert_allclose(CompiledForest(model).predict_proba(probe),
                                model.predict_proba(probe)[:, 1], rtol=1e-12, atol=1e-12)

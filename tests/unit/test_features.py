@@ -69,12 +69,66 @@ def test_any_batching_gives_the_same_features() -> None:
 
 def test_merchant_risk_uses_only_labels_known_before_the_day() -> None:
     day = int(T0 // F.DAY_S)
-    daily = pd.DataFrame({"merchant_id": ["m", "m", "m"], "day": [day - 30, day - 3, day],
-                          "n_labelled": [10, 4, 100], "n_fraud": [10, 1, 100]})
-    rate, labelled = F.MerchantRiskIndex(daily).lookup(np.array(["m", "other"]),
-                                                       np.array([day, day]))
-    assert labelled.tolist() == [4, 0]          # day-30 is outside the window, day is too new
-    assert rate.tolist() == [0.25, 0.0]
+    daily = pd.DataFrame({"merchant_id": ["m", "m", "m", "m"],
+                          "day": [day - 31, day - 3, day - 1, day],
+                          "n_labelled": [10, 4, 2, 100], "n_fraud": [10, 1, 0, 100],
+                          "last_fraud_ts": [(day - 40) * F.DAY_S, (day - 10) * F.DAY_S,
+                                            np.nan, day * F.DAY_S]})
+    found = F.MerchantRiskIndex(daily).lookup(np.array(["m", "other"]), np.array([day, day]),
+                                              np.array([T0, T0]))
+    # day-31 is outside every window, day itself is too new.
+    assert found["merchant_labels_1d"].tolist() == [2, 0]
+    assert found["merchant_risk_1d"].tolist() == [0.0, 0.0]
+    assert found["merchant_labels_7d"].tolist() == [6, 0]
+    assert found["merchant_risk_7d"].tolist() == [pytest.approx(1 / 6), 0.0]
+    assert found["merchant_labels_30d"].tolist() == [6, 0]
+    assert found["merchant_fraud_rate_28d"].tolist() == [pytest.approx(1 / 6), 0.0]
+    assert found["merchant_fraud_days_30d"].tolist() == [1, 0]
+    # The latest fraud known before the day happened on day-10; none known: the 30-day cap.
+    assert found["merchant_days_since_fraud"][0] == pytest.approx((T0 - (day - 10) * F.DAY_S)
+                                                                  / F.DAY_S)
+    assert found["merchant_days_since_fraud"][1] == 30.0
+
+
+def _merchant_features(labelled_at: pd.Timestamp) -> pd.DataFrame:
+    """Features of a stream of transactions at one merchant, one of which (early on) is a
+    fraud whose label becomes known at ``labelled_at``."""
+    ts = pd.date_range("2026-10-01", periods=30 * 24, freq="h", tz="UTC")
+    history = pd.DataFrame({"txn_id": [f"t{i}" for i in range(len(ts))], "ts": ts,
+                            "card_hash": [f"c{i % 50}" for i in range(len(ts))],
+                            "merchant_id": "m", "amount": 20.0, "channel": "pos",
+                            "country": "FR"})
+    labels = pd.DataFrame({"txn_id": ["t5"], "is_fraud": [True],
+                           "labelled_at": [labelled_at]})
+    daily = F.merchant_daily_from_labels(labels, history)
+    return history.assign(**F.compute_history(history, daily).features)
+
+
+def test_moving_a_labels_known_time_changes_features_only_after_it() -> None:
+    """A label informs no feature before the day after it became known; move its known time
+    and the first feature it changes moves with it."""
+    merchant = [name for name in F.FEATURE_NAMES if name.startswith("merchant_")]
+    for known in (pd.Timestamp("2026-10-09T15:00Z"), pd.Timestamp("2026-10-17T01:00Z")):
+        never = _merchant_features(pd.Timestamp("2027-01-01T00:00Z"))
+        found = _merchant_features(known)
+        changed = (found[merchant] != never[merchant]).any(axis=1)
+        assert changed.any()
+        assert found.loc[changed, "ts"].min() == known.normalize() + pd.Timedelta(days=1)
+        card = [n for n in F.FEATURE_NAMES if n not in merchant]
+        pd.testing.assert_frame_equal(found[card], never[card])     # labels never touch them
+
+
+def test_the_baseline_is_the_card_before_today() -> None:
+    """Today's burst moves the 30-day average but not the baseline it is compared with."""
+    day = math.floor(T0 / F.DAY_S) * F.DAY_S
+    usual = [(day - k * F.DAY_S + 3600, "c", "m", 20.0) for k in range(10, 0, -1)]
+    burst = [(day + 3600 * h, "c", "m", 100.0) for h in (1, 2, 3)]
+    features = F.compute(frame(usual + burst), F.empty_state(),
+                         F.empty_merchant_daily()).features.iloc[len(usual):]
+    assert features["amount_to_base_avg"].tolist() == pytest.approx([100 / 21] * 3)
+    assert features["card_amount_avg_30d"].iloc[-1] > 30            # inflated by the burst
+    assert (features["amount_base_z"] > 5).all()
+    assert features["card_base_count"].nunique() == 1
 
 
 def test_the_one_row_path_equals_the_batch_function() -> None:
@@ -83,8 +137,10 @@ def test_the_one_row_path_equals_the_batch_function() -> None:
     rng = np.random.default_rng(8)
     now = 1_790_000_000.0
     labels_day = int(now // F.DAY_S) - 3
-    daily = pd.DataFrame({"merchant_id": ["M1", "M2"], "day": [labels_day, labels_day - 1],
-                          "n_labelled": [40, 7], "n_fraud": [3, 1]})
+    daily = pd.DataFrame({"merchant_id": ["M1", "M2", "M1"],
+                          "day": [labels_day, labels_day - 1, labels_day - 20],
+                          "n_labelled": [40, 7, 5], "n_fraud": [3, 1, 0],
+                          "last_fraud_ts": [now - 9 * F.DAY_S, now - 12 * F.DAY_S, np.nan]})
     index = F.MerchantRiskIndex(daily)
     for case in range(300):
         ts = now + rng.uniform(-3 * F.DAY_S, 0)
@@ -93,8 +149,13 @@ def test_the_one_row_path_equals_the_batch_function() -> None:
         country = ["FR", "DE", None][case % 3]
         merchant = ["M1", "M2", "M3"][case % 3]
         known = case % 5 != 0
-        prior = (ts + rng.uniform(-40 * F.DAY_S, 600),        # a later last_ts: late arrival
-                 float(rng.integers(0, 50)), *rng.uniform(0, 20, 4), rng.uniform(0, 3)
+        last_ts = ts + rng.uniform(-40 * F.DAY_S, 600)     # a later last_ts: late arrival
+        # The baseline snapshot: of the last transaction's day (the same day as this one, or
+        # an earlier one).
+        base_day = float(math.floor(last_ts / F.DAY_S))
+        prior = (last_ts, float(rng.integers(0, 50)), *rng.uniform(0, 20, 4),
+                 rng.uniform(0, 3), *rng.uniform(0, 40, 2), *rng.uniform(0, 150, 2),
+                 base_day, *rng.uniform(0, 40, 2), *rng.uniform(0, 150, 2)
                  ) if known else None
         home = ["FR", "DE", None][case % 3 - 1] if known else None
         state = F.empty_state()

@@ -22,8 +22,8 @@ def daily(n_fraud: int) -> pd.DataFrame:
 
 
 def fraud_rate(index: feature_fn.MerchantRiskIndex) -> float:
-    rate, _ = index.lookup(np.array(["m1"], dtype=object), np.array([DAY]))
-    return float(rate[0])
+    found = index.lookup(np.array(["m1"], dtype=object), np.array([DAY]))
+    return float(found["merchant_risk_30d"][0])
 
 
 class Loader:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fraudctl import errors
-from fraudctl.model import evaluation, history, training
+from fraudctl.model import evaluation, history, learners, training
 from tests.history_data import END, simulated_history
 
 
@@ -55,7 +55,8 @@ def test_training_never_reads_past_the_test_window_nor_tests_in_the_gap(
 
     monkeypatch.setattr(training, "featurize", featurize)
     monkeypatch.setattr(training, "split_window", split)
-    outcome = training.train(hist, window, training.TrainingParams(max_iter=30))
+    quick = training.TrainingParams(learners.Learner("hist_gradient_boosting", max_iter=30))
+    outcome = training.train(hist, window, quick)
     assert seen["featurized"]["ts"].max() < window.test_end        # nothing later is read
     assert seen["train"]["ts"].min() >= window.train_start
     assert seen["train"]["ts"].max() < window.train_end
@@ -153,7 +154,8 @@ def test_scores_out_rows_give_back_every_reported_metric(hist: history.History) 
 
     window = evaluation.choose_window(hist, train_start=None, train_days=7, delay_days=7,
                                       test_days=7)
-    outcome = training.train(hist, window, training.TrainingParams(max_iter=40))
+    quick = training.TrainingParams(learners.Learner("hist_gradient_boosting", max_iter=40))
+    outcome = training.train(hist, window, quick)
     scores = outcome.scores
     assert list(scores.columns) == training.SCORE_COLUMNS
     in_window = hist.transactions[(hist.transactions["ts"] >= window.test_start)
