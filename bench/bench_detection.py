@@ -32,7 +32,7 @@ from fraudctl.model import evaluation, history, training
 from fraudctl.model.learners import Learner
 from fraudctl.pipeline import simulator
 
-console = Console()
+console = Console(width=200)
 DAY = pd.Timedelta(days=1)
 DELAY_DAYS = 7
 

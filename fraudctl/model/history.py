@@ -74,6 +74,10 @@ def _first_bad(path: Path, frame: pd.DataFrame, bad: pd.Series, column: str,
 def _timestamps(path: Path, frame: pd.DataFrame, column: str, first_line: int,
                 notes: list[str]) -> pd.Series:
     values = frame[column]
+    epoch = _epoch_seconds(path, values, column)
+    if epoch is not None:
+        notes.append(f"{column} read as seconds since the epoch (UTC)")
+        return epoch
     if not pd.api.types.is_datetime64_any_dtype(values):
         text = values.astype("string").str.strip()
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
@@ -90,6 +94,29 @@ def _timestamps(path: Path, frame: pd.DataFrame, column: str, first_line: int,
         notes.append(f"{column} has no time zone; read as UTC")
         return pd.Series(values.dt.tz_localize("UTC"))
     return pd.Series(values.dt.tz_convert("UTC"))
+
+
+# Epoch seconds up to this are read as such (it is the year 2286); larger numbers are
+# milliseconds or finer, which the user converts (a guess between units would be silent).
+MAX_EPOCH_SECONDS = 1e10
+
+
+def _epoch_seconds(path: Path, values: pd.Series, column: str) -> pd.Series | None:
+    """A column of plain numbers as UTC times (bank exports often carry epoch seconds), or
+    None when the column is not numeric."""
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return None
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.isna().any():
+        return None                                   # text timestamps, parsed as such
+    if (numbers < 0).any() or (numbers >= MAX_EPOCH_SECONDS).any():
+        raise errors.DataError(
+            f"{path.name}: {column} holds numbers that are not epoch seconds (the largest is "
+            f"{numbers.max():.0f}, or one is negative)",
+            "convert it to seconds since the epoch (milliseconds: divide by 1,000) or to "
+            "RFC 3339 text such as 2026-11-01T12:00:00Z; nothing was registered")
+    return pd.Series(pd.to_datetime(numbers.to_numpy("float64") * 1e6, unit="us", utc=True)
+                     .round("us"), index=values.index)
 
 
 def _flags(path: Path, frame: pd.DataFrame, first_line: int) -> pd.Series:

@@ -77,3 +77,21 @@ def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
         history.read_file(tmp_path / "h.xlsx", delay_days=7)
     with pytest.raises(errors.DataError, match="does not exist"):
         history.read_file(tmp_path / "none.csv", delay_days=7)
+
+
+def test_epoch_second_timestamps_are_read_and_milliseconds_refused_with_a_hint(
+        tmp_path: Path) -> None:
+
+    rows = ("txn_id,ts,card_hash,merchant_id,amount,is_fraud\n"
+            "a,1793534400,c1,m1,10.5,0\nb,1793534461.25,c2,m1,3,1\n")
+    path = tmp_path / "epoch.csv"
+    path.write_text(rows)
+    found = history.read_file(path, delay_days=7)
+    assert found.transactions["ts"].tolist() == [
+        pd.Timestamp("2026-11-01T12:00:00Z"), pd.Timestamp("2026-11-01T12:01:01.25Z")]
+    assert "ts read as seconds since the epoch (UTC)" in found.notes
+    millis = tmp_path / "millis.csv"
+    millis.write_text(rows.replace("1793534400,", "1793534400000,"))
+    with pytest.raises(errors.DataError, match="not epoch seconds") as raised:
+        history.read_file(millis, delay_days=7)
+    assert "divide by 1,000" in raised.value.hint
