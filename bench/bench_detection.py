@@ -14,7 +14,7 @@ Every model is judged on the same kept test rows by the same functions `model ev
 ROC AUC, average precision and card precision@100 (mean ± std over the folds), with the
 oracle's card precision@100 beside them.
 
-    python bench/bench_detection.py [--folds 4] [--days 72]
+    python bench/bench_detection.py [--folds 4] [--days 72] [--ablation]
 """
 
 from __future__ import annotations
@@ -161,6 +161,42 @@ def run_world(name: str, config: simulator.SimulatorConfig, days: int, folds: in
     return results
 
 
+def ablation(name: str, config: simulator.SimulatorConfig, days: int, folds: int) -> None:
+    """Average precision of retrain's default learner without each f2 feature in turn (mean
+    over the folds), against all of them: what each feature adds."""
+    hist = world_history(config, days)
+    end = hist.transactions["ts"].max().normalize() + DAY
+    final = evaluation.Window.starting(end - 21 * DAY, 7, DELAY_DAYS, 7)
+    rows, features = training.featurize(hist, final)
+    learner = training.TrainingParams().learner
+    names = training.TrainingParams().feature_names
+    splits = []
+    for fold in range(folds):
+        window = evaluation.Window.starting(final.train_start - 7 * fold * DAY, 7, DELAY_DAYS, 7)
+        train, test_part = training.split_window(rows, features, window)
+        fit, val = training.time_split(train, 0.15)
+        splits.append((fit, val, test_part, training.protocol_test_set(hist, test_part, window)))
+
+    def mean_ap(columns: list[str]) -> float:
+        found = []
+        for fit, val, test_part, test in splits:
+            model = learner.fit(fit.matrix(columns), fit.y, val.matrix(columns), val.y)
+            score = model.predict_proba(test_part.matrix(columns))[:, 1]
+            found.append(evaluation.measure(test, score, 0.5).average_precision)
+        return float(np.mean(found))
+
+    full = mean_ap(names)
+    table = Table(title=f"World {name}: average precision without one feature "
+                        f"({folds} folds; all f2 features: {full:.4f})", title_justify="left")
+    table.add_column("feature left out")
+    table.add_column("avg precision", justify="right")
+    table.add_column("change", justify="right")
+    for left_out in names:
+        ap = mean_ap([n for n in names if n != left_out])
+        table.add_row(left_out, f"{ap:.4f}", f"{ap - full:+.4f}")
+    console.print(table)
+
+
 def cell(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
@@ -169,7 +205,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--days", type=int, default=72, help="days simulated per world")
+    parser.add_argument("--ablation", action="store_true",
+                        help="instead: each f2 feature left out in turn")
     args = parser.parse_args()
+    if args.ablation:
+        for name, config in WORLDS.items():
+            ablation(name, config, args.days, args.folds)
+        return
     default = training.TrainingParams().learner
     models = {
         f"fraudctl f2 · {default.label} (retrain's default)": ("f2", default),

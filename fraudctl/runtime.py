@@ -5,7 +5,7 @@ one of these and never ask which target they run on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from fraudctl import errors, naming
 from fraudctl.config import Settings
 from fraudctl.db.connect import DbEndpoint, connect
 from fraudctl.ports import ObjectStore, Queue
@@ -25,7 +26,22 @@ class Runtime:
     dead_letter_queue: Queue
     store: ObjectStore
     endpoint: DbEndpoint
+    # The read-only role's endpoint, looked up when first asked for (a pod's runtime never
+    # needs it, and on aws it is a Secrets Manager call).
+    reader_source: Callable[[], DbEndpoint] | None = field(default=None, repr=False)
     _pool: ConnectionPool[Any] | None = field(default=None, repr=False)
+
+    def connect_reader(self) -> psycopg.Connection[Any]:
+        """A connection as the read-only role: what runs users' own SQL (`query db`)."""
+        if self.reader_source is None:
+            raise errors.StackNotFound("this stack has no read-only database role",
+                                       "run `fraudctl up` to create it")
+        try:
+            endpoint = self.reader_source()
+        except errors.StackNotFound:
+            raise errors.StackNotFound("this stack has no read-only database role yet",
+                                       "run `fraudctl up` to create it") from None
+        return connect(endpoint)
 
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
         """A dedicated connection as the app role (the consumer's write path owns one)."""
@@ -70,7 +86,9 @@ def open_runtime(settings: Settings, *, pool_size: int = 8, pool_wait_s: float =
         endpoint = stack.endpoint(admin=False)
         pool = _pool(endpoint, pool_size, pool_wait_s)
         queue, dlq = stack.queues(pool)
-        return Runtime(settings, queue, dlq, stack.objects, endpoint, pool)
+        return Runtime(settings, queue, dlq, stack.objects, endpoint,
+                       lambda: stack.endpoint(admin=False, purpose=naming.DB_READER_PURPOSE),
+                       pool)
     from fraudctl.aws.s3 import S3Store
     from fraudctl.aws.session import AwsSession
     from fraudctl.aws.sqs import SqsQueue
@@ -82,4 +100,5 @@ def open_runtime(settings: Settings, *, pool_size: int = 8, pool_wait_s: float =
     endpoint = aws_stack.endpoint(admin=False)
     return Runtime(settings, SqsQueue(aws, names.queue), SqsQueue(aws, names.dead_letter_queue),
                    S3Store(aws, aws_stack.bucket), endpoint,
+                   lambda: aws_stack.endpoint(admin=False, purpose=naming.DB_READER_PURPOSE),
                    _pool(endpoint, pool_size, pool_wait_s))

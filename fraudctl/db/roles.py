@@ -91,6 +91,11 @@ def ensure_role(admin: psycopg.Connection[Any], app: DbEndpoint) -> None:
                                *(_pgmq_grants(app.user) if _has_pgmq(admin) else [])])
 
 
+# Every reader statement ends by then (set on the role, so a client cannot skip it by not
+# asking; a statement that sets it lower or higher changes only later statements).
+READER_STATEMENT_TIMEOUT_MS = 60_000
+
+
 def _reader_grants(role: str, dbname: str) -> list[sql.Composed]:
     r = sql.Identifier(role)
     return [
@@ -100,6 +105,10 @@ def _reader_grants(role: str, dbname: str) -> list[sql.Composed]:
         sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {}")
         .format(r),
         sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(r),
+        sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(
+            r, sql.Literal(READER_STATEMENT_TIMEOUT_MS)),
+        sql.SQL("ALTER ROLE {} SET idle_in_transaction_session_timeout = {}").format(
+            r, sql.Literal(READER_STATEMENT_TIMEOUT_MS)),
     ]
 
 
@@ -114,7 +123,10 @@ def reader_is_current(admin: psycopg.Connection[Any], reader: DbEndpoint) -> boo
                 "SELECT has_table_privilege('tx_scored', 'SELECT') "
                 "AND has_table_privilege('tx_rollup_minute', 'SELECT') "
                 "AND NOT has_table_privilege('tx_scored', 'INSERT') "
-                "AND current_setting('default_transaction_read_only') = 'on'").fetchone()
+                "AND current_setting('default_transaction_read_only') = 'on' "
+                "AND (SELECT setting::bigint FROM pg_settings "
+                "WHERE name = 'statement_timeout') = %s",
+                (READER_STATEMENT_TIMEOUT_MS,)).fetchone()
             return bool(result and result[0])
     except Exception:
         return False

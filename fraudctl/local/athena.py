@@ -100,15 +100,28 @@ class LocalAthenaEngine:
                 f"CAST(hr AS INTEGER) AS hr FROM {source}")
         con.execute(view)
 
+    def _lock(self, con: duckdb.DuckDBPyConnection, definition: dict[str, Any]) -> None:
+        """From here on the connection reads the lake's folder and nothing else: no other
+        file, no URL, no extension, no attached database, and no setting can change that."""
+        lake = self.store.root / self._key(definition["StorageDescriptor"]["Location"])
+        folder = str(lake.resolve()).rstrip("/") + "/"
+        con.execute("SET allowed_directories = [?]", [folder])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+
     def run(self, sql: str) -> QueryResult:
         started = time.perf_counter()
         definition = self._definition()
         schema: dialect.Schema = {self.database: {self.table: {
             n: t for n, t in self._columns(definition)}}}
         tree = dialect.prepare(sql, schema, self.database)
-        con = duckdb.connect()
+        con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                     "autoload_known_extensions": False})
         try:
             con.execute("SET TimeZone = 'UTC'")
+            # Locked before any part of the user's SQL is evaluated (partition pruning
+            # evaluates its predicates on this connection).
+            self._lock(con, definition)
 
             def evaluate(node: exp.Expr) -> Any:
                 row = con.execute(f"SELECT {node.sql(dialect='duckdb')}").fetchone()

@@ -76,8 +76,10 @@ class LocalStack:
     def secret_name(self, purpose: str) -> str:
         return self.names.secret(purpose)
 
-    def endpoint(self, *, admin: bool, dbname: str = naming.DB_NAME) -> DbEndpoint:
-        purpose = naming.DB_ADMIN_PURPOSE if admin else naming.DB_APP_PURPOSE
+    def endpoint(self, *, admin: bool, dbname: str = naming.DB_NAME,
+                 purpose: str | None = None) -> DbEndpoint:
+        """The admin's or the app role's endpoint (or, by ``purpose``, another role's)."""
+        purpose = purpose or (naming.DB_ADMIN_PURPOSE if admin else naming.DB_APP_PURPOSE)
         secret = self.secrets.get(self.secret_name(purpose))
         port = self.postgres.configured_port()
         if port is None:

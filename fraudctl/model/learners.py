@@ -43,6 +43,9 @@ class Learner:
     trees: int = 100                    # forests
     max_depth: int | None = 20          # forests: deep enough for thin tails, bounded in size
     forest_min_leaf: int = 5
+    # Random forest: each tree grows on a bootstrap half of the rows (half the fit time; the
+    # trees decorrelate a little more). Extra trees use every row.
+    forest_max_samples: float = 0.5
     random_state: int = 42
 
     def __post_init__(self) -> None:
@@ -62,8 +65,11 @@ class Learner:
                     "min_samples_leaf": self.min_samples_leaf,
                     "l2_regularization": self.l2_regularization}
         if self.kind in ("random_forest", "extra_trees"):
-            return {"trees": self.trees, "max_depth": self.max_depth,
-                    "min_samples_leaf": self.forest_min_leaf}
+            settings: dict[str, Any] = {"trees": self.trees, "max_depth": self.max_depth,
+                                        "min_samples_leaf": self.forest_min_leaf}
+            if self.kind == "random_forest":
+                settings["max_samples"] = self.forest_max_samples
+            return settings
         return {}
 
     def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
@@ -78,11 +84,11 @@ class Learner:
                 n_iter_no_change=20, random_state=self.random_state)
             return model.fit(x, y, X_val=x_val, y_val=y_val)
         if self.kind in ("random_forest", "extra_trees"):
-            forest = RandomForestClassifier if self.kind == "random_forest" else (
-                ExtraTreesClassifier)
-            model = forest(n_estimators=self.trees, max_depth=self.max_depth,
-                           min_samples_leaf=self.forest_min_leaf, max_features="sqrt",
-                           n_jobs=-1, random_state=self.random_state)
+            common = {"n_estimators": self.trees, "max_depth": self.max_depth,
+                      "min_samples_leaf": self.forest_min_leaf, "max_features": "sqrt",
+                      "n_jobs": -1, "random_state": self.random_state}
+            model = (RandomForestClassifier(max_samples=self.forest_max_samples, **common)
+                     if self.kind == "random_forest" else ExtraTreesClassifier(**common))
             fitted = model.fit(x, y)
             fitted.n_jobs = None            # scoring a batch or one row: no thread pool
             return fitted

@@ -9,6 +9,7 @@ regression fitted on the same rows: either way, one table answers "is this one b
 from __future__ import annotations
 
 import platform
+import time
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -100,12 +101,15 @@ def train_and_report(hist: history.History, window_request: WindowRequest,
                            train_days=window_request.train_days,
                            delay_days=window_request.delay_days,
                            test_days=window_request.test_days)
+    started = time.perf_counter()
     featurized = training.featurize(hist, window)
+    feature_seconds = time.perf_counter() - started
     chosen = None
     if select:
         chosen = selection.select(hist, window, params, featurized)
         params = replace(params, learner=chosen.winner.learner)
     outcome = training.train(hist, window, params, champion=baseline, featurized=featurized)
+    outcome.feature_seconds += feature_seconds
     return window, outcome, chosen
 
 

@@ -31,6 +31,10 @@ CHANNELS = ("pos", "ecom", "atm")
 # Timestamps this far from now are errors upstream, not transactions.
 MAX_FUTURE = timedelta(days=1)
 MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
+# The deepest nesting of objects and arrays a message may have (the contract's own fields are
+# flat; this leaves room for structured extras). Decoding deeper input recurses, and past
+# Python's limit the decoder raises RecursionError instead of a reason.
+MAX_DEPTH = 64
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
 Id = Annotated[str, msgspec.Meta(pattern=_ID)]
@@ -113,29 +117,65 @@ def _value(body: str | bytes, name: str) -> str:
         return "?"
 
 
+def nesting_depth(body: str | bytes) -> int:
+    """How deep objects and arrays nest in a JSON text (brackets inside strings skipped); a
+    plain scan, used only on bodies with more brackets than MAX_DEPTH."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _too_deep(body: str | bytes) -> bool:
+    brackets = (body.count("[") + body.count("{") if isinstance(body, str)
+                else body.count(b"[") + body.count(b"{"))
+    return brackets > MAX_DEPTH and nesting_depth(body) > MAX_DEPTH      # cheap test first
+
+
 def parse_many(bodies: Sequence[str | bytes], *, now: datetime | None = None
                ) -> list[Transaction | str]:
     """Validate message bodies: per body its :class:`Transaction` or the reason it breaks the
-    contract."""
+    contract. Nothing one body holds can raise out of here: whatever it makes the decoder do
+    is that body's reason, and the other bodies go on."""
     latest = (now or datetime.now(UTC)) + MAX_FUTURE
-    decode = _DECODER.decode
     results: list[Transaction | str] = []
     for body in bodies:
-        if len(body) > MAX_MESSAGE_BYTES // 4:          # only then can it be over in UTF-8
-            size = len(body.encode() if isinstance(body, str) else body)
-            if size > MAX_MESSAGE_BYTES:
-                results.append(f"message too large: {size} bytes > {MAX_MESSAGE_BYTES}")
-                continue
         try:
-            txn = decode(body)
-        except msgspec.DecodeError as exc:            # ValidationError included
-            results.append(_reason(exc, body))
-            continue
-        if not MIN_TS <= txn.ts <= latest:
-            results.append(f"ts {txn.ts.isoformat()} is out of range")
-            continue
-        results.append(txn)
+            results.append(_parse_one(body, latest))
+        except Exception as exc:  # any failure is this body's alone: isolate it
+            results.append(f"unreadable message ({type(exc).__name__})")
     return results
+
+
+def _parse_one(body: str | bytes, latest: datetime) -> Transaction | str:
+    if len(body) > MAX_MESSAGE_BYTES // 4:              # only then can it be over in UTF-8
+        size = len(body.encode() if isinstance(body, str) else body)
+        if size > MAX_MESSAGE_BYTES:
+            return f"message too large: {size} bytes > {MAX_MESSAGE_BYTES}"
+    if _too_deep(body):
+        return f"message nests deeper than {MAX_DEPTH} levels"
+    try:
+        txn = _DECODER.decode(body)
+    except msgspec.DecodeError as exc:                # ValidationError included
+        return _reason(exc, body)
+    if not MIN_TS <= txn.ts <= latest:
+        return f"ts {txn.ts.isoformat()} is out of range"
+    return txn
 
 
 def parse(body: str | bytes, *, now: datetime | None = None) -> Transaction:

@@ -78,6 +78,6 @@ def plan_reader_role(
                            role=naming.DB_READER_USER)
                 return
     plan.add(Step(f"role {naming.DB_READER_USER}", "create",
-                  "login role that can only read the pipeline's tables (for Grafana)",
+                  "login role that can only read the pipeline's tables (query db, Grafana)",
                   run=lambda: _ensure_reader(admin, reader),
                   calls=("psql:CREATE ROLE", "psql:GRANT SELECT"), state_key="reader-role"))

@@ -47,7 +47,8 @@ def _plan_folder(plan: Plan, stack: LocalStack) -> None:
 
 def _plan_secrets(plan: Plan, stack: LocalStack) -> None:
     for purpose, user in ((naming.DB_ADMIN_PURPOSE, naming.DB_ADMIN_USER),
-                          (naming.DB_APP_PURPOSE, naming.DB_APP_USER)):
+                          (naming.DB_APP_PURPOSE, naming.DB_APP_USER),
+                          (naming.DB_READER_PURPOSE, naming.DB_READER_USER)):
         name = stack.secret_name(purpose)
         key = f"secret/{purpose}"
         if stack.secrets.exists(name):
@@ -180,6 +181,9 @@ def _plan_database(plan: Plan, stack: LocalStack, inspect: bool) -> None:
                           ("pgmq.create",), key))
 
     database.plan_app_role(plan, admin, app, inspect=inspect_db and version is not None)
+    database.plan_reader_role(
+        plan, admin, lambda: stack.endpoint(admin=False, purpose=naming.DB_READER_PURPOSE),
+        inspect=inspect_db)
 
 
 def _plan_store_and_catalog(plan: Plan, stack: LocalStack) -> None:

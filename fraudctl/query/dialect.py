@@ -84,14 +84,24 @@ Schema = dict[str, object]        # database -> table -> column -> type, as sqlg
 
 
 def check_tables(tree: exp.Expr, schema: Schema, database: str) -> None:
-    """Every table a query reads is the lake's (or a CTE of the query)."""
+    """Every table a query reads is the lake's (or a CTE of the query): no table function
+    (``read_text(…)``, ``read_parquet(…)``, ``TABLE(…)``), no LATERAL and no UNNEST source,
+    whatever they would read. (The engine is locked to the lake as well; this is the first
+    wall, with a clear message.)"""
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     known = {(db, table) for db, tables in schema.items()
              for table in tables}  # type: ignore[attr-defined]
+    first_db, first_table = sorted(known)[0]
+    hint = f"query the lake's table {first_db}.{first_table}"
+    for source in tree.find_all(exp.Lateral, exp.Unnest):
+        kind = "LATERAL" if isinstance(source, exp.Lateral) else "UNNEST"
+        raise QueryError(f"{kind} sources are not allowed", hint)
     for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            name = table.this.sql(dialect="trino").split("(", 1)[0] if table.this else "?"
+            raise QueryError(f"table functions are not allowed: {name}", hint)
         name, db = table.name.lower(), (table.db or database).lower()
         if (db, name) not in known and not (not table.db and name in ctes):
-            first_db, first_table = sorted(known)[0]
             raise QueryError(f"unknown table {db}.{name}",
                              f"the lake's table is {first_db}.{first_table}")
 

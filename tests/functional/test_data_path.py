@@ -146,6 +146,10 @@ def test_the_api_scores_with_the_features_the_consumer_stores(runtime: Runtime) 
     new_card = orjson.loads(bodies(probes.iloc[:1])[0])
     new_card.update(txn_id="never-seen-card", card_hash="c-never-seen")
     answers["never-seen-card"] = api.post("/predict", content=orjson.dumps(new_card)).json()
+    poison = orjson.dumps(new_card)[:-1] + b',"x":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    refused = api.post("/predict", content=poison)
+    assert refused.status_code == 422
+    assert refused.json() == {"error": "message nests deeper than 64 levels"}
     runtime.queue.send_batch([*bodies(probes), orjson.dumps(new_card).decode()])
     consume_all(runtime, expected_scored=len(probes) + 1)
     with runtime.pooled() as conn:
@@ -225,6 +229,11 @@ def test_bad_input_goes_to_the_dlq_and_valid_traffic_flows(runtime: Runtime) -> 
         schema.to_message({"txn_id": "b4", "ts": "noon", "card_hash": "c",
                            "merchant_id": "m", "amount": 3}): "not an RFC 3339 timestamp",
         orjson.dumps({"txn_id": "b5", "pad": "x" * 2_000_000}).decode(): "message too large",
+        # A 2 KB poison: an unknown extra field nested 1,000 deep (it used to raise out of the
+        # decoder, kill the consumer, and take its whole batch to the DLQ on redelivery).
+        schema.to_message({"txn_id": "b6", "ts": "2026-01-01T00:00:00Z", "card_hash": "c",
+                           "merchant_id": "m", "amount": 3})[:-1]
+        + ',"x":' + "[" * 1000 + "]" * 1000 + "}": "nests deeper than 64 levels",
     }
     extra = schema.to_message({"txn_id": "ok-extra", "ts": frame["ts"].iloc[0].isoformat(),
                                "card_hash": "c-extra", "merchant_id": "m", "amount": 4.2,

@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+import sqlglot
 
 from fraudctl import lake_table, naming
 from fraudctl.local.athena import LocalAthenaEngine
@@ -209,3 +210,58 @@ def test_named_queries_run_on_the_lake(engine: LocalAthenaEngine, rows: pd.DataF
     demo = engine.run(named.get("athena", "lab_demo").render({"threshold": "0.0"}))
     assert demo.partitions == 24                      # today's partition only
     assert all(row[4] >= 0.0 for row in demo.rows)
+
+
+SECRET_ESCAPES = [
+    "SELECT * FROM LATERAL read_text('{secret}')",
+    "SELECT * FROM read_text('{secret}')",
+    "SELECT * FROM read_blob('{secret}')",
+    "SELECT * FROM read_csv('{secret}')",
+    "SELECT * FROM fraud.fraud_tx CROSS JOIN LATERAL read_blob('{secret}')",
+    "SELECT * FROM fraud.fraud_tx, read_parquet('{secret}') r",
+    "SELECT * FROM TABLE(read_text('{secret}'))",
+    "SELECT (SELECT content FROM read_text('{secret}'))",
+    "SELECT * FROM fraud.fraud_tx WHERE dt = (SELECT content FROM read_text('{secret}'))",
+    "SELECT * FROM UNNEST(ARRAY[1, 2]) AS t(x)",
+    "SELECT * FROM read_parquet('http://127.0.0.1:9/x.parquet')",
+]
+
+
+@pytest.mark.parametrize("template", SECRET_ESCAPES)
+def test_no_query_reads_past_the_lake(engine: LocalAthenaEngine, tmp_path: Path,
+                                      template: str) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the superuser's password")
+    with pytest.raises(dialect.QueryError, match=r"not allowed|unknown table") as refused:
+        engine.run(template.format(secret=secret))
+    assert "password" not in str(refused.value)
+
+
+@pytest.mark.parametrize("statement", [
+    "SELECT * FROM read_text('{secret}')",
+    "SELECT * FROM read_csv('{secret}')",
+    "SELECT * FROM read_parquet('http://127.0.0.1:9/x.parquet')",
+    "SET enable_external_access = true",
+    "SET lock_configuration = false",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "ATTACH '{secret}.db'",
+    "COPY (SELECT 1) TO '{secret}.csv'",
+])
+def test_the_engine_itself_reads_only_the_lake(engine: LocalAthenaEngine, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               statement: str) -> None:
+    """The second wall alone: with the SQL check bypassed, DuckDB still refuses."""
+    import duckdb
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the superuser's password")
+    text = statement.format(secret=secret)
+    monkeypatch.setattr(dialect, "prepare", lambda *_: sqlglot.parse_one("SELECT 1"))
+    monkeypatch.setattr(dialect, "to_duckdb", lambda _tree: text)
+    with pytest.raises((dialect.QueryError, duckdb.Error)) as refused:
+        engine.run("SELECT 1")
+    said = str(refused.value)
+    assert "password" not in said
+    assert "Permission" in said or "Cannot change configuration" in said, said
+    assert not Path(f"{secret}.csv").exists() and not Path(f"{secret}.db").exists()
