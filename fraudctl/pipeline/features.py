@@ -222,13 +222,13 @@ class MerchantRiskIndex:
         valid = (codes >= 0) & (idx >= 0) & (self._row_code[safe] == codes)
         return safe, valid
 
-    def _window(self, name: str, codes: np.ndarray, days: np.ndarray, window: int
-                ) -> np.ndarray:
-        upto, upto_ok = self._position(codes, days - 1)
-        before, before_ok = self._position(codes, days - 1 - window)
+    def _sum(self, name: str, upto: tuple[np.ndarray, np.ndarray],
+             before: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """The sum of ``name`` over the days after ``before``'s row up to ``upto``'s."""
         values = self._cum[name]
-        return (np.where(upto_ok, values[upto], 0.0)
-                - np.where(before_ok, values[before], 0.0))
+        result: np.ndarray = (np.where(upto[1], values[upto[0]], 0.0)
+                              - np.where(before[1], values[before[0]], 0.0))
+        return result
 
     def lookup(self, merchants: np.ndarray, days: np.ndarray, ts: np.ndarray | None = None
                ) -> dict[str, np.ndarray]:
@@ -243,21 +243,24 @@ class MerchantRiskIndex:
             out["merchant_days_since_fraud"] = np.full(n, float(MERCHANT_WINDOWS[-1]))
             return out
         codes = np.asarray(self._codes.get_indexer(merchants))
+        # One search for the day before, one per window start: every sum shares them.
+        upto = self._position(codes, days - 1)
         out = {}
         for window in (*MERCHANT_WINDOWS, F1_MERCHANT_WINDOW):
-            labelled = self._window("labelled", codes, days, window)
-            fraud = self._window("fraud", codes, days, window)
+            before = self._position(codes, days - 1 - window)
+            labelled = self._sum("labelled", upto, before)
+            fraud = self._sum("fraud", upto, before)
             rate = np.divide(fraud, labelled, out=np.zeros_like(fraud), where=labelled > 0)
             if window == F1_MERCHANT_WINDOW:
                 out["merchant_fraud_rate_28d"], out["merchant_labels_28d"] = rate, labelled
-            else:
-                out[f"merchant_risk_{window}d"], out[f"merchant_labels_{window}d"] = (
-                    rate, labelled)
-        out["merchant_fraud_days_30d"] = self._window("fraud_days", codes, days, 30)
+                continue
+            out[f"merchant_risk_{window}d"], out[f"merchant_labels_{window}d"] = (
+                rate, labelled)
+            if window == 30:
+                out["merchant_fraud_days_30d"] = self._sum("fraud_days", upto, before)
         # Frauds known before day d-30 happened before it: at least 30 days ago, the cap, so
         # an index loaded from day d-31 on gives the same value as all of history.
-        position, ok = self._position(codes, days - 1)
-        last = np.where(ok, self._last_fraud[position], np.nan)
+        last = np.where(upto[1], self._last_fraud[upto[0]], np.nan)
         since = np.nan_to_num((ts - last) / DAY_S, nan=float(MERCHANT_WINDOWS[-1]))
         out["merchant_days_since_fraud"] = np.clip(since, 0.0, float(MERCHANT_WINDOWS[-1]))
         return out

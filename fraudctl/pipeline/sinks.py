@@ -178,8 +178,13 @@ def features_json(features: pd.DataFrame, models: np.ndarray | str,
     parts: list[Any] = ['{"model":', _json_strings(models),
                         f',"feature_version":{orjson.dumps(feature_fn.FEATURE_VERSION).decode()}']
     # Four decimals: enough for any reading of a score, and jsonb parses short numbers fast.
-    for name in feature_fn.FEATURE_NAMES:
-        parts += [f',"{name}":', _json_numbers(features[name].to_numpy("float64").round(4))]
+    # All columns are cast to text in one Arrow call (column after column in one array),
+    # then taken apart as zero-copy slices: a call per column cost a third more.
+    names = feature_fn.FEATURE_NAMES
+    matrix = features[names].to_numpy("float64").round(4)
+    texts = _json_numbers(matrix.ravel(order="F"))
+    for position, name in enumerate(names):
+        parts += [f',"{name}":', texts.slice(position * n, n)]
     for name, values in (extras or {}).items():
         text = (_json_strings(values) if values.dtype == object
                 else _json_numbers(values.astype("float64")))
