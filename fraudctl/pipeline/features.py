@@ -9,14 +9,14 @@ size gives the same result as one transaction at a time:
     S(t) = S(t_prev) * exp(-(t - t_prev) / tau) + x
 
 A compromised card's fraud inflates its own recent averages, so the card is also compared with
-its *baseline*: its 30-day sums as they stood when the current UTC day began (a snapshot the
-state keeps), which today's burst cannot move.
+its *baseline*: its 30-day count and amount as they stood when the current UTC day began (a
+snapshot the state keeps), which today's burst cannot move.
 
 Merchant (terminal) risk uses labels, which arrive days after the transaction: for a
-transaction on day d it counts the labels that *became known* on days d-w .. d-1 for windows
-of 1, 7 and 30 days (with the counts behind each rate), the days since the merchant's latest
-known fraud and how many of the last 30 days brought known fraud (a compromised terminal stays
-compromised for weeks). No score ever uses a label that did not exist yet.
+transaction on day d it counts the labels that *became known* on days d-w .. d-1: the fraud
+rate over 7 and 30 days, the number of labels of the last day, the days since the merchant's
+latest known fraud and how many of the last 30 days brought known fraud (a compromised
+terminal stays compromised for weeks). No score ever uses a label that did not exist yet.
 
 Card times run forward only: a transaction older than the card's latest (a late arrival) is
 treated as happening at that latest time, so decay factors never exceed one.
@@ -43,17 +43,14 @@ MERCHANT_WINDOWS = (1, 7, 30)       # days of known labels per merchant-risk win
 F1_MERCHANT_WINDOW = 28
 MERCHANT_WINDOW_DAYS = max(*MERCHANT_WINDOWS, F1_MERCHANT_WINDOW)   # the oldest day read
 MAX_GAP_S = 30 * DAY_S              # "never seen" reads as a month of silence
-LOG_VAR_FLOOR = 0.05                # a card with a handful of equal amounts has no spread
 
 # Decayed sums per card: (state column, quantity summed, tau).
 DECAYED = (("count_1h", "count", "1h"), ("count_1d", "count", "1d"),
            ("count_7d", "count", "7d"), ("amount_7d", "amount", "7d"),
            ("small_1h", "small", "1h"), ("count_30d", "count", "30d"),
-           ("amount_30d", "amount", "30d"), ("logamt_30d", "logamt", "30d"),
-           ("logamt2_30d", "logamt2", "30d"))
+           ("amount_30d", "amount", "30d"))
 # The baseline: the 30-day sums as they stood when ``base_day`` began.
-BASELINE = {"base_count": "count_30d", "base_amount": "amount_30d",
-            "base_logamt": "logamt_30d", "base_logamt2": "logamt2_30d"}
+BASELINE = {"base_count": "count_30d", "base_amount": "amount_30d"}
 STATE_COLUMNS = ["last_ts", "n_total", *(column for column, _, _ in DECAYED), "base_day",
                  *BASELINE, "home_country"]
 
@@ -64,11 +61,13 @@ F1_NAMES = [
     "amount_to_avg_7d", "card_small_1h", "log_secs_since_last", "is_new_card",
     "merchant_fraud_rate_28d", "merchant_labels_28d",
 ]
-MERCHANT_F2 = [*(f"merchant_{what}_{w}d" for w in MERCHANT_WINDOWS
-                 for what in ("risk", "labels")),
+# Measured by bench/bench_detection.py: of the windows' rates and counts, these carried the
+# signal on both simulated worlds; the 1-day rate, the 7- and 30-day counts, the card's 30-day
+# count and a log-amount z-score against the baseline added nothing (the set without them
+# scored as well or better), so they are not computed.
+MERCHANT_F2 = ["merchant_labels_1d", "merchant_risk_7d", "merchant_risk_30d",
                "merchant_fraud_days_30d", "merchant_days_since_fraud"]
-CARD_F2 = ["card_count_30d", "card_amount_avg_30d", "card_base_count", "amount_to_base_avg",
-           "amount_base_z"]
+CARD_F2 = ["card_amount_avg_30d", "card_base_count", "amount_to_base_avg"]
 F2_NAMES = [*F1_NAMES[:-2], *CARD_F2, *MERCHANT_F2]
 FEATURE_SETS = {"f1": F1_NAMES, "f2": F2_NAMES}
 # Every feature computed: what is stored with each score and what any served version reads.
@@ -304,10 +303,8 @@ def _compute_windows(batch: pd.DataFrame, t: np.ndarray, table: CardTable,
 
 
 def _quantities(amount: np.ndarray) -> dict[str, np.ndarray]:
-    log_amount = np.log1p(amount)
     return {"count": np.ones(len(amount)), "amount": amount,
-            "small": (amount < SMALL_AMOUNT).astype("float64"),
-            "logamt": log_amount, "logamt2": log_amount * log_amount}
+            "small": (amount < SMALL_AMOUNT).astype("float64")}
 
 
 def _baseline_features(amount: np.ndarray, base: dict[str, np.ndarray]
@@ -315,13 +312,8 @@ def _baseline_features(amount: np.ndarray, base: dict[str, np.ndarray]
     """The amount against the card's baseline (its 30 days before today)."""
     count = base["base_count"]
     has = count > 1e-9
-    safe = np.where(has, count, 1.0)
-    mean = np.where(has, base["base_amount"] / safe, 0.0)
-    log_mean = base["base_logamt"] / safe
-    log_var = np.maximum(base["base_logamt2"] / safe - log_mean * log_mean, 0.0)
-    z = (np.log1p(amount) - log_mean) / np.sqrt(log_var + LOG_VAR_FLOOR)
-    return {"card_base_count": count, "amount_to_base_avg": amount / (mean + 1.0),
-            "amount_base_z": np.where(has, z, 0.0)}
+    mean = np.where(has, base["base_amount"] / np.where(has, count, 1.0), 0.0)
+    return {"card_base_count": count, "amount_to_base_avg": amount / (mean + 1.0)}
 
 
 def _forward_fill(values: np.ndarray) -> np.ndarray:
@@ -420,7 +412,7 @@ def _compute_window(batch: pd.DataFrame, t: np.ndarray,
 
     columns = {
         "amount": amount_s,
-        "log_amount": quantities["logamt"],
+        "log_amount": np.log1p(amount_s),
         "is_zero_amount": amount_s == 0,
         "hour": hour,
         "is_night": hour < 6,
@@ -436,7 +428,6 @@ def _compute_window(batch: pd.DataFrame, t: np.ndarray,
         "card_small_1h": before["small_1h"],
         "log_secs_since_last": np.log1p(gap),
         "is_new_card": is_new,
-        "card_count_30d": before["count_30d"],
         "card_amount_avg_30d": average("amount_30d", "count_30d"),
         **_baseline_features(amount_s, base),
         **index.lookup(merchant_s, day, t_s),
@@ -505,7 +496,6 @@ def compute_one(ts: float, amount: float, channel: str | None, country: str | No
         "card_count_7d": before["count_7d"], "card_amount_avg_7d": avg_7d,
         "amount_to_avg_7d": amount / (avg_7d + 1.0), "card_small_1h": before["small_1h"],
         "log_secs_since_last": math.log1p(gap), "is_new_card": n_total == 0,
-        "card_count_30d": before["count_30d"],
         "card_amount_avg_30d": average("amount_30d", "count_30d"),
         **{name: float(values[0]) for name, values in baseline.items()},
         **{name: float(values[0]) for name, values in merchant.items()},

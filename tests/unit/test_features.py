@@ -127,7 +127,6 @@ def test_the_baseline_is_the_card_before_today() -> None:
                          F.empty_merchant_daily()).features.iloc[len(usual):]
     assert features["amount_to_base_avg"].tolist() == pytest.approx([100 / 21] * 3)
     assert features["card_amount_avg_30d"].iloc[-1] > 30            # inflated by the burst
-    assert (features["amount_base_z"] > 5).all()
     assert features["card_base_count"].nunique() == 1
 
 
@@ -154,8 +153,7 @@ def test_the_one_row_path_equals_the_batch_function() -> None:
         # an earlier one).
         base_day = float(math.floor(last_ts / F.DAY_S))
         prior = (last_ts, float(rng.integers(0, 50)), *rng.uniform(0, 20, 4),
-                 rng.uniform(0, 3), *rng.uniform(0, 40, 2), *rng.uniform(0, 150, 2),
-                 base_day, *rng.uniform(0, 40, 2), *rng.uniform(0, 150, 2)
+                 rng.uniform(0, 3), *rng.uniform(0, 40, 2), base_day, *rng.uniform(0, 40, 2)
                  ) if known else None
         home = ["FR", "DE", None][case % 3 - 1] if known else None
         state = F.empty_state()
