@@ -221,6 +221,16 @@ class MerchantRiskIndex:
         valid = (codes >= 0) & (idx >= 0) & (self._row_code[safe] == codes)
         return safe, valid
 
+    def _code_of(self, merchants: np.ndarray) -> np.ndarray:
+        """Each merchant's position in the index, -1 if it has no labels."""
+        if len(merchants) == 1:
+            # The API's one row: a hash lookup, not get_indexer's setup (~0.1 ms).
+            try:
+                return np.array([self._codes.get_loc(merchants[0])], dtype="int64")
+            except KeyError:
+                return np.array([-1], dtype="int64")
+        return np.asarray(self._codes.get_indexer(merchants))
+
     def _sum(self, name: str, upto: tuple[np.ndarray, np.ndarray],
              before: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """The sum of ``name`` over the days after ``before``'s row up to ``upto``'s."""
@@ -241,7 +251,7 @@ class MerchantRiskIndex:
             out = {name: np.zeros(n) for name in (*MERCHANT_F2, *F1_NAMES[-2:])}
             out["merchant_days_since_fraud"] = np.full(n, float(MERCHANT_WINDOWS[-1]))
             return out
-        codes = np.asarray(self._codes.get_indexer(merchants))
+        codes = self._code_of(merchants)
         # One search for the day before, one per window start: every sum shares them.
         upto = self._position(codes, days - 1)
         out = {}

@@ -83,3 +83,28 @@ def test_the_compiled_forests_predict_like_scikit_learn(kind: str) -> None:
     probe = rng.gamma(2.0, 30.0, size=(300, 12))
     np.testing.assert_allclose(CompiledForest(model).predict_proba(probe),
                                model.predict_proba(probe)[:, 1], rtol=1e-12, atol=1e-12)
+
+
+def test_a_model_of_an_earlier_feature_version_reads_its_own_columns() -> None:
+    """An f1 model keeps serving on the f2 function's frames: it reads its columns by name,
+    whatever their order, and a frame that lacks one is refused clearly."""
+    import pandas as pd
+
+    from fraudctl import errors
+    from fraudctl.model.learners import Learner
+    from fraudctl.model.serving import TrainedModel
+
+    rng = np.random.default_rng(9)
+    f1 = F.FEATURE_SETS["f1"]
+    train = rng.gamma(2.0, 10.0, size=(3000, len(f1)))
+    y = (train[:, f1.index("merchant_fraud_rate_28d")] > 30).astype(int)
+    model = TrainedModel("v-f1", Learner("hist_gradient_boosting", max_iter=20).fit(
+        train, y, train, y), None, 0.5, list(f1), "f1")
+    frame = pd.DataFrame(rng.gamma(2.0, 10.0, size=(50, len(F.FEATURE_NAMES))),
+                         columns=F.FEATURE_NAMES)
+    expected = model.classifier.predict_proba(frame[f1].to_numpy())[:, 1]
+    np.testing.assert_allclose(model.score(frame), expected)            # 50 rows: sklearn
+    np.testing.assert_allclose(model.score(frame.iloc[:3]), expected[:3])  # compiled walk
+    np.testing.assert_allclose(model.score(frame[frame.columns[::-1]]), expected)
+    with pytest.raises(errors.ModelRefused, match="merchant_labels_28d"):
+        model.score(frame.drop(columns="merchant_labels_28d"))
