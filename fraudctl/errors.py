@@ -107,3 +107,10 @@ class ModelRefused(FraudctlError):
 
     exit_code = 14
     default_hint = "see `fraudctl models show VERSION`"
+
+
+class StackBusy(FraudctlError):
+    """Another command is changing the same stack (`up`, `down`, `swap-model`, `retrain`)."""
+
+    exit_code = 15
+    default_hint = "wait for that command to finish, then run this one again"

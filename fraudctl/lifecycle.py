@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fraudctl import errors
+from fraudctl import errors, stacklock
 from fraudctl.config import Settings
 from fraudctl.provision import local_plan
 from fraudctl.provision.apply import apply_plan, record_observed
@@ -54,15 +54,17 @@ def up(settings: Settings, *, dry_run: bool = False, first_model: FirstModel | N
     """Bring the stack to its desired state; returns the plan that was (or would be) applied.
     With ``first_model``, a stack still scoring with the rules gets a trained champion before
     its scoring processes start."""
-    plan = plan_up(settings, first_model)
     if dry_run:
+        return plan_up(settings, first_model)
+    with stacklock.exclusive(settings, "up"):
+        # Planned under the lock: a plan made before another command's changes is stale.
+        plan = plan_up(settings, first_model)
+        state = load_state(settings)
+        if plan.no_changes:
+            record_observed(plan, state)
+            return plan
+        apply_plan(plan, state)
         return plan
-    state = load_state(settings)
-    if plan.no_changes:
-        record_observed(plan, state)
-        return plan
-    apply_plan(plan, state)
-    return plan
 
 
 @dataclass
@@ -86,18 +88,20 @@ def down(
     settings: Settings, *, keep_data: bool = False, final_snapshot: bool = True,
     dry_run: bool = False,
 ) -> DownResult:
-    plan = plan_down(settings, keep_data=keep_data, final_snapshot=final_snapshot)
     if dry_run:
-        return DownResult(plan)
-    state = load_state(settings)
-    apply_plan(plan, state)
-    result = DownResult(plan)
-    result.kept, result.leftovers = _verify_down(settings, keep_data=keep_data)
-    # The state goes last, and only once nothing of the stack is left to find.
-    if not result.leftovers:
-        state.delete()
-        _remove_empty_stack_dir(settings)
-    return result
+        return DownResult(plan_down(settings, keep_data=keep_data,
+                                    final_snapshot=final_snapshot))
+    with stacklock.exclusive(settings, "down"):
+        plan = plan_down(settings, keep_data=keep_data, final_snapshot=final_snapshot)
+        state = load_state(settings)
+        apply_plan(plan, state)
+        result = DownResult(plan)
+        result.kept, result.leftovers = _verify_down(settings, keep_data=keep_data)
+        # The state goes last, and only once nothing of the stack is left to find.
+        if not result.leftovers:
+            state.delete()
+            _remove_empty_stack_dir(settings)
+        return result
 
 
 def _verify_down(settings: Settings, *, keep_data: bool) -> tuple[list[str], list[str]]:

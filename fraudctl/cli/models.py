@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from fraudctl import errors, lifecycle, output
+from fraudctl import errors, lifecycle, output, stacklock
 from fraudctl.cli.options import (
     Image,
     Kubeconfig,
@@ -143,7 +143,8 @@ def retrain(
     if settings.target == "aws" and history is None and not settings.db_secret_file:
         _retrain_in_cluster(settings, output_format)
         return
-    result = _train(settings, history, window, register=True, select=select)
+    with stacklock.exclusive(settings, "retrain"):
+        result = _train(settings, history, window, register=True, select=select)
     _write_scores(result, scores_out)
     _print_report(result.report, output_format, {"version": result.version,
                                                   **_selection_json(result)})
@@ -401,16 +402,19 @@ def swap_model(
         raise errors.ConfigError("--rollback takes no --canary or --shadow")
     lifecycle.require_stack(settings)
     output.err.print(lifecycle.identity_line(settings))
-    state = lifecycle.load_state(settings)
-    target = (swap.rollback_target(state) if rollback else
-              swap.promotion_target(deployment.serving(state), version or "", canary, shadow))
-    runtime = open_runtime(settings, pool_size=2)
-    try:
-        with output.err.status(f"swapping to {target.label}"):
-            result = swap.swap(runtime, state, _workloads(settings), target, force=force,
-                               rollback=rollback, gate_days=7)
-    finally:
-        runtime.close()
+    with stacklock.exclusive(settings, "swap-model"):
+        # The state is read under the lock: another command may have just changed it.
+        state = lifecycle.load_state(settings)
+        target = (swap.rollback_target(state) if rollback else
+                  swap.promotion_target(deployment.serving(state), version or "", canary,
+                                        shadow))
+        runtime = open_runtime(settings, pool_size=2)
+        try:
+            with output.err.status(f"swapping to {target.label}"):
+                result = swap.swap(runtime, state, _workloads(settings), target, force=force,
+                                   rollback=rollback, gate_days=7)
+        finally:
+            runtime.close()
     summary = {"changed": result.changed, "serving": result.spec.label,
                "colour": result.colour, "previous": result.previous.label,
                "seconds": round(result.seconds, 2), "phases": result.phases}

@@ -13,7 +13,7 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
-from fraudctl import errors
+from fraudctl import errors, stacklock
 from fraudctl.config import Settings
 from fraudctl.model import retrain, selection, training
 from fraudctl.runtime import Runtime, open_runtime
@@ -36,6 +36,11 @@ class RetrainSchedule:
         self.stop_event = threading.Event()
 
     def run_once(self) -> str | None:
+        settings = self.settings
+        with stacklock.exclusive(settings, "retrain (nightly)"):
+            return self._run_locked()
+
+    def _run_locked(self) -> str | None:
         settings = self.settings
         runtime = open_runtime(settings, pool_size=1)
         try:
