@@ -60,6 +60,28 @@ def world_history(config: simulator.SimulatorConfig, days: int) -> history.Histo
     return history._tidy(frame[history.COLUMNS], "simulated", [])
 
 
+@dataclass
+class World:
+    hist: history.History
+    rows: pd.DataFrame
+    features: pd.DataFrame
+    folds: list[training.WindowParts]      # the 7/7/7 window, then a week earlier each
+
+
+def world_folds(config: simulator.SimulatorConfig, days: int, folds: int) -> World:
+    """A simulated world featurized once (the one feature function, labels as known at each
+    transaction's time), split into prequential folds under the published protocol."""
+    hist = world_history(config, days)
+    end = hist.transactions["ts"].max().normalize() + DAY
+    final = evaluation.Window.starting(end - 21 * DAY, 7, DELAY_DAYS, 7)
+    rows, features = training.featurize(hist, final)
+    windows = [evaluation.Window.starting(final.train_start - 7 * k * DAY, 7, DELAY_DAYS, 7)
+               for k in range(folds)]
+    return World(hist, rows, features,
+                 [training.window_parts(hist, rows, features, window, 0.15)
+                  for window in windows])
+
+
 # -- the textbook features ------------------------------------------------------------------
 
 def _window_sums(key: np.ndarray, t: np.ndarray, values: np.ndarray, lo: float, hi: float
@@ -118,21 +140,16 @@ class Scores:
 def run_world(name: str, config: simulator.SimulatorConfig, days: int, folds: int,
               models: dict[str, tuple[str, Learner]]) -> dict[str, Scores]:
     started = time.perf_counter()
-    hist = world_history(config, days)
-    end = hist.transactions["ts"].max().normalize() + DAY
-    final = evaluation.Window.starting(end - 21 * DAY, 7, DELAY_DAYS, 7)
-    rows, features = training.featurize(hist, final)
+    world = world_folds(config, days, folds)
+    hist, rows, features = world.hist, world.rows, world.features
     textbook = textbook_features(rows)
     console.print(f"[dim]{name}: {len(hist.transactions):,} transactions, "
                   f"{int(hist.transactions['is_fraud'].sum()):,} frauds; features in "
                   f"{time.perf_counter() - started:.0f} s[/]")
     results = {label: Scores([], [], [], []) for label in
                [*models, "logistic regression (textbook 15)", "random forest (textbook 15)"]}
-    for fold in range(folds):
-        window = evaluation.Window.starting(final.train_start - 7 * fold * DAY, 7, DELAY_DAYS, 7)
-        train, test_part = training.split_window(rows, features, window)
-        test = training.protocol_test_set(hist, test_part, window)
-        fit, val = training.time_split(train, 0.15)
+    for parts in world.folds:
+        fit, val, test_part, test = parts.fit, parts.val, parts.test_part, parts.test
         oracle = evaluation.oracle_card_precision_at_k(test.kept_rows)
         plans: list[tuple[str, Learner, pd.DataFrame, list[str]]] = [
             (label, learner, features, training.TrainingParams(
@@ -164,25 +181,17 @@ def run_world(name: str, config: simulator.SimulatorConfig, days: int, folds: in
 def ablation(name: str, config: simulator.SimulatorConfig, days: int, folds: int) -> None:
     """Average precision of retrain's default learner without each f2 feature in turn (mean
     over the folds), against all of them: what each feature adds."""
-    hist = world_history(config, days)
-    end = hist.transactions["ts"].max().normalize() + DAY
-    final = evaluation.Window.starting(end - 21 * DAY, 7, DELAY_DAYS, 7)
-    rows, features = training.featurize(hist, final)
+    world = world_folds(config, days, folds)
     learner = training.TrainingParams().learner
     names = training.TrainingParams().feature_names
-    splits = []
-    for fold in range(folds):
-        window = evaluation.Window.starting(final.train_start - 7 * fold * DAY, 7, DELAY_DAYS, 7)
-        train, test_part = training.split_window(rows, features, window)
-        fit, val = training.time_split(train, 0.15)
-        splits.append((fit, val, test_part, training.protocol_test_set(hist, test_part, window)))
 
     def mean_ap(columns: list[str]) -> float:
         found = []
-        for fit, val, test_part, test in splits:
+        for parts in world.folds:
+            fit, val = parts.fit, parts.val
             model = learner.fit(fit.matrix(columns), fit.y, val.matrix(columns), val.y)
-            score = model.predict_proba(test_part.matrix(columns))[:, 1]
-            found.append(evaluation.measure(test, score, 0.5).average_precision)
+            score = model.predict_proba(parts.test_part.matrix(columns))[:, 1]
+            found.append(evaluation.measure(parts.test, score, 0.5).average_precision)
         return float(np.mean(found))
 
     full = mean_ap(names)

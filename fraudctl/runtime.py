@@ -26,10 +26,10 @@ class Runtime:
     dead_letter_queue: Queue
     store: ObjectStore
     endpoint: DbEndpoint
+    _pool: ConnectionPool[Any] | None = field(default=None, repr=False)
     # The read-only role's endpoint, looked up when first asked for (a pod's runtime never
     # needs it, and on aws it is a Secrets Manager call).
     reader_source: Callable[[], DbEndpoint] | None = field(default=None, repr=False)
-    _pool: ConnectionPool[Any] | None = field(default=None, repr=False)
 
     def connect_reader(self) -> psycopg.Connection[Any]:
         """A connection as the read-only role: what runs users' own SQL (`query db`)."""
@@ -86,9 +86,9 @@ def open_runtime(settings: Settings, *, pool_size: int = 8, pool_wait_s: float =
         endpoint = stack.endpoint(admin=False)
         pool = _pool(endpoint, pool_size, pool_wait_s)
         queue, dlq = stack.queues(pool)
-        return Runtime(settings, queue, dlq, stack.objects, endpoint,
-                       lambda: stack.endpoint(admin=False, purpose=naming.DB_READER_PURPOSE),
-                       pool)
+        return Runtime(settings, queue, dlq, stack.objects, endpoint, pool,
+                       reader_source=lambda: stack.endpoint(
+                           admin=False, purpose=naming.DB_READER_PURPOSE))
     from fraudctl.aws.s3 import S3Store
     from fraudctl.aws.session import AwsSession
     from fraudctl.aws.sqs import SqsQueue
@@ -100,5 +100,6 @@ def open_runtime(settings: Settings, *, pool_size: int = 8, pool_wait_s: float =
     endpoint = aws_stack.endpoint(admin=False)
     return Runtime(settings, SqsQueue(aws, names.queue), SqsQueue(aws, names.dead_letter_queue),
                    S3Store(aws, aws_stack.bucket), endpoint,
-                   lambda: aws_stack.endpoint(admin=False, purpose=naming.DB_READER_PURPOSE),
-                   _pool(endpoint, pool_size, pool_wait_s))
+                   _pool(endpoint, pool_size, pool_wait_s),
+                   reader_source=lambda: aws_stack.endpoint(
+                       admin=False, purpose=naming.DB_READER_PURPOSE))

@@ -124,15 +124,14 @@ def select(history: History, window: Window, params: training.TrainingParams,
     for fold in folds:
         # Rows of the fold only: nothing at or after its test end is read.
         upto = (rows["ts"] < fold.test_end).to_numpy()
-        fold_rows, fold_features = rows[upto], features[upto]
-        train, test_part = training.split_window(fold_rows, fold_features, fold)
-        test = training.protocol_test_set(history, test_part, fold)
-        fit, val = training.time_split(train, params.validation_share)
+        parts = training.window_parts(history, rows[upto], features[upto], fold,
+                                      params.validation_share)
+        fit, val = parts.fit, parts.val
         for record in records:
             started = time.perf_counter()
             model = record.learner.fit(fit.matrix(names), fit.y, val.matrix(names), val.y)
-            score = model.predict_proba(test_part.matrix(names))[:, 1]
-            metrics = evaluation.measure(test, score, 0.5)
+            score = model.predict_proba(parts.test_part.matrix(names))[:, 1]
+            metrics = evaluation.measure(parts.test, score, 0.5)
             record.average_precision.append(metrics.average_precision)
             record.roc_auc.append(metrics.roc_auc)
             record.card_precision_at_100.append(metrics.card_precision_at_100)

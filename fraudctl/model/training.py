@@ -135,6 +135,30 @@ def protocol_test_set(history: History, test: Split, window: Window) -> TestSet:
     return test_set
 
 
+@dataclass
+class WindowParts:
+    """A window's labelled rows as training and the published protocol use them."""
+
+    train: Split            # the whole train part
+    fit: Split              # its earlier rows: what the learner fits
+    val: Split              # its latest rows, by time: early stopping and the threshold
+    test_part: Split        # every labelled row of the test part: what a model scores
+    test: TestSet           # which of them the protocol keeps
+
+
+def window_parts(history: History, rows: pd.DataFrame, features: pd.DataFrame,
+                 window: Window, validation_share: float) -> WindowParts:
+    """Split a featurized history by ``window`` (training, model selection and the
+    detection benchmark all judge a window this one way)."""
+    train_split, test_part = split_window(rows, features, window)
+    test = protocol_test_set(history, test_part, window)
+    fit, val = time_split(train_split, validation_share)
+    if fit.y.sum() == 0 or val.y.sum() == 0:
+        raise errors.DataError("the train window's frauds all fall on one side of its "
+                               "validation cut", "widen --train-days")
+    return WindowParts(train_split, fit, val, test_part, test)
+
+
 def time_split(train: Split, share: float) -> tuple[Split, Split]:
     cut = int(len(train.rows) * (1 - share))
     # Rows are in time order already (History guarantees it); the cut is a moment in time.
@@ -189,12 +213,9 @@ def train(history: History, window: Window, params: TrainingParams,
     ``featurized``: ``featurize(history, window)``'s result, when the caller has it."""
     started = time.perf_counter()
     rows, features = featurized if featurized is not None else featurize(history, window)
-    train_split, test_part = split_window(rows, features, window)
-    test = protocol_test_set(history, test_part, window)
-    fit, val = time_split(train_split, params.validation_share)
-    if fit.y.sum() == 0 or val.y.sum() == 0:
-        raise errors.DataError("the train window's frauds all fall on one side of its "
-                               "validation cut", "widen --train-days")
+    parts = window_parts(history, rows, features, window, params.validation_share)
+    train_split, fit, val, test_part, test = (parts.train, parts.fit, parts.val,
+                                              parts.test_part, parts.test)
     feature_seconds = time.perf_counter() - started
 
     names = params.feature_names
