@@ -1,5 +1,6 @@
 """`fraudctl retrain` and `fraudctl model evaluate`: history in, report out, and for retrain a
-registered version.
+registered version. With ``select``, the learner is chosen first by prequential validation on
+folds before the window (``model.selection``), and the manifest keeps that record.
 
 The baseline in the report is the current champion when it is a trained model of the same
 feature version (judged on the same window with its own threshold), otherwise a logistic

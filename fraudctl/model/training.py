@@ -1,11 +1,14 @@
-"""Training: features from history with the consumer's own function, a gradient-boosted
-classifier, an IsolationForest beside it, and a report against a baseline on the same window.
+"""Training: features from history with the consumer's own function, the chosen learner
+(``model.learners``; boosted trees by default, or what ``model.selection`` picked), an
+IsolationForest beside it, and a report against a baseline on the same window, under the
+published protocol (``model.evaluation``).
 
 Nothing later than the test window is ever read: the history is cut at ``test_end`` before a
 single feature is computed (labels included, by the time they became known), so neither the
 features nor the fit can see the future. Within the training window, the latest
 ``validation_share`` of the rows (by time, not at random) stop the boosting early and choose
 the decision threshold; the model that is evaluated is the model that is registered.
+``--scores-out`` gets every test-window row with both scores (``score_rows``).
 """
 
 from __future__ import annotations
