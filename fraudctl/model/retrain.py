@@ -89,7 +89,7 @@ def champion(runtime: Runtime | None, state: StackState | None) -> TrainedModel 
     try:
         return registry.Registry(runtime.store).load(version)
     except errors.ModelRefused:
-        return None                    # e.g. an older feature version: compare with LR instead
+        return None                    # a model this fraudctl cannot serve: compare with LR
 
 
 def train_and_report(hist: history.History, window_request: WindowRequest,
