@@ -96,8 +96,10 @@ def _timestamps(path: Path, frame: pd.DataFrame, column: str, first_line: int,
     return pd.Series(values.dt.tz_convert("UTC"))
 
 
-# Epoch seconds up to this are read as such (it is the year 2286); larger numbers are
-# milliseconds or finer, which the user converts (a guess between units would be silent).
+# Numbers in this range are read as epoch seconds: from 2000-01-01 (the message contract's
+# earliest time) to the year 2286. Anything else (milliseconds, or a compact date such as
+# 20261101) is refused rather than guessed: a wrong guess would be silent.
+MIN_EPOCH_SECONDS = 946_684_800.0
 MAX_EPOCH_SECONDS = 1e10
 
 
@@ -109,10 +111,11 @@ def _epoch_seconds(path: Path, values: pd.Series, column: str) -> pd.Series | No
     numbers = pd.to_numeric(values, errors="coerce")
     if numbers.isna().any():
         return None                                   # text timestamps, parsed as such
-    if (numbers < 0).any() or (numbers >= MAX_EPOCH_SECONDS).any():
+    outside = (numbers < MIN_EPOCH_SECONDS) | (numbers >= MAX_EPOCH_SECONDS)
+    if outside.any():
         raise errors.DataError(
-            f"{path.name}: {column} holds numbers that are not epoch seconds (the largest is "
-            f"{numbers.max():.0f}, or one is negative)",
+            f"{path.name}: {column} holds numbers that are not epoch seconds since 2000, "
+            f"e.g. {numbers[outside].iloc[0]:.0f}",
             "convert it to seconds since the epoch (milliseconds: divide by 1,000) or to "
             "RFC 3339 text such as 2026-11-01T12:00:00Z; nothing was registered")
     return pd.Series(pd.to_datetime(numbers.to_numpy("float64") * 1e6, unit="us", utc=True)

@@ -95,3 +95,7 @@ def test_epoch_second_timestamps_are_read_and_milliseconds_refused_with_a_hint(
     with pytest.raises(errors.DataError, match="not epoch seconds") as raised:
         history.read_file(millis, delay_days=7)
     assert "divide by 1,000" in raised.value.hint
+    compact = tmp_path / "compact.csv"                 # yyyymmdd is a number, not a time
+    compact.write_text(rows.replace("1793534400,", "20261101,"))
+    with pytest.raises(errors.DataError, match=r"e\.g\. 20261101"):
+        history.read_file(compact, delay_days=7)
