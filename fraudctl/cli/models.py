@@ -211,10 +211,11 @@ def _print_selection(result: "RetrainResult", fmt: str) -> None:
         table.add_column(column, justify="left" if column in ("candidate", "settings")
                          else "right")
     winner = chosen.winner
-    for record in chosen.records:
-        def cell(values: list[float]) -> str:
-            return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
 
+    def cell(values: list[float]) -> str:
+        return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
+
+    for record in chosen.records:
         mark = " (chosen)" if record is winner else ""
         table.add_row(record.learner.label + mark,
                       ", ".join(f"{k}={v}" for k, v in record.learner.settings().items()),
