@@ -112,13 +112,15 @@ def select(history: History, window: Window, params: training.TrainingParams,
     first = rows["ts"].min().normalize()
     folds = fold_windows(window, first, n_folds)
     if len(folds) < MIN_FOLDS:
-        needed = (window.train_end - window.train_start).days + (
-            window.test_end - window.train_end).days + (MIN_FOLDS - 1) * 7
+        # From the last needed fold's first day to the window's end.
+        last_fold_start = (window.train_end - (MIN_FOLDS - 1) * WEEK
+                           - (window.test_end - window.train_start))
+        needed = (window.test_end - last_fold_start).days
         raise NotEnoughFolds(
             f"model selection needs {MIN_FOLDS} validation folds before the window's test "
             f"part, and the history fits {len(folds)}",
-            f"bring at least {needed} days of labelled history before the test window, or "
-            "retrain without --select")
+            f"bring at least {needed} days of labelled history in all, or retrain without "
+            "--select")
     names = params.feature_names
     records = [CandidateRecord(learner, [], [], []) for learner in candidates(params.learner)]
     for fold in folds:

@@ -46,7 +46,7 @@ class TrainedModel:
         self._compiled = (CompiledIsolationForest(self.detector)
                           if self.detector is not None else None)
         self._compiled_classifier = compiled_classifier(self.classifier)
-        self._positions: dict[tuple[str, ...], np.ndarray] = {}
+        self._positions: dict[tuple[str, ...], np.ndarray | None] = {}
         served = feature_fn.FEATURE_SETS.get(self.feature_version)
         if served is None:
             raise errors.ModelRefused(
@@ -64,21 +64,27 @@ class TrainedModel:
         # by list in pandas costs ~0.7 ms, a third of a one-row prediction, and the feature
         # function computes more columns than a model of an earlier version reads.
         layout = tuple(features.columns)
-        positions = self._positions.get(layout)
-        if positions is None:
-            positions = self._positions[layout] = np.asarray(
-                features.columns.get_indexer(pd.Index(self.feature_names)))
-            if (positions < 0).any():
-                missing = [n for n, p in zip(self.feature_names, positions, strict=True)
-                           if p < 0]
-                raise errors.ModelRefused(f"model {self.version} needs features the input "
-                                          f"lacks: {', '.join(missing)}",
-                                          "retrain it (`fraudctl retrain`)")
+        if layout not in self._positions:
+            self._positions[layout] = self._columns_of(features.columns)
+        positions = self._positions[layout]
         values = features.to_numpy("float64")
-        if len(positions) == values.shape[1] and (positions == np.arange(len(positions))).all():
+        if positions is None:                   # the frame is in the model's order already
             return values
         selected: np.ndarray = values[:, positions]
         return selected
+
+    def _columns_of(self, columns: pd.Index) -> np.ndarray | None:
+        """Where the model's features sit among ``columns``; None when they are all of them,
+        in order. A layout that lacks one is refused (and never remembered)."""
+        positions = np.asarray(columns.get_indexer(pd.Index(self.feature_names)))
+        if (positions < 0).any():
+            missing = [n for n, p in zip(self.feature_names, positions, strict=True) if p < 0]
+            raise errors.ModelRefused(f"model {self.version} needs features the input "
+                                      f"lacks: {', '.join(missing)}",
+                                      "retrain it (`fraudctl retrain`)")
+        if len(positions) == len(columns) and (positions == np.arange(len(columns))).all():
+            return None
+        return positions
 
     def score(self, features: pd.DataFrame) -> np.ndarray:
         """Fraud probabilities, one per row."""

@@ -68,3 +68,4 @@ def test_too_little_history_for_two_folds_is_a_clear_error(hist: history.History
         selection.select(hist, window, training.TrainingParams(),
                          training.featurize(hist, window))
     assert "without --select" in raised.value.hint
+    assert "at least 42 days" in raised.value.hint        # 7+7+7 days, a week earlier, again
