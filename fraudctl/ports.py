@@ -93,9 +93,16 @@ class Catalog(Protocol):
 
 
 class Secrets(Protocol):
+    def exists(self, name: str) -> bool: ...
+
     def get(self, name: str) -> dict[str, Any]: ...
 
     def put(self, name: str, value: dict[str, Any]) -> None: ...
+
+    def create(self, name: str, value: dict[str, Any]) -> bool:
+        """Write a new secret unless one exists; whether this call created it. The first
+        writer's value wins: a password is never replaced behind the database's back."""
+        ...
 
 
 class Database(Protocol):

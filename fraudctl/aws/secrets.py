@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from fraudctl import errors
-from fraudctl.aws.session import AwsSession, is_not_found
+from fraudctl.aws.session import AwsSession, error_code, is_not_found
 
 _NOT_FOUND = ("ResourceNotFoundException",)
+_EXISTS = "ResourceExistsException"
 
 
 class SecretsManagerSecrets:
@@ -53,6 +54,24 @@ class SecretsManagerSecrets:
         # Scheduled for deletion by an earlier `down`: bring it back before writing.
         client.restore_secret(SecretId=name)
         client.put_secret_value(SecretId=name, SecretString=text)
+
+    def create(self, name: str, value: dict[str, Any]) -> bool:
+        """Create a new secret; False (and the stored one kept) if another writer made it
+        first. One scheduled for deletion by an earlier `down` counts as absent: it is
+        brought back holding the new value."""
+        client = self._aws.client("secretsmanager")
+        text = json.dumps(value)
+        try:
+            client.create_secret(Name=name, SecretString=text,
+                                 Description="managed by fraudctl", Tags=self._aws.tags())
+        except Exception as exc:
+            if error_code(exc) != _EXISTS:
+                raise
+            if "DeletedDate" not in client.describe_secret(SecretId=name):
+                return False
+            client.restore_secret(SecretId=name)
+            client.put_secret_value(SecretId=name, SecretString=text)
+        return True
 
     def delete(self, name: str) -> None:
         try:

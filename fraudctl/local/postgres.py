@@ -4,6 +4,10 @@ driven directly so the server outlives the command that started it.
 The server listens on 127.0.0.1 only, with SCRAM password authentication and no Unix socket
 (socket paths under a deep stack folder overflow the 107-byte limit). PostgreSQL refuses to run
 as root, so under root the cluster runs as a dedicated unprivileged system user.
+
+A cluster is made in a side folder and renamed into place only once fraudctl's configuration is
+in it: an interrupted `initdb` can never leave a data folder that starts with initdb's defaults
+(port 5432, a world-writable socket in /tmp, replication lines in pg_hba.conf).
 """
 
 from __future__ import annotations
@@ -88,6 +92,15 @@ class PostgresLayout:
         return self.root / "data"
 
     @property
+    def partial_dir(self) -> Path:
+        """Where a cluster is made before it is complete (never started from here)."""
+        return self.root / "data.partial"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "fraudctl.conf"
+
+    @property
     def log_file(self) -> Path:
         return self.root / "server.log"
 
@@ -102,7 +115,14 @@ class EmbeddedPostgres:
 
     @property
     def initialized(self) -> bool:
-        return (self.layout.data_dir / "PG_VERSION").exists()
+        """A complete cluster: made by initdb *and* configured by fraudctl. A data folder
+        without fraudctl's configuration is half-made, and `init` rebuilds it."""
+        data = self.layout.data_dir
+        return (data / "PG_VERSION").exists() and self.layout.config_file.exists()
+
+    @property
+    def half_made(self) -> bool:
+        return self.layout.data_dir.exists() and not self.initialized
 
     def pid(self) -> int | None:
         """The postmaster's pid if it is running on this data directory."""
@@ -125,7 +145,7 @@ class EmbeddedPostgres:
         return self.pid() is not None
 
     def configured_port(self) -> int | None:
-        conf = self.layout.data_dir / "fraudctl.conf"
+        conf = self.layout.config_file
         if not conf.exists():
             return None
         for line in conf.read_text().splitlines():
@@ -175,9 +195,7 @@ class EmbeddedPostgres:
         root = self.layout.root
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         root.chmod(0o700)
-        if self.layout.data_dir.exists() and not self.initialized:
-            # A previous init died half-way: initdb refuses a non-empty directory.
-            shutil.rmtree(self.layout.data_dir)
+        self._discard_half_made()
         owner = None
         if _running_as_root():
             owner = _ensure_service_user()
@@ -191,16 +209,30 @@ class EmbeddedPostgres:
             if owner is not None:
                 os.chown(pwfile, owner.pw_uid, owner.pw_gid)
             self._run([
-                "initdb", "-D", str(self.layout.data_dir), "-U", admin_user,
+                "initdb", "-D", str(self.layout.partial_dir), "-U", admin_user,
                 "--pwfile", pwfile, "--auth", "scram-sha-256", "--encoding", "UTF8",
                 "--locale", "C", "--no-instructions",
             ])
         finally:
             Path(pwfile).unlink(missing_ok=True)
-        self._write_config(port)
+        self._write_config(port, self.layout.partial_dir)
+        # The rename is the commit: before it there is no data folder to start.
+        self.layout.partial_dir.rename(self.layout.data_dir)
 
-    def _write_config(self, port: int) -> None:
-        data = self.layout.data_dir
+    def _discard_half_made(self) -> None:
+        """Remove what an interrupted init left: the side folder, and a data folder without
+        fraudctl's configuration (made by an older fraudctl that wrote it after initdb). Such a
+        cluster never held fraudctl's database, so nothing of value is lost; a server started
+        on it with initdb's defaults is stopped first."""
+        if self.half_made:
+            if self.running:
+                self.stop()
+            shutil.rmtree(self.layout.data_dir)
+        if self.layout.partial_dir.exists():
+            shutil.rmtree(self.layout.partial_dir)
+
+    def _write_config(self, port: int, data: Path | None = None) -> None:
+        data = data or self.layout.data_dir
         settings = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(port),
@@ -210,9 +242,6 @@ class EmbeddedPostgres:
             "shared_buffers": "'128MB'",
             "log_line_prefix": "'%m [%p] %u@%d '",
         }
-        self._write_as_owner(
-            data / "fraudctl.conf", "".join(f"{k} = {v}\n" for k, v in settings.items())
-        )
         conf = data / "postgresql.conf"
         if "include_if_exists = 'fraudctl.conf'" not in conf.read_text():
             self._write_as_owner(
@@ -224,9 +253,14 @@ class EmbeddedPostgres:
             "# managed by fraudctl: loopback only, SCRAM passwords only\n"
             "host all all 127.0.0.1/32 scram-sha-256\n",
         )
+        # Written last: its presence is what `initialized` reads.
+        self._write_as_owner(
+            data / self.layout.config_file.name,
+            "".join(f"{k} = {v}\n" for k, v in settings.items()),
+        )
 
     def _write_as_owner(self, path: Path, text: str) -> None:
-        stat = self.layout.data_dir.stat()
+        stat = path.parent.stat()
         path.write_text(text)
         path.chmod(0o600)
         if _running_as_root():
@@ -236,6 +270,13 @@ class EmbeddedPostgres:
         self._write_config(port)
 
     def start(self) -> None:
+        if not self.initialized:
+            # Never start a cluster fraudctl has not configured: it would run with initdb's
+            # defaults (port 5432, a socket in /tmp).
+            raise errors.StackNotFound(
+                "the local database cluster is missing or half-made",
+                "run `fraudctl up` to (re)build it",
+            )
         if _running_as_root():
             _grant_traverse(self.layout.root.parent)
         port = self.configured_port()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +40,25 @@ class FileSecrets:
     def put(self, name: str, value: dict[str, Any]) -> None:
         ensure_private_dir(self.root)
         write_private_file(self._path(name), json.dumps(value).encode())
+
+    def create(self, name: str, value: dict[str, Any]) -> bool:
+        """Write a new secret; False (and the stored one kept) if it already exists.
+
+        The file is written whole under a temporary name and then linked into place, which
+        fails if the name exists (O_EXCL semantics without ever exposing a half-written file):
+        two writers can never each believe their own password is the stored one.
+        """
+        ensure_private_dir(self.root)
+        path = self._path(name)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(json.dumps(value).encode())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return True

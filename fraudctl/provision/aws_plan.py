@@ -82,9 +82,9 @@ def _plan_secrets(plan: Plan, stack: AwsStack) -> None:
             continue
 
         def run(name: str = name, user: str = user) -> StepResult:
-            stack.secrets.put(name, {"username": user, "password": new_password(),
-                                     "engine": "postgres", "dbname": naming.DB_NAME})
-            return {"name": name}
+            created = stack.secrets.create(name, {"username": user, "password": new_password(),
+                                                  "engine": "postgres", "dbname": naming.DB_NAME})
+            return {"name": name, "created": created}
 
         plan.add(Step(f"secret {name}", "create", f"generated password for {user}", run,
                       ("secretsmanager:CreateSecret",), key))

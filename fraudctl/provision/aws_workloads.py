@@ -110,8 +110,10 @@ def plan_workloads(plan: Plan, settings: Settings, stack: AwsStack, *, ready: bo
     grafana_exists = stack.secrets.exists(name)
     if not grafana_exists:
         def create_grafana_secret() -> StepResult:
-            stack.secrets.put(name, {"username": "fraudctl-admin", "password": new_password()})
-            return {"name": name}
+            created = stack.secrets.create(
+                name, {"username": "fraudctl-admin", "password": new_password()}
+            )
+            return {"name": name, "created": created}
 
         plan.add(Step(f"secret {name}", "create", "generated Grafana admin password",
                       create_grafana_secret, ("secretsmanager:CreateSecret",),
