@@ -47,11 +47,28 @@ class PermissionDenied(FraudctlError):
     default_hint = "grant the permission named above to the caller and run the command again"
 
 
-class DatabaseUnreachable(FraudctlError):
+class TemporaryError(FraudctlError):
+    """A dependency is away for now (a database restart, a storage or network outage,
+    throttling): the same call may succeed later, so long-running workloads wait it out.
+    Adapters raise it at their edge; `faults.is_transient` is the one place that decides."""
+
+    exit_code = 16
+    default_hint = "check `fraudctl status`, then run the command again"
+
+
+class DatabaseUnreachable(TemporaryError):
     """The stack's PostgreSQL did not accept a connection."""
 
     exit_code = 6
     default_hint = "check `fraudctl status`; run `fraudctl up` to start or repair the stack"
+
+
+class DatabaseRefused(FraudctlError):
+    """The stack's PostgreSQL answered but refused the stored credentials: waiting will not
+    help, a repair will."""
+
+    exit_code = 6
+    default_hint = "the stored secret and the database disagree: run `fraudctl up` to repair"
 
 
 class PortInUse(FraudctlError):
@@ -114,3 +131,17 @@ class StackBusy(FraudctlError):
 
     exit_code = 15
     default_hint = "wait for that command to finish, then run this one again"
+
+
+class StorageUnavailable(TemporaryError):
+    """The object store (the lake folder, or S3) refused or failed a read or write."""
+
+    exit_code = 17
+    default_hint = "check the lake's folder or bucket (space, permissions, network)"
+
+
+class QueueUnavailable(TemporaryError):
+    """The transaction queue (PGMQ or SQS) did not answer."""
+
+    exit_code = 18
+    default_hint = "check `fraudctl status`; the queue's database or SQS endpoint is away"

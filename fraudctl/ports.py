@@ -118,6 +118,7 @@ class ProcessStatus:
     pid: int | None
     healthy: bool | None
     detail: str
+    restarts: int = 0
 
 
 class Runner(Protocol):

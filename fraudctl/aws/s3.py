@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from fraudctl import errors, naming
-from fraudctl.aws.session import AwsSession, error_code
+from fraudctl.aws.session import AwsSession, error_code, temporary_as
 from fraudctl.ports import ObjectInfo, ObjectMissing
 
 _PUBLIC_ACCESS_BLOCK = {
@@ -212,21 +212,25 @@ class S3Store:
         return f"s3://{self.bucket}/"
 
     def put(self, key: str, data: bytes) -> None:
-        self._aws.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data)
+        with temporary_as(errors.StorageUnavailable, f"writing {self.location}{key}"):
+            self._aws.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data)
 
     def get(self, key: str) -> bytes:
         client = self._aws.client("s3")
         try:
-            body: bytes = client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            with temporary_as(errors.StorageUnavailable, f"reading {self.location}{key}"):
+                body: bytes = client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except client.exceptions.NoSuchKey:
             raise ObjectMissing(f"no object {key!r} in {self.location}") from None
         return body
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         paginator = self._aws.client("s3").get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                yield ObjectInfo(item["Key"], int(item["Size"]))
+        with temporary_as(errors.StorageUnavailable, f"listing {self.location}{prefix}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(item["Key"], int(item["Size"]))
 
     def delete(self, key: str) -> None:
-        self._aws.client("s3").delete_object(Bucket=self.bucket, Key=key)
+        with temporary_as(errors.StorageUnavailable, f"deleting {self.location}{key}"):
+            self._aws.client("s3").delete_object(Bucket=self.bucket, Key=key)

@@ -7,6 +7,8 @@ the whole aws target runs against any AWS-compatible endpoint (the tests use a m
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -33,6 +35,37 @@ _BAD_CREDENTIALS = {
     "SignatureDoesNotMatch",
     "InvalidAccessKeyId",
 }
+
+
+# Throttling and the service's own failures: worth waiting out (after botocore's own retries).
+_TEMPORARY_CODES = {
+    "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling",
+    "ThrottlingException", "RequestThrottled", "TooManyRequestsException",
+    "RequestLimitExceeded", "ProvisionedThroughputExceededException",
+    "AWS.SimpleQueueService.ServiceUnavailable", "KMSThrottlingException",
+}
+
+
+def is_temporary(exc: BaseException) -> bool:
+    """Whether a botocore failure may go away by itself (the network, throttling, 5xx)."""
+    if isinstance(exc, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError):
+        return True
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(exc) in _TEMPORARY_CODES or int(status or 0) >= 500
+    return False
+
+
+@contextmanager
+def temporary_as(kind: type[errors.TemporaryError], what: str) -> Iterator[None]:
+    """Raise a temporary botocore failure as ``kind`` (which workloads wait out); anything else
+    passes through unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if is_temporary(exc):
+            raise kind(f"{what}: {str(exc).strip() or type(exc).__name__}") from exc
+        raise
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fraudctl import errors
-from fraudctl.aws.session import AwsSession, is_not_found
+from fraudctl.aws.session import AwsSession, is_not_found, temporary_as
 from fraudctl.ports import QueueDepth, ReceivedMessage
 
 _NOT_FOUND = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
@@ -110,7 +110,8 @@ class SqsQueue:
         for start in range(0, len(bodies), _BATCH):
             chunk = bodies[start : start + _BATCH]
             entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
-            result = sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+            with temporary_as(errors.QueueUnavailable, f"sending to SQS queue {self.name}"):
+                result = sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
             failed = result.get("Failed", [])
             if failed:
                 first = failed[0]
@@ -122,13 +123,14 @@ class SqsQueue:
     def receive(
         self, max_messages: int, *, wait_s: float, visibility_s: int
     ) -> list[ReceivedMessage]:
-        result = self._aws.client("sqs").receive_message(
-            QueueUrl=self.url,
-            MaxNumberOfMessages=max(1, min(_BATCH, max_messages)),
-            WaitTimeSeconds=max(0, min(LONG_POLL_S, int(wait_s))),
-            VisibilityTimeout=visibility_s,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
-        )
+        with temporary_as(errors.QueueUnavailable, f"receiving from SQS queue {self.name}"):
+            result = self._aws.client("sqs").receive_message(
+                QueueUrl=self.url,
+                MaxNumberOfMessages=max(1, min(_BATCH, max_messages)),
+                WaitTimeSeconds=max(0, min(LONG_POLL_S, int(wait_s))),
+                VisibilityTimeout=visibility_s,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
         return [
             ReceivedMessage(
                 body=message["Body"],
@@ -143,7 +145,8 @@ class SqsQueue:
         for start in range(0, len(receipts), _BATCH):
             chunk = receipts[start : start + _BATCH]
             entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)]
-            result = sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
+            with temporary_as(errors.QueueUnavailable, f"deleting from SQS queue {self.name}"):
+                result = sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
             failed = result.get("Failed", [])
             if failed:
                 raise errors.CloudError(f"SQS could not delete {len(failed)} messages")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from fraudctl import errors, lifecycle, output
+from fraudctl import errors, faults, lifecycle, output
 from fraudctl.cli.options import check_output_format, stack_command
 from fraudctl.config import Settings
 
@@ -144,6 +144,12 @@ def _produce_live(runtime: "Runtime", config: "SimulatorConfig", rate: float | N
     if not no_labels:
         producer.deliver_labels(runtime, result, delay_s=delay_s, seed=config.seed,
                                 directory=_labels_dir(settings))
+    if result.failure is not None:
+        raise errors.FraudctlError(
+            f"sending stopped after {result.sent:,} transactions: "
+            f"{faults.first_line(result.failure)}",
+            "their labels were delivered; fix the cause and run `fraudctl produce` again",
+        ) from result.failure
     return {"mode": "live", "sent": result.sent, "seconds": round(result.elapsed_s, 1),
             "rate": round(result.rate, 1), "frauds": result.frauds,
             "stopped_early": stop.is_set(),

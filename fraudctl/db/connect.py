@@ -46,9 +46,8 @@ def connect(
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         if "password authentication failed" in reason:
-            raise errors.DatabaseUnreachable(
-                f"database {endpoint.address} refused the password for {endpoint.user}",
-                "the stored secret and the database disagree: run `fraudctl up` to repair",
+            raise errors.DatabaseRefused(
+                f"database {endpoint.address} refused the password for {endpoint.user}"
             ) from None
         raise errors.DatabaseUnreachable(
             f"cannot connect to database {endpoint.dbname} at {endpoint.address}: {reason}",

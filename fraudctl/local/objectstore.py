@@ -9,12 +9,23 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fraudctl import errors
 from fraudctl.ports import ObjectInfo, ObjectMissing
 
 _TEMP_PREFIX = ".tmp-"
+
+
+@contextmanager
+def _storage_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise errors.StorageUnavailable(f"{what}: {exc.strerror or exc}") from exc
 
 
 class DirectoryStore:
@@ -32,19 +43,24 @@ class DirectoryStore:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # A full disk, a folder made read-only, a failing device: the lake is away for now,
+        # and the exporter waits it out (the rows stay in the outbox meanwhile).
+        with _storage_errors(f"writing {path}"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TEMP_PREFIX)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
     def get(self, key: str) -> bytes:
+        path = self._path(key)
         try:
-            return self._path(key).read_bytes()
+            with _storage_errors(f"reading {path}"):
+                return path.read_bytes()
         except FileNotFoundError:
             raise ObjectMissing(f"no object {key!r} in {self.location}") from None
 

@@ -1,8 +1,14 @@
 """A small process supervisor for the local target's workloads (consumer, exporter, API).
 
-Each process runs detached in its own session with its output in a log file; a pid file
-records its pid and start time, so a recycled pid is never mistaken for ours. Health is an
-HTTP GET on the process's health URL when it has one.
+Each workload runs under a keeper (`keeper.py`) that restarts it with backoff when it dies; the
+keeper runs detached in its own session and process group with its output in a log file. A pid
+file records the keeper's pid and start time, so a recycled pid is never mistaken for ours, and
+where the log stood when it started, so a start failure quotes this run's output and not an old
+line. Health is an HTTP GET on the workload's health URL when it has one.
+
+Workloads start with `python -P` in the stack folder: neither the caller's working directory nor
+the script's folder is put on ``sys.path``, so a `fraudctl/` folder wherever the operator stands
+can never run in place of the installed package.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,10 +29,12 @@ from typing import Any
 
 import psutil
 
+from fraudctl.local.keeper import KeeperState, RestartPolicy
 from fraudctl.ports import ProcessStatus
 from fraudctl.state import ensure_private_dir, write_private_file
 
 _PID_SUFFIX = ".pid.json"
+_KEEPER_SUFFIX = ".keeper.json"
 
 
 @dataclass(frozen=True)
@@ -34,10 +43,17 @@ class _Record:
     create_time: float
     argv: list[str]
     health_url: str | None
+    log_offset: int
+
+
+def python_argv(*args: str) -> list[str]:
+    """This interpreter, without the working directory on ``sys.path``."""
+    return [sys.executable, "-P", *args]
 
 
 class Supervisor:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, policy: RestartPolicy | None = None) -> None:
+        self.policy = policy or RestartPolicy()
         self.run_dir = root / "run"
         self.log_dir = root / "logs"
 
@@ -46,6 +62,22 @@ class Supervisor:
 
     def log_file(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
+
+    def _keeper_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}{_KEEPER_SUFFIX}"
+
+    def keeper_state(self, name: str) -> KeeperState | None:
+        return KeeperState.read(self._keeper_file(name))
+
+    def output_since_start(self, name: str) -> list[str]:
+        """The log lines written since ``name`` was last started (not an earlier run's)."""
+        record = self._record(name)
+        try:
+            with open(self.log_file(name), "rb") as log:
+                log.seek(record.log_offset if record else 0)
+                return log.read().decode(errors="replace").splitlines()
+        except OSError:
+            return []
 
     def names(self) -> list[str]:
         if not self.run_dir.exists():
@@ -58,7 +90,8 @@ class Supervisor:
             data = json.loads(self._pid_file(name).read_text())
         except (OSError, ValueError):
             return None
-        return _Record(data["pid"], data["create_time"], data["argv"], data.get("health_url"))
+        return _Record(data["pid"], data["create_time"], data["argv"], data.get("health_url"),
+                       data.get("log_offset", 0))
 
     def _process(self, name: str) -> psutil.Process | None:
         """The live process behind ``name``, or None (dead, zombie, or pid reused)."""
@@ -84,20 +117,27 @@ class Supervisor:
         env: dict[str, str] | None = None,
         health_url: str | None = None,
     ) -> int:
-        """Start ``name`` unless it is already running; return its pid."""
+        """Start ``name`` under a keeper unless it is already running; return the keeper's
+        pid."""
         running = self._process(name)
         if running is not None:
             return running.pid
         ensure_private_dir(self.run_dir)
         ensure_private_dir(self.log_dir)
+        self._keeper_file(name).unlink(missing_ok=True)
+        keeper = python_argv("-m", "fraudctl.local.keeper", "--name", name,
+                             "--state", str(self._keeper_file(name)), *self.policy.argv(),
+                             "--", *argv)
         with open(self.log_file(name), "ab") as log:
             os.chmod(self.log_file(name), 0o600)
+            log_offset = log.tell()
             child = subprocess.Popen(
-                list(argv),
+                keeper,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
+                cwd=self.run_dir,
                 # Its own session: it outlives this command and ignores the terminal's Ctrl-C.
                 start_new_session=True,
                 close_fds=True,
@@ -107,6 +147,7 @@ class Supervisor:
             "create_time": psutil.Process(child.pid).create_time(),
             "argv": list(argv),
             "health_url": health_url,
+            "log_offset": log_offset,
         }
         write_private_file(self._pid_file(name), json.dumps(record).encode())
         return child.pid
@@ -120,16 +161,19 @@ class Supervisor:
         killed = False
         if process is not None:
             try:
-                process.send_signal(signal.SIGTERM)
+                process.send_signal(signal.SIGTERM)   # the keeper passes it on to the workload
                 process.wait(timeout_s)
             except psutil.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+                _kill_group(process)
                 killed = True
             except psutil.NoSuchProcess:
                 pass
-        self._pid_file(name).unlink(missing_ok=True)
+        self._forget(name)
         return killed
+
+    def _forget(self, name: str) -> None:
+        self._pid_file(name).unlink(missing_ok=True)
+        self._keeper_file(name).unlink(missing_ok=True)
 
     def stop_all(self, *, timeout_s: float = 30) -> list[str]:
         """Stop every process at once: all get SIGTERM, then all get the same grace period
@@ -142,28 +186,49 @@ class Supervisor:
         alive = [p for p in processes.values() if p is not None]
         _, stubborn = psutil.wait_procs(alive, timeout=timeout_s)
         for process in stubborn:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
-        psutil.wait_procs(stubborn, timeout=10)
+            _kill_group(process)
         killed = [name for name, p in processes.items() if p is not None and p in stubborn]
         for name in processes:
-            self._pid_file(name).unlink(missing_ok=True)
+            self._forget(name)
         return killed
 
     def status(self) -> list[ProcessStatus]:
-        statuses = []
-        for name in self.names():
-            process = self._process(name)
-            record = self._record(name)
-            if process is None or record is None:
-                statuses.append(ProcessStatus(name, False, None, None, "not running"))
-                continue
-            healthy = _probe(record.health_url) if record.health_url else None
-            uptime = time.time() - record.create_time
-            detail = f"up {uptime:.0f}s" + ("" if healthy is None else
-                                            (", healthy" if healthy else ", unhealthy"))
-            statuses.append(ProcessStatus(name, True, process.pid, healthy, detail))
-        return statuses
+        return [self._status(name) for name in self.names()]
+
+    def _status(self, name: str) -> ProcessStatus:
+        process = self._process(name)
+        record = self._record(name)
+        kept = self.keeper_state(name)
+        restarts = kept.restarts if kept else 0
+        if process is None or record is None:
+            if kept is not None and kept.state == "crash-looping":
+                return ProcessStatus(name, False, None, False, _crash_loop_detail(kept),
+                                     restarts)
+            return ProcessStatus(name, False, None, None, "not running", restarts)
+        if kept is None or kept.state != "running":
+            waiting = f"restarting after {kept.last_exit}" if kept and kept.last_exit else \
+                "starting"
+            return ProcessStatus(name, True, process.pid, False, waiting, restarts)
+        healthy = _probe(record.health_url) if record.health_url else None
+        uptime = time.time() - (kept.worker_started_at or record.create_time)
+        detail = f"up {uptime:.0f}s" + ("" if healthy is None else
+                                        (", healthy" if healthy else ", unhealthy"))
+        if restarts:
+            detail += f", restarted {restarts} times (last {kept.last_exit})"
+        return ProcessStatus(name, True, kept.worker_pid, healthy, detail, restarts)
+
+
+def _crash_loop_detail(kept: KeeperState) -> str:
+    return (f"crash-looping: gave up after {kept.crashes_in_a_row} crashes in a row "
+            f"(last {kept.last_exit}); see `fraudctl logs`, then `fraudctl up`")
+
+
+def _kill_group(keeper: psutil.Process) -> None:
+    """SIGKILL the keeper's whole process group: the keeper and the workload it started."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(keeper.pid, signal.SIGKILL)
+    with contextlib.suppress(psutil.Error, subprocess.TimeoutExpired):
+        keeper.wait(10)
 
 
 def _probe(url: str) -> bool:

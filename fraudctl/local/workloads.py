@@ -14,13 +14,14 @@ colour process serves only once its models are loaded and checked.
 
 from __future__ import annotations
 
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from fraudctl import errors
 from fraudctl.config import settings_env
 from fraudctl.local.stack import LocalStack
+from fraudctl.local.supervisor import python_argv
 from fraudctl.model.deployment import COLOURS, DeploymentSpec
+from fraudctl.ports import ProcessStatus
 from fraudctl.waits import wait_until
 
 SHARED = ("exporter", "scheduler")
@@ -38,7 +39,7 @@ class LocalWorkloads:
         self.supervisor = stack.supervisor
 
     def _argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "fraudctl", "run", *args]
+        return python_argv("-m", "fraudctl", "run", *args)
 
     def _launch(self, name: str, argv: list[str], probe_port: int, path: str) -> None:
         self.supervisor.start(name, argv, env=settings_env(self.stack.settings),
@@ -48,17 +49,26 @@ class LocalWorkloads:
         def probe() -> tuple[bool, str, None]:
             statuses = {s.name: s for s in self.supervisor.status()}
             for name in names:
-                status = statuses.get(name)
-                if status is None or not status.running:
-                    log = self.supervisor.log_file(name)
-                    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-                    raise errors.FraudctlError(
-                        f"process {name} exited at start: {lines[-1] if lines else 'no output'}",
-                        f"see `fraudctl logs {name}`")
+                self._fail_if_crashed(name, statuses.get(name))
             waiting = [n for n in names if not statuses[n].healthy]
             return not waiting, f"waiting for {', '.join(waiting)}" if waiting else "ready", None
 
         wait_until(", ".join(names), probe, timeout_s=timeout_s, interval_s=0.2)
+
+    def _fail_if_crashed(self, name: str, status: ProcessStatus | None) -> None:
+        """A workload that dies while starting fails `up` at once, quoting this run's output:
+        its keeper would restart it, but a crash at start is almost never transient."""
+        kept = self.supervisor.keeper_state(name)
+        crashed = kept is not None and kept.last_exit is not None
+        if status is not None and status.running and not crashed:
+            return
+        lines = [line for line in self.supervisor.output_since_start(name)
+                 if not line.startswith("[keeper ")]
+        how = kept.last_exit if kept and kept.last_exit else "exited"
+        self.supervisor.stop(name, timeout_s=5)  # no restarts behind a failed `up`
+        raise errors.FraudctlError(
+            f"process {name} failed at start ({how}): {lines[-1] if lines else 'no output'}",
+            f"see `fraudctl logs {name}`")
 
     def start_shared(self, name: str) -> dict[str, int]:
         port = self.stack.workload_port(name)

@@ -33,7 +33,7 @@ import orjson
 import pandas as pd
 import psycopg
 
-from fraudctl import errors
+from fraudctl import faults
 from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline import health, schema, sinks
 from fraudctl.pipeline.heartbeat import Heartbeat
@@ -147,8 +147,16 @@ class Consumer:
                     self.config.receive_max, wait_s=self.config.receive_wait_s,
                     visibility_s=self.config.visibility_s)
                 backoff = 0.5
-            except Exception as exc:  # the queue is down: keep trying, slower
-                log.warning("receive failed: %s", exc)
+            except Exception as exc:
+                if not faults.is_transient(exc):
+                    # Waiting will not mend it: stop, so the keeper's restarts (and their
+                    # limit) make it visible in `status` instead of a quiet log line.
+                    log.error("receive failed for good: %s", faults.first_line(exc))
+                    self.writer_error = self.writer_error or exc
+                    self.stop_event.set()
+                    return
+                log.warning("receive failed, retrying in %.1fs: %s", backoff,
+                            faults.first_line(exc))
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
@@ -269,38 +277,23 @@ class Consumer:
 
     def _commit_with_retry(self, valid: list[tuple[ReceivedMessage, schema.Transaction]]
                            ) -> tuple[int, int]:
-        backoff = 0.5
-        while True:
-            try:
-                return self._commit_batch(valid)
-            except PoisonBatch:
-                raise
-            except (psycopg.OperationalError, psycopg.errors.DeadlockDetected,
-                    psycopg.errors.SerializationFailure, errors.DatabaseUnreachable) as exc:
-                # The database is away (restart, network) or two replicas collided: the
-                # messages are still ours until the visibility timeout; try again.
-                self.metrics.failed_batches.inc()
-                log.warning("batch commit failed, retrying in %.1fs: %s", backoff,
-                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-                self._drop_connection()
-                if self.stop_event.wait(backoff) and backoff >= 5.0:
-                    raise  # stopping and the database stays away: leave them to redelivery
-                backoff = min(backoff * 2, 10.0)
+        """The database is away (restart, network) or two replicas collided: the messages
+        are still ours until the visibility timeout, so the commit is tried again."""
+        def failed(_exc: BaseException) -> None:
+            self.metrics.failed_batches.inc()
+            self._drop_connection()
+
+        try:
+            return faults.retry_transient("batch commit", lambda: self._commit_batch(valid),
+                                          stop=self.stop_event, on_failure=failed)
+        except faults.Stopped as stopped:
+            # Stopping while the database stays away: leave them to redelivery.
+            raise stopped.__cause__ or stopped from None
 
     def _with_retry(self, what: str, action: Callable[[], None]) -> None:
         """Queue calls after a commit: retried until they succeed, since the batch is committed
         and only these stand between it and being redelivered as duplicates."""
-        backoff = 0.5
-        for attempt in range(20):
-            try:
-                action()
-                return
-            except psycopg.OperationalError as exc:
-                log.warning("%s failed (attempt %d), retrying in %.1fs: %s", what, attempt + 1,
-                            backoff, str(exc).splitlines()[0] if str(exc) else exc)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-        action()
+        faults.retry_transient(what, action, attempts=20)
 
     # -- one batch ---------------------------------------------------------------------------
 

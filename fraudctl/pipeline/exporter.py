@@ -14,10 +14,12 @@ runs per stack (an advisory lock), so no two ever export the same batch.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +30,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fraudctl import errors, lake_table, naming
+from fraudctl import errors, faults, lake_table, naming
 from fraudctl.lake_table import LakeFormat
 from fraudctl.ports import ObjectStore
 from fraudctl.runtime import Runtime
@@ -105,6 +107,7 @@ class Exporter:
         self.max_rows = max_rows
         self._conn: psycopg.Connection[Any] | None = None
         self.stop_event = threading.Event()
+        self.failing_since: float | None = None   # monotonic time of the first failure in a row
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -112,7 +115,9 @@ class Exporter:
             row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_EXPORTER_LOCK,)).fetchone()
             if not row or not row[0]:
                 conn.close()
-                raise errors.FraudctlError(
+                # Temporary: the holder may be a killed exporter whose session the server
+                # has not closed yet; this one takes over once the lock is free.
+                raise errors.TemporaryError(
                     "another exporter is running for this stack",
                     "one exporter per stack: stop the other one first")
             conn.autocommit = False
@@ -172,19 +177,29 @@ class Exporter:
                 return total
 
     def run(self, interval_s: float) -> None:
+        """Export until stopped. A database or storage outage is waited out (the rows stay in
+        the outbox and a claimed batch is exported again, to the same keys); anything else is
+        a bug or a misconfiguration, and ends the process for its keeper to report."""
         while not self.stop_event.is_set():
             try:
                 exported = self.drain()
                 if exported:
                     log.info("exported %d rows", exported)
-            except psycopg.OperationalError as exc:
-                log.warning("export failed, retrying: %s", exc)
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
+                self.failing_since = None
+            except Exception as exc:
+                if not faults.is_transient(exc):
+                    raise
+                self.failing_since = self.failing_since or time.monotonic()
+                log.warning("export failed, retrying: %s", faults.first_line(exc))
+                self._drop_connection()
             self.stop_event.wait(interval_s)
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
         if self._conn is not None:
-            self._conn.close()
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
 
     @property
     def ready(self) -> bool:

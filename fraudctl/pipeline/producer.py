@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
-from fraudctl import errors
+from fraudctl import errors, faults
 from fraudctl.lake_table import LakeFormat
 from fraudctl.pipeline import exporter, schema, simulator, sinks
 from fraudctl.pipeline import features as feature_fn
@@ -41,6 +42,8 @@ class ProduceResult:
     labels_file: Path | None = None
     labels: label_io.ImportResult | None = None
     truth: list[pd.DataFrame] = field(default_factory=list, repr=False)
+    # A permanent failure that ended sending; what was sent before it still gets its labels.
+    failure: BaseException | None = None
 
     @property
     def rate(self) -> float:
@@ -80,7 +83,17 @@ def produce_live(
             continue
         frame = sim.live(previous, now, min(due, MAX_SEND_BATCH))
         previous = now
-        runtime.queue.send_batch([schema.to_message(m) for m in simulator.messages(frame)])
+        bodies = [schema.to_message(m) for m in simulator.messages(frame)]
+        try:
+            # A queue outage (database restart, SQS throttling) is waited out; Ctrl-C while
+            # waiting ends the run with what was sent before this batch.
+            faults.retry_transient("send", partial(runtime.queue.send_batch, bodies),
+                                   stop=stop)
+        except faults.Stopped:
+            break
+        except Exception as exc:
+            result.failure = exc
+            break
         result.sent += len(frame)
         result.frauds += int(frame["is_fraud"].sum())
         result.truth.append(frame[["txn_id", "ts", "is_fraud", "scenario"]])
@@ -97,10 +110,20 @@ def deliver_labels(runtime: Runtime, result: ProduceResult, *, delay_s: float, s
     truth = pd.concat(result.truth, ignore_index=True)
     labels = simulator.labels(truth, delay_s, seed)
     path = directory / f"labels-{time.strftime('%Y%m%dT%H%M%S')}-{seed}.csv"
-    label_io.write_file(labels, path)
+    label_io.write_file(labels, path)       # first: the file survives a failed import
     result.labels_file = path
-    with runtime.connect() as conn:
-        result.labels = label_io.import_labels(conn, label_io.read_file(path))
+
+    def import_file() -> label_io.ImportResult:
+        with runtime.connect() as conn:
+            return label_io.import_labels(conn, label_io.read_file(path))
+
+    try:
+        result.labels = faults.retry_transient("label import", import_file)
+    except Exception as exc:
+        raise errors.FraudctlError(
+            f"the labels were written to {path} but not imported: {faults.first_line(exc)}",
+            f"import them once the stack is healthy: fraudctl labels import {path}",
+        ) from exc
 
 
 @dataclass

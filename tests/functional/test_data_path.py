@@ -404,3 +404,88 @@ def test_consumer_runs_against_sqs(stack_settings: Settings, moto: str, tmp_path
     assert runtime.queue.depth().total == 0
     [letter] = runtime.dead_letter_queue.peek(10)
     assert "invalid JSON" in orjson.loads(letter.body)["reason"]
+
+
+def test_exporter_waits_out_a_lake_outage_and_a_database_restart(
+    runtime: Runtime, stack_settings: Settings
+) -> None:
+    Exporter(runtime).drain()                            # earlier tests' rows out of the way
+    frame = make_traffic(seed=71, count=1500)
+    runtime.queue.send_batch(bodies(frame))
+    consume_all(runtime, expected_scored=1500)
+    lake = Path(runtime.store.location.removeprefix("file://"))
+    aside = lake.with_name("lake-aside")
+    lake.rename(aside)
+    lake.write_text("the disk is gone")                  # unwritable, even for root
+    exporter = Exporter(runtime)
+    thread = threading.Thread(target=exporter.run, args=(0.1,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while exporter.failing_since is None:
+            assert time.monotonic() < deadline, "the exporter never tried"
+            time.sleep(0.05)
+        assert not exporter.ready and thread.is_alive()
+        postgres = LocalStack(stack_settings).postgres
+        postgres.stop()
+        time.sleep(1)
+        postgres.start()
+        assert thread.is_alive()
+        lake.unlink()
+        aside.rename(lake)
+        deadline = time.monotonic() + 60
+        while counts(runtime, frame["txn_id"].tolist())[2]:
+            assert time.monotonic() < deadline, "the exporter did not recover"
+            assert thread.is_alive()
+            time.sleep(0.1)
+    finally:
+        exporter.stop_event.set()
+        thread.join()
+        if aside.exists():
+            lake.unlink(missing_ok=True)
+            aside.rename(lake)
+    assert exporter.failing_since is None
+    seen = lake_ids(runtime)
+    assert all(seen[txn_id] == 1 for txn_id in frame["txn_id"])
+
+
+class _FlakyQueue:
+    """The real queue behind a fault injector: an outage for the first sends, then a
+    permanent failure after ``fail_for_good_after`` batches went through."""
+
+    def __init__(self, queue: object, outages: int, fail_for_good_after: int) -> None:
+        self._queue = queue
+        self.outages = outages
+        self.fail_for_good_after = fail_for_good_after
+        self.delivered = 0
+
+    def send_batch(self, batch: list[str]) -> None:
+        if self.outages:
+            self.outages -= 1
+            raise errors.QueueUnavailable("the queue's database is restarting")
+        if self.delivered >= self.fail_for_good_after:
+            raise errors.ConfigError("the queue was deleted")
+        self._queue.send_batch(batch)  # type: ignore[attr-defined]
+        self.delivered += 1
+
+
+def test_producer_waits_out_an_outage_and_labels_what_it_sent_before_a_failure(
+    runtime: Runtime, stack_settings: Settings
+) -> None:
+    from dataclasses import replace
+
+    from fraudctl.pipeline import producer
+
+    flaky = _FlakyQueue(runtime.queue, outages=2, fail_for_good_after=3)
+    flaky_runtime = replace(runtime, queue=flaky)  # type: ignore[arg-type]
+    result = producer.produce_live(
+        flaky_runtime, config=simulator.SimulatorConfig(seed=81), rate=None, duration_s=None,
+        count=5000, stop=threading.Event())
+    assert isinstance(result.failure, errors.ConfigError)
+    assert flaky.delivered == 3 and result.sent == 3 * producer.MAX_SEND_BATCH
+    labels_dir = LocalStack(stack_settings).labels_dir
+    producer.deliver_labels(runtime, result, delay_s=0, seed=81, directory=labels_dir)
+    assert result.labels_file is not None and result.labels is not None
+    labelled = pd.read_csv(result.labels_file)
+    assert len(labelled) == result.sent
+    assert result.labels.inserted == result.sent

@@ -1,4 +1,5 @@
-"""The local supervisor with real processes: start, health, stop, and pid-reuse safety."""
+"""The local supervisor with real processes: start, health, stop, pid-reuse safety, and the
+keeper that restarts a dead workload with backoff until it crash-loops."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
+import fraudctl
+from fraudctl.local.keeper import RestartPolicy
 from fraudctl.local.postgres import free_port
-from fraudctl.local.supervisor import Supervisor
+from fraudctl.local.supervisor import Supervisor, python_argv
+
+QUICK = RestartPolicy(crash_loop_limit=3, stable_after_s=5.0, backoff_first_s=0.2,
+                      backoff_max_s=0.5)
 
 
 def wait_for(predicate, timeout_s: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
@@ -30,10 +37,13 @@ def test_start_health_logs_and_stop(tmp_path: Path) -> None:
     assert supervisor.start("api", argv) == pid            # already running: same process
     assert wait_for(lambda: supervisor.status()[0].healthy is True)
     status = supervisor.status()[0]
-    assert status.running and status.pid == pid
+    worker = status.pid
+    assert status.running and worker is not None and worker in {
+        child.pid for child in psutil.Process(pid).children()}
     assert wait_for(lambda: "Serving HTTP" in supervisor.log_file("api").read_text())
     assert supervisor.stop("api") is False                 # graceful, no SIGKILL needed
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    for gone in (pid, worker):
+        assert not psutil.pid_exists(gone) or psutil.Process(gone).status() == psutil.STATUS_ZOMBIE
     assert supervisor.names() == []
 
 
@@ -67,3 +77,74 @@ def test_stop_all_stops_everything_at_once(tmp_path: Path) -> None:
     assert supervisor.names() == []
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_killed_workload_is_restarted_and_status_says_so(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path, QUICK)
+    port = free_port()
+    argv = [sys.executable, "-u", "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    supervisor.start("api", argv, health_url=f"http://127.0.0.1:{port}/")
+    assert wait_for(lambda: supervisor.status()[0].healthy is True)
+    first = supervisor.status()[0].pid
+    assert first is not None
+    psutil.Process(first).kill()                           # kill -9 of the workload
+    assert wait_for(lambda: supervisor.status()[0].healthy is True
+                    and supervisor.status()[0].pid != first)
+    status = supervisor.status()[0]
+    assert status.restarts == 1
+    assert "restarted 1 times (last signal 9)" in status.detail
+    assert "signal 9" in supervisor.log_file("api").read_text()
+    supervisor.stop("api")
+
+
+def test_a_crash_loop_gives_up_and_status_explains(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path, QUICK)
+    supervisor.start("broken", [sys.executable, "-c", "raise SystemExit('no database')"])
+    assert wait_for(lambda: "crash-looping" in supervisor.status()[0].detail)
+    status = supervisor.status()[0]
+    assert not status.running and status.healthy is False
+    assert "3 crashes in a row (last exit 1)" in status.detail
+    assert supervisor.output_since_start("broken").count("no database") == 3
+    supervisor.stop("broken")
+    assert supervisor.names() == []
+
+
+def test_a_workload_dies_with_its_keeper(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path, QUICK)
+    keeper = supervisor.start("worker", [sys.executable, "-c", "import time; time.sleep(60)"])
+    assert wait_for(lambda: supervisor.status()[0].pid not in (None, keeper))
+    worker = supervisor.status()[0].pid
+    assert worker is not None
+    psutil.Process(keeper).kill()
+    assert wait_for(lambda: not psutil.pid_exists(worker)
+                    or psutil.Process(worker).status() == psutil.STATUS_ZOMBIE)
+
+
+def test_output_since_start_skips_an_earlier_run(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path, QUICK)
+    supervisor.start("once", [sys.executable, "-c", "print('old failure')"])
+    assert wait_for(lambda: "old failure" in supervisor.log_file("once").read_text())
+    supervisor.stop("once")
+    supervisor.start("once", [sys.executable, "-c", "import time; time.sleep(60)"])
+    assert "old failure" in supervisor.log_file("once").read_text()
+    assert all("old failure" not in line for line in supervisor.output_since_start("once"))
+    supervisor.stop("once")
+
+
+def test_workloads_never_import_fraudctl_from_the_callers_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planted = tmp_path / "checkout"
+    (planted / "fraudctl").mkdir(parents=True)
+    marker = tmp_path / "planted-code-ran"
+    (planted / "fraudctl" / "__init__.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n")
+    (planted / "fraudctl" / "__main__.py").write_text("")
+    monkeypatch.chdir(planted)
+    supervisor = Supervisor(tmp_path / "stack", QUICK)
+    supervisor.start("cli", python_argv("-m", "fraudctl", "--version"))
+    assert wait_for(lambda: supervisor.keeper_state("cli") is not None
+                    and supervisor.keeper_state("cli").state in {"done", "stopped"})  # type: ignore[union-attr]
+    assert not marker.exists()
+    assert supervisor.output_since_start("cli") == [fraudctl.__version__]  # the installed one
+    supervisor.stop("cli")
