@@ -43,9 +43,10 @@ class Runtime:
                                        "run `fraudctl up` to create it") from None
         return connect(endpoint)
 
-    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+    def connect(self, *, autocommit: bool = False, timeout_s: float = 10
+                ) -> psycopg.Connection[Any]:
         """A dedicated connection as the app role (the consumer's write path owns one)."""
-        return connect(self.endpoint, autocommit=autocommit)
+        return connect(self.endpoint, autocommit=autocommit, timeout_s=timeout_s)
 
     @contextmanager
     def pooled(self) -> Iterator[psycopg.Connection[Any]]:

@@ -8,8 +8,6 @@ from fraudctl import errors, lifecycle, output
 from fraudctl.cli.options import stack_command
 from fraudctl.config import Settings
 
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
 
 @stack_command
 def dashboard(
@@ -42,9 +40,10 @@ def dashboard(
 
     from fraudctl.cli.run import listen_socket
     from fraudctl.dashboard.server import DashboardConfig, create_app
+    from fraudctl.loopback import allowed_hosts, is_loopback
     from fraudctl.runtime import open_runtime
 
-    if host not in LOOPBACK:
+    if not is_loopback(host):
         output.err.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach this "
                          "address sees the stack's transactions (there is no login)")
     sock = listen_socket(host, port, shared=False)
@@ -55,7 +54,8 @@ def dashboard(
     output.err.print(f"dashboard of stack {settings.stack} on {url} (Ctrl-C stops)")
     if open_browser:
         webbrowser.open(url)
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime, config), log_level="warning",
+    app = create_app(runtime, config, allowed_hosts=allowed_hosts(host))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
                                            access_log=False))
     try:
         server.run(sockets=[sock])

@@ -124,6 +124,7 @@ def api(
     """Serve POST /predict, /health, /ready and /metrics."""
     import uvicorn
 
+    from fraudctl.loopback import allowed_hosts
     from fraudctl.model import deployment as serving
     from fraudctl.pipeline.api import create_app
     from fraudctl.runtime import open_runtime
@@ -131,7 +132,8 @@ def api(
     _logging()
     spec = serving.DeploymentSpec.from_args(model, challenger, canary, shadow)
     runtime = open_runtime(settings, pool_size=4)
-    app = create_app(runtime, serving.build(runtime.store, spec))
+    app = create_app(runtime, serving.build(runtime.store, spec),
+                     allowed_hosts=allowed_hosts(host))
     # The shared port is opened only now, with the models loaded and checked: the kernel
     # (SO_REUSEPORT) spreads new connections over every process listening, so a colour
     # starting for a swap takes requests only once it can answer them.

@@ -20,6 +20,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, StrictUndefined
 from psycopg_pool import PoolTimeout
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from fraudctl.dashboard import panels
 from fraudctl.dashboard.model_status import ModelStatus
@@ -66,8 +67,10 @@ def _champion(deployment: dict[str, Any]) -> str | None:
     return None
 
 
-def create_app(runtime: Runtime, config: DashboardConfig) -> FastAPI:
+def create_app(runtime: Runtime, config: DashboardConfig, *,
+               allowed_hosts: tuple[str, ...] = ("*",)) -> FastAPI:
     app = FastAPI(title="fraudctl dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     queries = panels.render_all(config.threshold)
     models = ModelStatus(runtime)
     page = Environment(undefined=StrictUndefined, autoescape=True).from_string(

@@ -3,19 +3,30 @@
 POST /predict scores one transaction with the same feature function, card state and scorer as
 the consumer. It reads the card's state without changing it: the consumer alone writes state,
 so a prediction never counts a transaction the pipeline has not committed.
+
+The event loop never waits on the database: scoring runs in worker threads, each with a
+connection of a small set of the API's own, under a statement timeout, so a stalled database
+slows /predict (and answers 503 with a reason) while /health and /metrics stay instant. A body is
+read as it streams in and refused as soon as it passes the message limit.
 """
 
 from __future__ import annotations
 
+import queue
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import anyio
 import pandas as pd
 import psycopg
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from fraudctl import faults
 from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline import schema, sinks
 from fraudctl.pipeline.health import DatabaseReadiness
@@ -24,9 +35,53 @@ from fraudctl.pipeline.metrics import ApiMetrics
 from fraudctl.pipeline.scoring import Deployment
 from fraudctl.runtime import Runtime
 
+# Scoring threads (and database connections) per API process: a few are enough to keep the
+# cores busy (the database read is ~1 ms), and bound what a stalled database can hold.
+SCORING_THREADS = 4
+STATEMENT_TIMEOUT_MS = 2000
+CONNECT_TIMEOUT_S = 2.0
 
-def create_app(runtime: Runtime, deployment: Deployment) -> FastAPI:
-    app = FastAPI(title="fraudctl scoring API", version=feature_fn.FEATURE_VERSION)
+
+class _Connections:
+    """A fixed set of the API's own connections, lent one per scoring thread: no pool
+    checkout or liveness query per request, and a lost connection is replaced on next use."""
+
+    def __init__(self, runtime: Runtime, size: int) -> None:
+        self._runtime = runtime
+        self._idle: queue.SimpleQueue[psycopg.Connection[Any] | None] = queue.SimpleQueue()
+        for _ in range(size):
+            self._idle.put(None)
+
+    @contextmanager
+    def lend(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self._idle.get()
+        try:
+            if conn is None or conn.closed or conn.broken:
+                conn = self._runtime.connect(autocommit=True, timeout_s=CONNECT_TIMEOUT_S)
+                conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+            yield conn
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            conn = None
+            raise
+        finally:
+            self._idle.put(conn)
+
+    def close(self) -> None:
+        while not self._idle.empty():
+            conn = self._idle.get()
+            if conn is not None:
+                conn.close()
+
+
+def create_app(runtime: Runtime, deployment: Deployment, *,
+               allowed_hosts: tuple[str, ...] = ("*",)) -> FastAPI:
+    # No /docs, /redoc or /openapi.json: the API is a scoring endpoint, not a playground.
+    app = FastAPI(title="fraudctl scoring API", version=feature_fn.FEATURE_VERSION,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    # On loopback, only loopback names: a web page cannot reach it by DNS rebinding.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     metrics = ApiMetrics()
     metrics.model.info({"version": deployment.label})
 
@@ -36,21 +91,16 @@ def create_app(runtime: Runtime, deployment: Deployment) -> FastAPI:
 
     merchants = MerchantRiskCache(load_daily)
     readiness = DatabaseReadiness(runtime)
-
-    own: dict[str, psycopg.Connection[Any]] = {}
+    connections = _Connections(runtime, SCORING_THREADS)
+    scoring_slots = anyio.CapacityLimiter(SCORING_THREADS)
 
     def card_state(card: str) -> tuple[tuple[float, ...] | None, str | None]:
-        """Read through one connection of the API's own: requests are served one at a time on
-        the event loop, and a pool's checkout and liveness check would double the cost. A
-        connection lost to a database restart is replaced once, then the error stands."""
+        """A connection lost to a database restart is replaced once, then the error stands."""
         for attempt in (1, 2):
-            conn = own.get("conn")
-            if conn is None or conn.closed or conn.broken:
-                conn = own["conn"] = runtime.connect(autocommit=True)
             try:
-                return sinks.read_one_card_state(conn, card)
+                with connections.lend() as conn:
+                    return sinks.read_one_card_state(conn, card)
             except psycopg.OperationalError:
-                conn.close()
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
@@ -75,13 +125,25 @@ def create_app(runtime: Runtime, deployment: Deployment) -> FastAPI:
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
         started = time.perf_counter()
-        body = await request.body()
+        body = await _read_capped(request, schema.MAX_MESSAGE_BYTES)
+        if body is None:
+            metrics.requests.labels(outcome="invalid").inc()
+            return JSONResponse({"error": f"body larger than {schema.MAX_MESSAGE_BYTES} bytes"},
+                                status_code=413)
         try:
             txn = schema.parse(body)
         except schema.Invalid as exc:
             metrics.requests.labels(outcome="invalid").inc()
             return JSONResponse({"error": str(exc)}, status_code=422)
-        answer = score_one(txn)
+        try:
+            answer = await anyio.to_thread.run_sync(score_one, txn, limiter=scoring_slots)
+        except Exception as exc:
+            if not faults.is_transient(exc):
+                raise
+            metrics.requests.labels(outcome="unavailable").inc()
+            return JSONResponse(
+                {"error": f"the stack's database is unavailable: {faults.first_line(exc)}",
+                 "retry": True}, status_code=503, headers={"Retry-After": "1"})
         metrics.requests.labels(outcome="scored").inc()
         metrics.latency.observe(time.perf_counter() - started)
         return JSONResponse(answer)
@@ -100,4 +162,21 @@ def create_app(runtime: Runtime, deployment: Deployment) -> FastAPI:
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.router.on_shutdown.append(connections.close)
     return app
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit``: from Content-Length
+    before reading anything, else while it streams (chunked bodies), never the whole of it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

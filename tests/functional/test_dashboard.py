@@ -282,3 +282,18 @@ def test_the_model_panel_shows_the_champions_metrics_and_drift(
     finally:
         with runtime.pooled() as conn:
             conn.execute("DELETE FROM model_deployments")
+
+
+def test_on_loopback_only_loopback_host_names_are_answered(runtime: Runtime,
+                                                           stack_settings: Settings) -> None:
+    """DNS rebinding: a page on evil.example that resolves to 127.0.0.1 gets nothing."""
+    from fraudctl.loopback import allowed_hosts
+
+    app = create_app(runtime, DashboardConfig(stack=stack_settings.stack,
+                                              target=stack_settings.target),
+                     allowed_hosts=allowed_hosts("127.0.0.1"))
+    for host, status in (("127.0.0.1:8050", 200), ("localhost", 200), ("[::1]:8050", 200),
+                         ("evil.example", 400), ("evil.example:8050", 400)):
+        client = TestClient(app, base_url=f"http://{host}")
+        assert client.get("/").status_code == status, host
+    assert allowed_hosts("0.0.0.0") == ("*",)

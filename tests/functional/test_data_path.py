@@ -489,3 +489,87 @@ def test_producer_waits_out_an_outage_and_labels_what_it_sent_before_a_failure(
     labelled = pd.read_csv(result.labels_file)
     assert len(labelled) == result.sent
     assert result.labels.inserted == result.sent
+
+
+def _serve(app: object) -> tuple[str, object, threading.Thread]:
+    import uvicorn
+
+    from fraudctl.local.postgres import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,  # type: ignore[arg-type]
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+def test_predict_never_blocks_the_loop_on_a_stalled_database(runtime: Runtime) -> None:
+    """A lock held on card_state stalls every card read: /predict answers 503 with a reason
+    once the statement timeout passes, and /health and /metrics answer at once meanwhile."""
+    import httpx
+
+    from fraudctl.pipeline.api import STATEMENT_TIMEOUT_MS, create_app
+
+    base, server, thread = _serve(create_app(runtime, Deployment(RuleScorer())))
+    body = bodies(make_traffic(seed=91, count=1))[0]
+    stall = runtime.connect()
+    try:
+        assert httpx.post(f"{base}/predict", content=body, timeout=10).status_code == 200
+        stall.execute("LOCK TABLE card_state IN ACCESS EXCLUSIVE MODE")
+        results: list[httpx.Response] = []
+        stuck = [threading.Thread(target=lambda: results.append(
+            httpx.post(f"{base}/predict", content=body, timeout=30))) for _ in range(6)]
+        for request in stuck:
+            request.start()
+        time.sleep(0.3)
+        for path in ("/health", "/metrics"):
+            started = time.perf_counter()
+            assert httpx.get(f"{base}{path}", timeout=10).status_code == 200
+            assert time.perf_counter() - started < STATEMENT_TIMEOUT_MS / 1000 / 2, path
+        for request in stuck:
+            request.join()
+        assert [r.status_code for r in results] == [503] * 6
+        assert "statement timeout" in results[0].json()["error"]
+        assert results[0].json()["retry"] is True and results[0].headers["retry-after"] == "1"
+        stall.rollback()
+        assert httpx.post(f"{base}/predict", content=body, timeout=10).status_code == 200
+    finally:
+        stall.close()
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join()
+
+
+def test_predict_answers_a_database_outage_with_json_and_refuses_big_bodies_early(
+    runtime: Runtime,
+) -> None:
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from fraudctl.local.postgres import free_port
+    from fraudctl.loopback import LOOPBACK_HOSTS
+    from fraudctl.pipeline.api import create_app
+
+    body = bodies(make_traffic(seed=92, count=1))[0]
+    nowhere = replace(runtime, endpoint=replace(runtime.endpoint, port=free_port()))
+    down = TestClient(create_app(nowhere, Deployment(RuleScorer())))
+    answer = down.post("/predict", content=body)
+    assert answer.status_code == 503
+    assert answer.json()["error"].startswith("the stack's database is unavailable: cannot conn")
+
+    api = TestClient(create_app(runtime, Deployment(RuleScorer()), allowed_hosts=LOOPBACK_HOSTS),
+                     base_url="http://127.0.0.1:8080")
+    declared = api.post("/predict", content=b"{}",
+                        headers={"content-length": str(schema.MAX_MESSAGE_BYTES + 1)})
+    assert declared.status_code == 413
+    streamed = api.post("/predict", content=(b"x" * 65536 for _ in range(64)))  # chunked, 4 MB
+    assert streamed.status_code == 413
+    assert api.post("/predict", content=body).status_code == 200
+    assert api.post("/predict", content=body, headers={"host": "evil.example"}).status_code == 400
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert api.get(path).status_code == 404, path
