@@ -80,6 +80,12 @@ class BatchOutcome:
     dead_letters: list[tuple[ReceivedMessage, str]] = field(default_factory=list)
 
 
+def conflict_reason(earlier: schema.Transaction, differing: list[str], where: str) -> str:
+    return (f"txn_id {earlier.txn_id} conflicts with the transaction {where} "
+            f"(ts {earlier.ts.isoformat()}, amount {earlier.amount:.2f}, merchant "
+            f"{earlier.merchant_id}): different {', '.join(differing)}")
+
+
 def dead_letter_body(message: ReceivedMessage, reason: str, source: str) -> str:
     raw = message.body.encode()
     record = {
@@ -217,8 +223,8 @@ class Consumer:
             return sinks.load_merchant_daily(conn, since_day)
 
     def _commit_batch(self, valid: list[tuple[ReceivedMessage, schema.Transaction]]
-                      ) -> tuple[int, int]:
-        """Write one batch in one transaction; return (scored, duplicates)."""
+                      ) -> tuple[int, int, list[tuple[ReceivedMessage, str]]]:
+        """Write one batch in one transaction; return (scored, duplicates, conflicts)."""
         def text(values: list[str | None]) -> pd.Series:
             # Plain Python strings: the rows go back out as Python values (COPY, sets), and
             # pandas' default Arrow strings would be converted there and back (~15% slower).
@@ -239,6 +245,8 @@ class Consumer:
         try:
             with conn.transaction():
                 new_ids = sinks.insert_raw(conn, frame, outbox=True)
+                known = frame.index[~frame["txn_id"].isin(new_ids)]
+                conflicts = self._conflicts(conn, [valid[i] for i in known]) if len(known) else []
                 new = frame[frame["txn_id"].isin(new_ids)]
                 if not new.empty:
                     state = sinks.lock_card_state(conn, new["card_hash"].tolist())
@@ -254,11 +262,28 @@ class Consumer:
                     # Last before the batch record: its rollup rows are shared with the other
                     # writer, so they are held locked for as short a time as possible.
                     sinks.insert_scored(conn, scored)
-                self._record_batch(conn, len(new), len(frame) - len(new))
+                duplicates = len(frame) - len(new) - len(conflicts)
+                self._record_batch(conn, len(new), duplicates)
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError,
                 psycopg.errors.ProgrammingError) as exc:
             raise PoisonBatch(str(exc).splitlines()[0]) from exc
-        return len(new), len(frame) - len(new)
+        return len(new), duplicates, conflicts
+
+    @staticmethod
+    def _conflicts(conn: psycopg.Connection[Any],
+                   known: list[tuple[ReceivedMessage, schema.Transaction]]
+                   ) -> list[tuple[ReceivedMessage, str]]:
+        """Of the messages whose txn_id is stored already, those that are not the stored
+        transaction: a redelivery is the same transaction, a reused id with other content is
+        an error upstream that must not pass as a duplicate."""
+        stored = sinks.stored_transactions(conn, [txn.txn_id for _, txn in known])
+        conflicts = []
+        for message, txn in known:
+            earlier = stored.get(txn.txn_id)
+            differing = schema.differing_fields(earlier, txn) if earlier is not None else []
+            if differing and earlier is not None:
+                conflicts.append((message, conflict_reason(earlier, differing, "stored")))
+        return conflicts
 
     def _record_batch(self, conn: psycopg.Connection[Any], scored: int, duplicates: int) -> None:
         conn.execute(
@@ -276,7 +301,7 @@ class Consumer:
         )
 
     def _commit_with_retry(self, valid: list[tuple[ReceivedMessage, schema.Transaction]]
-                           ) -> tuple[int, int]:
+                           ) -> tuple[int, int, list[tuple[ReceivedMessage, str]]]:
         """The database is away (restart, network) or two replicas collided: the messages
         are still ours until the visibility timeout, so the commit is tried again."""
         def failed(_exc: BaseException) -> None:
@@ -309,7 +334,7 @@ class Consumer:
         started = time.monotonic()
         shares = [Prepared(started) for _ in range(self.config.writers)]
         now = datetime.now(UTC)
-        share_of: dict[str, Prepared] = {}
+        share_of: dict[str, tuple[Prepared, schema.Transaction]] = {}
         fresh: list[ReceivedMessage] = []
         for message in messages:
             if message.receive_count <= self.config.max_receive_count:
@@ -322,13 +347,20 @@ class Consumer:
             if isinstance(txn, str):
                 shares[0].reject(message, txn)
                 continue
-            share = share_of.get(txn.txn_id)
-            if share is not None:
+            first = share_of.get(txn.txn_id)
+            if first is not None:
+                share, earlier = first
+                differing = schema.differing_fields(earlier, txn)
+                if differing:
+                    shares[0].reject(message, conflict_reason(earlier, differing,
+                                                              "in the same batch"))
+                    continue
                 share.take(message)
                 share.outcome.duplicates += 1   # the same transaction twice in one batch
                 continue
             # str hashes differ between processes but not within one, which is all this needs.
-            share = share_of[txn.txn_id] = shares[hash(txn.card_hash) % len(shares)]
+            share = shares[hash(txn.card_hash) % len(shares)]
+            share_of[txn.txn_id] = (share, txn)
             share.take(message)
             share.valid.append((message, txn))
         return shares
@@ -359,9 +391,10 @@ class Consumer:
         if not valid:
             return
         try:
-            scored, duplicates = self._commit_with_retry(valid)
+            scored, duplicates, conflicts = self._commit_with_retry(valid)
             outcome.scored += scored
             outcome.duplicates += duplicates
+            outcome.dead_letters.extend(conflicts)
         except PoisonBatch as exc:
             if len(valid) == 1:
                 outcome.dead_letters.append((valid[0][0], f"rejected by the database: {exc}"))

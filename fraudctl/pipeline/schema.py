@@ -14,6 +14,7 @@ hand-written checks it replaced, timed in one process. Its errors name the field
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -147,6 +148,33 @@ def _too_deep(body: str | bytes) -> bool:
     return brackets > MAX_DEPTH and nesting_depth(body) > MAX_DEPTH      # cheap test first
 
 
+# A contract field named as a key (a quote not escaped, the name, a colon): a quick count that
+# finds every duplicated field and, rarely, a name reused inside a nested extra.
+_FIELD_KEY_TEXT = re.compile(r'(?<!\\)"(' + "|".join(Transaction.__struct_fields__) + r')"\s*:')
+_FIELD_KEY_BYTES = re.compile(_FIELD_KEY_TEXT.pattern.encode())
+
+
+def duplicated_field(body: str | bytes) -> str | None:
+    """The first contract field the message's top-level object names twice, else None.
+
+    JSON decoders keep the last of duplicate keys, so `{"amount": 5, "amount": 77777}` would
+    be read as one thing by fraudctl and as another by a system that keeps the first."""
+    names = (_FIELD_KEY_TEXT.findall(body) if isinstance(body, str)
+             else [name.decode() for name in _FIELD_KEY_BYTES.findall(body)])
+    if len(names) == len(set(names)):
+        return None
+    # The exact test, on the rare suspects: the outermost object is the last one completed.
+    outermost: list[list[str]] = []
+
+    def keep(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        outermost[:] = [[key for key, _ in pairs]]
+        return dict(pairs)
+
+    json.loads(body, object_pairs_hook=keep)
+    keys = outermost[0] if outermost else []
+    return next((key for key in Transaction.__struct_fields__ if keys.count(key) > 1), None)
+
+
 def parse_many(bodies: Sequence[str | bytes], *, now: datetime | None = None
                ) -> list[Transaction | str]:
     """Validate message bodies: per body its :class:`Transaction` or the reason it breaks the
@@ -175,6 +203,9 @@ def _parse_one(body: str | bytes, latest: datetime) -> Transaction | str:
         return _reason(exc, body)
     if not MIN_TS <= txn.ts <= latest:
         return f"ts {txn.ts.isoformat()} is out of range"
+    duplicate = duplicated_field(body)
+    if duplicate is not None:
+        return f"field {duplicate!r} appears more than once"
     return txn
 
 
@@ -189,3 +220,9 @@ def parse(body: str | bytes, *, now: datetime | None = None) -> Transaction:
 def to_message(fields: dict[str, Any]) -> str:
     """Serialize a transaction dict as a message body (the producer's side of the contract)."""
     return orjson.dumps({"schema": SCHEMA_VERSION, **fields}).decode()
+
+
+def differing_fields(first: Transaction, second: Transaction) -> list[str]:
+    """The contract fields in which two messages for one txn_id differ (none: a redelivery)."""
+    return [name for name in Transaction.__struct_fields__
+            if getattr(first, name) != getattr(second, name)]

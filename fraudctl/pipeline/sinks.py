@@ -19,6 +19,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from fraudctl.pipeline import features as feature_fn
+from fraudctl.pipeline import schema
 
 # Any constant: it separates card locks from other advisory locks' key space a little.
 _CARD_LOCK_SEED = 0x43415244
@@ -94,6 +95,19 @@ def insert_raw(conn: psycopg.Connection[Any], raw: pd.DataFrame, *, outbox: bool
     copy_rows(conn, "tmp_raw", raw[["txn_id", "amount", "merchant_id", "ts", "payload"]])
     statement = _INSERT_RAW_AND_OUTBOX if outbox else _INSERT_RAW
     return {row[0] for row in conn.execute(statement).fetchall()}
+
+
+def stored_transactions(conn: psycopg.Connection[Any], ids: list[str]
+                        ) -> dict[str, schema.Transaction]:
+    """The stored transactions of ``ids``, as the contract reads their payloads."""
+    rows = conn.execute("SELECT txn_id, payload::text FROM tx_raw WHERE txn_id = ANY(%s)",
+                        (ids,)).fetchall()
+    stored = {}
+    for txn_id, payload in rows:
+        parsed = schema.parse_many([payload])[0]   # it passed the contract when it came
+        if isinstance(parsed, schema.Transaction):
+            stored[str(txn_id)] = parsed
+    return stored
 
 
 def lock_card_state(conn: psycopg.Connection[Any], cards: list[str]) -> pd.DataFrame:

@@ -192,6 +192,42 @@ def test_same_message_twice_is_stored_once(runtime: Runtime) -> None:
     assert consumer.metrics.duplicates._value.get() == 100
 
 
+def test_a_reused_txn_id_with_other_content_is_dead_lettered_not_dropped(
+    runtime: Runtime,
+) -> None:
+    frame = make_traffic(seed=22, count=200)
+    messages = bodies(frame)
+    runtime.queue.send_batch(messages)
+    consume_all(runtime, expected_scored=200)
+    first = orjson.loads(messages[0])
+    reused = orjson.dumps({**first, "amount": 77777.0, "merchant_id": "m-elsewhere"}).decode()
+    reordered = orjson.dumps(dict(reversed(list(orjson.loads(messages[1]).items())))).decode()
+    twin = schema.to_message({"txn_id": "same-batch-twin", "ts": first["ts"],
+                              "card_hash": "c-twin", "merchant_id": "m1", "amount": 25})
+    twin_changed = orjson.dumps({**orjson.loads(twin), "amount": 26}).decode()
+    dlq_before = runtime.dead_letter_queue.depth().total
+    runtime.queue.send_batch([reused, reordered, twin, twin_changed])
+    consumer = consume_all(runtime, expected_scored=1)
+    assert consumer.metrics.duplicates._value.get() == 1          # the reordered copy only
+    with runtime.pooled() as conn:
+        stored = conn.execute("SELECT amount, merchant_id FROM tx_raw WHERE txn_id = %s",
+                              (first["txn_id"],)).fetchone()
+    assert stored is not None and float(stored[0]) == first["amount"]
+    letters = [orjson.loads(m.body) for m in runtime.dead_letter_queue.peek(100)[dlq_before:]]
+    # (the queue may re-serialise a body: compare them parsed)
+    reasons = {orjson.dumps(orjson.loads(letter["body"]), option=orjson.OPT_SORT_KEYS):
+               letter["reason"] for letter in letters}
+    reused, twin_changed = (orjson.dumps(orjson.loads(b), option=orjson.OPT_SORT_KEYS)
+                            for b in (reused, twin_changed))
+    assert reasons[reused].startswith(f"txn_id {first['txn_id']} conflicts with the "
+                                      "transaction stored")
+    assert reasons[reused].endswith("different merchant_id, amount")
+    assert reasons[twin_changed].endswith("in the same batch (ts "
+                                          f"{schema.parse(twin).ts.isoformat()}, amount 25.00, "
+                                          "merchant m1): different amount")
+    assert len(reasons) == 2
+
+
 def test_a_batch_is_shared_among_the_writers_by_card(runtime: Runtime) -> None:
     """Each card's transactions go to one writer (so a consumer's writers never wait for each
     other's card locks); every message is in exactly one share, deleted after its commit."""

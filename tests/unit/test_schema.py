@@ -83,3 +83,21 @@ def test_a_batch_keeps_its_order_with_each_reason_in_place() -> None:
 
 def test_producer_side_adds_the_schema_version() -> None:
     assert orjson.loads(schema.to_message({"txn_id": "x"}))["schema"] == schema.SCHEMA_VERSION
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    (',"amount":77777', "amount"),
+    (',"txn_id" :"t-2"', "txn_id"),
+    (',\n  "merchant_id"\t:\t"m-9"', "merchant_id"),
+])
+def test_a_contract_field_given_twice_is_refused(extra: str, field: str) -> None:
+    """Decoders keep the last of duplicate keys, other systems the first: refuse both."""
+    text = body()[:-1] + extra + "}"
+    for form in (text, text.encode()):
+        assert schema.parse_many([form]) == [f"field {field!r} appears more than once"]
+
+
+def test_a_name_reused_inside_an_extra_or_a_string_is_not_a_duplicate() -> None:
+    nested = body()[:-1] + ',"extra":{"amount":1,"txn_id":"x"}}'
+    quoted = body()[:-1] + r',"note":"\"amount\": 3"}'
+    assert all(isinstance(r, schema.Transaction) for r in schema.parse_many([nested, quoted]))
