@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -417,6 +418,36 @@ def test_labels_import_is_checked_whole_and_idempotent(runtime: Runtime, tmp_pat
     assert total == known                                 # every known label counted once
     daily = sinks.load_merchant_daily(runtime.connect(), 0)
     assert daily["n_labelled"].sum() == known[0]
+
+    # A verdict that contradicts the stored one refuses the whole file, naming one of them.
+    flipped = label_io.read_file(good).assign(is_fraud=lambda f: ~f["is_fraud"])
+    with runtime.connect() as conn, pytest.raises(
+            errors.ConfigError, match=r"^200 label\(s\) contradict the stored ones: txn_id "):
+        label_io.import_labels(conn, flipped)
+    with runtime.connect() as conn:
+        after = conn.execute("SELECT sum(n_labelled) FROM merchant_label_daily").fetchone()
+    assert after == total
+    assert stat.S_IMODE(good.stat().st_mode) == 0o600      # the ground truth is private
+
+
+def test_a_labels_file_that_contradicts_itself_or_is_not_labels_is_refused(
+    tmp_path: Path,
+) -> None:
+    contradicting = tmp_path / "two-verdicts.csv"
+    contradicting.write_text("txn_id,is_fraud\nt-1,true\nt-2,false\nt-1,1\nt-1,no\n")
+    with pytest.raises(errors.ConfigError, match=r"two-verdicts.csv:5: txn_id t-1 is labelled "
+                                                 r"genuine here and fraud on line 2"):
+        label_io.read_file(contradicting)
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text("txn_id,is_fraud\nt-1,true\nt-1,1\n")
+    assert len(label_io.read_file(repeated)) == 2              # the same verdict twice is fine
+    array_line = tmp_path / "labels.jsonl"
+    array_line.write_text('{"txn_id": "t-1", "is_fraud": true}\n[1, 2]\n')
+    binary = tmp_path / "labels.bin.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    for path in (array_line, binary, tmp_path):
+        with pytest.raises(errors.ConfigError):
+            label_io.read_file(path)
 
 
 def test_consumer_runs_against_sqs(stack_settings: Settings, moto: str, tmp_path: Path) -> None:
