@@ -14,12 +14,15 @@ import jinja2
 
 from fraudctl import naming
 from fraudctl.config import Settings
+from fraudctl.pipeline import schema
 
 LakeFormat = Literal["parquet", "jsonl"]
 
-# Projection reaches three years back: far enough for any backfilled history, near enough that
-# an unfiltered query does not enumerate decades of empty days.
-DT_RANGE = "NOW-3YEARS,NOW"
+# Projection covers exactly what the message contract accepts: MAX_AGE_YEARS back (far enough
+# for any backfilled history, near enough that an unfiltered query does not enumerate decades
+# of empty days) and MAX_FUTURE ahead (a transaction stamped a little in the future is seen now,
+# not tomorrow).
+DT_RANGE = f"NOW-{schema.MAX_AGE_YEARS}YEARS,NOW+{schema.MAX_FUTURE.days}DAYS"
 
 # The lake row: the message fields, then what scoring added. (name, Athena type, comment)
 COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -29,9 +29,11 @@ SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_AMOUNT = 1_000_000.0
 CHANNELS = ("pos", "ecom", "atm")
-# Timestamps this far from now are errors upstream, not transactions.
+# Timestamps outside [now - MAX_AGE_YEARS, now + MAX_FUTURE] are errors upstream, not
+# transactions. The lake table's partition projection is built from the same two numbers
+# (lake_table.DT_RANGE), so every accepted transaction is one `query athena` can see.
 MAX_FUTURE = timedelta(days=1)
-MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_AGE_YEARS = 3
 # The deepest nesting of objects and arrays a message may have (the contract's own fields are
 # flat; this leaves room for structured extras). Decoding deeper input recurses, and past
 # Python's limit the decoder raises RecursionError instead of a reason.
@@ -180,17 +182,26 @@ def parse_many(bodies: Sequence[str | bytes], *, now: datetime | None = None
     """Validate message bodies: per body its :class:`Transaction` or the reason it breaks the
     contract. Nothing one body holds can raise out of here: whatever it makes the decoder do
     is that body's reason, and the other bodies go on."""
-    latest = (now or datetime.now(UTC)) + MAX_FUTURE
+    now = now or datetime.now(UTC)
+    window = (years_before(now, MAX_AGE_YEARS), now + MAX_FUTURE)
     results: list[Transaction | str] = []
     for body in bodies:
         try:
-            results.append(_parse_one(body, latest))
+            results.append(_parse_one(body, window))
         except Exception as exc:  # any failure is this body's alone: isolate it
             results.append(f"unreadable message ({type(exc).__name__})")
     return results
 
 
-def _parse_one(body: str | bytes, latest: datetime) -> Transaction | str:
+def years_before(moment: datetime, years: int) -> datetime:
+    """The same calendar moment ``years`` earlier (29 February becomes the 28th)."""
+    try:
+        return moment.replace(year=moment.year - years)
+    except ValueError:
+        return moment.replace(year=moment.year - years, day=28)
+
+
+def _parse_one(body: str | bytes, window: tuple[datetime, datetime]) -> Transaction | str:
     if len(body) > MAX_MESSAGE_BYTES // 4:              # only then can it be over in UTF-8
         size = len(body.encode() if isinstance(body, str) else body)
         if size > MAX_MESSAGE_BYTES:
@@ -201,8 +212,9 @@ def _parse_one(body: str | bytes, latest: datetime) -> Transaction | str:
         txn = _DECODER.decode(body)
     except msgspec.DecodeError as exc:                # ValidationError included
         return _reason(exc, body)
-    if not MIN_TS <= txn.ts <= latest:
-        return f"ts {txn.ts.isoformat()} is out of range"
+    if not window[0] <= txn.ts <= window[1]:
+        return (f"ts {txn.ts.isoformat()} is out of range (accepted: the last "
+                f"{MAX_AGE_YEARS} years up to {MAX_FUTURE.days} day ahead)")
     duplicate = duplicated_field(body)
     if duplicate is not None:
         return f"field {duplicate!r} appears more than once"

@@ -11,6 +11,7 @@ partitions the query's own filter would drop, so it can make a query cheaper, ne
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,14 +41,15 @@ def _range_end(text: str, today: date) -> date:
         return today + timedelta(weeks=n)
     months = n * (12 if unit == "YEAR" else 1)
     year, month = divmod(today.month - 1 + months, 12)
-    day = min(today.day, 28)               # the range edge, not a calendar: a safe day
-    return date(today.year + year, month + 1, day)
+    year, month = today.year + year, month + 1
+    # As Athena (java.time) does it: the same day, or the month's last when it has none.
+    return date(year, month, min(today.day, calendar.monthrange(year, month)[1]))
 
 
 @dataclass(frozen=True)
 class Projection:
     first_day: date
-    last_day: date                          # never after today
+    last_day: date
     hours: tuple[int, ...]
     digits: int
     template: str                           # storage.location.template
@@ -61,7 +63,7 @@ class Projection:
         start, end = params["projection.dt.range"].split(",")
         low, high = (int(v) for v in params["projection.hr.range"].split(","))
         return cls(first_day=_range_end(start, today),
-                   last_day=min(_range_end(end, today), today),
+                   last_day=_range_end(end, today),
                    hours=tuple(range(low, high + 1)),
                    digits=int(params.get("projection.hr.digits", "1")),
                    template=params["storage.location.template"])
