@@ -1,3 +1,3 @@
-from fraudctl.cli.app import main
+from fraudctl.cli import main
 
 main()

@@ -234,10 +234,20 @@ def _read_config_file(path: Path | None, env: Mapping[str, str]) -> tuple[dict[s
                 f"config file {candidate} does not exist", "fix --config or FRAUDCTL_CONFIG"
             )
         return {}, candidate
+    if not candidate.is_file():
+        raise errors.ConfigError(f"config file {candidate} is not a file",
+                                 "give --config the path of a fraudctl.toml")
     try:
-        data = tomllib.loads(candidate.read_text())
+        data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise errors.ConfigError(f"{candidate} is not valid TOML: it is not UTF-8 text",
+                                 "see the README for the settings file's format") from None
     except tomllib.TOMLDecodeError as exc:
-        raise errors.ConfigError(f"{candidate} is not valid TOML: {exc}") from None
+        raise errors.ConfigError(f"{candidate} is not valid TOML: {exc}",
+                                 "see the README for the settings file's format") from None
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot read config file {candidate}: {exc.strerror}",
+                                 "check the file's permissions") from None
     unknown = sorted(set(data) - set(_PARSERS))
     if unknown:
         raise errors.ConfigError(

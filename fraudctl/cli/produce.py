@@ -1,5 +1,6 @@
 """`fraudctl produce`: simulated card traffic, live into the queue or as backfilled history."""
 
+import math
 import re
 import threading
 from pathlib import Path
@@ -28,11 +29,23 @@ def parse_duration(raw: str, option: str) -> float:
     return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
+def pace(rate: float | None, duration_s: float | None, count: int | None) -> float | None:
+    """The send rate. --count with --duration spreads the count over the duration; all three
+    at once would contradict each other."""
+    if count is not None and duration_s is not None:
+        if rate is not None:
+            raise errors.ConfigError("--rate, --duration and --count together over-determine "
+                                     "the run", "give two of them, or one")
+        return count / duration_s
+    return rate
+
+
 @stack_command
 def produce(
     settings: Settings,
     rate: Annotated[float | None, typer.Option(
-        "--rate", help="Transactions per second [default: as fast as the queue takes].")] = None,
+        "--rate", help="Transactions per second [default: as fast as the queue takes, or "
+                       "--count spread over --duration].")] = None,
     duration: Annotated[str | None, typer.Option(
         "--duration", help="How long to produce, e.g. 60s or 15m.")] = None,
     count: Annotated[int | None, typer.Option("--count", help="How many to produce.")] = None,
@@ -57,12 +70,17 @@ def produce(
     check_output_format(output_format)
     for name, value in (("--rate", rate), ("--count", count), ("--backfill-days", backfill_days),
                         ("--cards", cards), ("--terminals", terminals)):
-        if value is not None and value <= 0:
-            raise errors.ConfigError(f"{name} must be positive, got {value}")
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise errors.ConfigError(f"{name} must be a positive number, got {value}")
+    if not 0 <= seed < 2**32:
+        raise errors.ConfigError(f"--seed must be 0 to {2**32 - 1}, got {seed}")
     if backfill_days is not None and (rate or duration or count):
         raise errors.ConfigError("--backfill-days writes history; it takes no --rate, "
                                  "--duration or --count")
     duration_s = parse_duration(duration, "--duration") if duration else None
+    if duration_s is not None and duration_s <= 0:
+        raise errors.ConfigError(f"--duration must be longer than zero, got {duration!r}")
+    rate = pace(rate, duration_s, count)
     delay_s = parse_duration(label_delay, "--label-delay")
     config = simulator.SimulatorConfig(seed=seed, n_cards=cards, n_terminals=terminals)
     lifecycle.require_stack(settings)

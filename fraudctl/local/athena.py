@@ -124,7 +124,10 @@ class LocalAthenaEngine:
             self._lock(con, definition)
 
             def evaluate(node: exp.Expr) -> Any:
-                row = con.execute(f"SELECT {node.sql(dialect='duckdb')}").fetchone()
+                try:
+                    row = con.execute(f"SELECT {node.sql(dialect='duckdb')}").fetchone()
+                except duckdb.Error as exc:   # e.g. `hr = 1/0`: the query's error, not ours
+                    raise dialect.QueryError(_duckdb_message(exc)) from None
                 return row[0] if row else None
 
             proj = projection.Projection.of(definition)

@@ -45,7 +45,38 @@ class QueryError(errors.FraudctlError):
     default_hint = "check the SQL against Athena's (Trino) dialect"
 
 
+# Athena's own limit on a query's text; the local engine keeps it too (a 100,000-item IN list
+# took 22 s and 680 MB to parse), so a query that runs here is one Athena accepts.
+MAX_QUERY_BYTES = 262_144
+# Deeper than this, parsing and rewriting recurse past Python's limit; no real query nests so.
+MAX_NESTING = 100
+
+
+def _nesting(sql: str) -> int:
+    """How deep parentheses nest outside quoted text."""
+    depth = deepest = 0
+    quote = ""
+    for char in sql:
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    return deepest
+
+
 def parse(sql: str) -> exp.Expr:
+    size = len(sql.encode())
+    if size > MAX_QUERY_BYTES:
+        raise QueryError(f"the query is {size:,} bytes; Athena takes at most {MAX_QUERY_BYTES:,}",
+                         "put long lists of values in a table, or filter by a range")
+    if _nesting(sql) > MAX_NESTING:
+        raise QueryError(f"the query nests parentheses deeper than {MAX_NESTING} levels")
     try:
         statements = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
     except ParseError as exc:

@@ -120,3 +120,61 @@ def test_debug_shows_the_traceback(cli: CliRunner, isolated_env: Path) -> None:
     result = invoke(cli, "status", "--debug")
     assert result.exit_code == errors.StackNotFound.exit_code
     assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--rate", "nan"), "--rate must be a positive number, got nan"),
+    (("--rate", "inf"), "--rate must be a positive number, got inf"),
+    (("--seed", "-1"), "--seed must be 0 to 4294967295, got -1"),
+    (("--duration", "0s", "--count", "5"), "--duration must be longer than zero"),
+    (("--duration", "10s", "--count", "5", "--rate", "3"), "over-determine"),
+])
+def test_produce_refuses_impossible_runs_before_touching_anything(
+    cli: CliRunner, isolated_env: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = invoke(cli, "produce", *args)
+    assert_clean_error(result, errors.ConfigError.exit_code, message)
+    assert not isolated_env.exists()
+
+
+def test_count_and_duration_together_set_the_pace() -> None:
+    from fraudctl.cli.produce import pace
+
+    assert pace(None, 10.0, 5) == 0.5
+    assert pace(7.0, None, 5) == 7.0 and pace(None, 10.0, None) is None
+
+
+def test_a_settings_file_that_is_binary_or_a_folder_is_a_clear_error(
+    cli: CliRunner, isolated_env: Path, tmp_path: Path
+) -> None:
+    binary = tmp_path / "fraudctl.toml"
+    binary.write_bytes(bytes(range(256)))
+    for config, message in ((binary, "is not valid TOML: it is not UTF-8 text"),
+                            (tmp_path, "is not a file")):
+        result = invoke(cli, "status", "--config", str(config))
+        assert result.exit_code == errors.ConfigError.exit_code, result.stderr
+        assert message in " ".join(result.stderr.split())    # (a long path wraps the line)
+        assert "Traceback" not in result.stderr
+    assert not isolated_env.exists()
+
+
+def test_ctrl_c_while_the_command_loads_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGINT before any command runs (while pandas and friends import): no traceback."""
+    import importlib.abc
+    import sys
+
+    from fraudctl.cli import main
+
+    class InterruptedImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, *_args: object) -> None:
+            if name == "fraudctl.cli.app":
+                raise KeyboardInterrupt
+
+    monkeypatch.delitem(sys.modules, "fraudctl.cli.app", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [InterruptedImport(), *sys.meta_path])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == "interrupted\n"

@@ -140,11 +140,19 @@ def test_bad_queries_are_clear_errors(engine: LocalAthenaEngine) -> None:
              "SELECT nope FROM fraud_tx": "column 'nope' could not be resolved",
              "SELECT format_datetime(ts, 'yyyy') FROM fraud_tx": "function format_datetime",
              "SELECT frobnicate(amount) FROM fraud_tx": "unsupported function frobnicate",
-             "DELETE FROM fraud_tx": "only queries run here"}
+             "DELETE FROM fraud_tx": "only queries run here",
+             # errors while pruning, deep nesting and huge texts are the query's, with exit 2
+             "SELECT count(*) FROM fraud_tx WHERE hr = 1/0": "Division by zero",
+             "SELECT " + "(" * 500 + "1" + ")" * 500: "nests parentheses deeper than 100",
+             "SELECT count(*) FROM fraud_tx WHERE txn_id IN ("
+             + ",".join(f"'t{i}'" for i in range(100_000)) + ")": "Athena takes at most"}
     for sql, message in cases.items():
         with pytest.raises(dialect.QueryError) as failure:
             engine.run(sql)
         assert message in failure.value.message, sql
+        assert failure.value.exit_code == 2
+    parens_in_text = "SELECT count(*) FROM fraud_tx WHERE txn_id = '" + "(" * 300 + "'"
+    assert engine.run(parens_in_text).rows == [(0,)]
 
 
 def test_an_empty_lake_gives_no_rows_not_an_error(tmp_path: Path) -> None:
@@ -154,11 +162,13 @@ def test_an_empty_lake_gives_no_rows_not_an_error(tmp_path: Path) -> None:
     assert result.rows == [(0, None)] and result.objects_read == 0
 
 
-def test_pruning_follows_projection_and_never_reaches_the_future() -> None:
+def test_pruning_follows_projection_to_the_contracts_edges() -> None:
+    """Projection ends a day after today (the contract accepts a transaction stamped up to a
+    day ahead), never further."""
     table = lake_table.table_input(stack="t", location="s3://b/tx/")
     now = datetime(2026, 11, 22, 10, tzinfo=UTC)
     proj = projection.Projection.of(table, now)
-    assert proj.last_day.isoformat() == "2026-11-22"
+    assert proj.last_day.isoformat() == "2026-11-23"
     assert proj.first_day.isoformat() == "2023-11-22"
     import duckdb
 
@@ -172,8 +182,8 @@ def test_pruning_follows_projection_and_never_reaches_the_future() -> None:
 
     assert partitions("dt = '2026-11-21' AND hr IN (3, 4)") == [("2026-11-21", 3),
                                                                ("2026-11-21", 4)]
-    assert len(partitions("dt >= '2026-11-20'")) == 3 * 24           # no day after today
-    assert len(partitions("dt > '2026-11-22'")) == 0
+    assert len(partitions("dt >= '2026-11-20'")) == 4 * 24      # up to tomorrow, no further
+    assert len(partitions("dt > '2026-11-23'")) == 0
     assert len(partitions("dt BETWEEN '2026-11-01' AND '2026-11-02' AND hr >= 20")) == 8
     assert len(partitions("dt = '2026-11-21' OR hr = 3")) == len(proj.days()) * 24  # no pruning
     assert partitions("dt = CAST(DATE '2026-11-21' AS VARCHAR) AND 5 = hr") == [
