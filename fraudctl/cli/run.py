@@ -185,7 +185,36 @@ def scheduler(settings: Settings, port: Port = 0, host: Host = "127.0.0.1") -> N
     schedule.run()
 
 
+@stack_command
+def watchdog(settings: Settings, port: Port = 0, host: Host = "127.0.0.1") -> None:
+    """local: start the stack's database server again whenever it has died, until SIGTERM."""
+    import signal
+
+    from prometheus_client import CollectorRegistry
+
+    from fraudctl import errors
+    from fraudctl.local.stack import LocalStack
+    from fraudctl.local.watchdog import PostgresWatchdog
+    from fraudctl.pipeline import health
+
+    if settings.target != "local":
+        raise errors.ConfigError("the watchdog keeps the local target's database running",
+                                 "on aws the database is RDS, which AWS keeps running")
+    _logging()
+    dog = PostgresWatchdog(LocalStack(settings).postgres)
+    if port:
+        health.serve(host, port, lambda: True, CollectorRegistry())
+
+    def stop(_signum: int, _frame: object) -> None:
+        dog.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    dog.run()
+
+
 app.command()(consumer)
 app.command()(exporter)
 app.command()(api)
 app.command()(scheduler)
+app.command()(watchdog)

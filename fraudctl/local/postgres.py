@@ -104,6 +104,11 @@ class PostgresLayout:
     def log_file(self) -> Path:
         return self.root / "server.log"
 
+    @property
+    def stop_marker(self) -> Path:
+        """Present while fraudctl keeps the server stopped on purpose (the watchdog waits)."""
+        return self.root / "stopped-on-purpose"
+
 
 class EmbeddedPostgres:
     def __init__(self, root: Path, binaries: Path | None = None) -> None:
@@ -119,6 +124,10 @@ class EmbeddedPostgres:
         without fraudctl's configuration is half-made, and `init` rebuilds it."""
         data = self.layout.data_dir
         return (data / "PG_VERSION").exists() and self.layout.config_file.exists()
+
+    @property
+    def stopped_on_purpose(self) -> bool:
+        return self.layout.stop_marker.exists()
 
     @property
     def half_made(self) -> bool:
@@ -282,6 +291,7 @@ class EmbeddedPostgres:
         port = self.configured_port()
         if port is not None and not port_is_free(port):
             raise errors.PortInUse(f"port {port} on 127.0.0.1 is in use by another process")
+        self.layout.stop_marker.unlink(missing_ok=True)
         self._run(
             ["pg_ctl", "-D", str(self.layout.data_dir), "-l", str(self.layout.log_file),
              "-w", "-t", str(_START_TIMEOUT_S), "start"],
@@ -291,6 +301,8 @@ class EmbeddedPostgres:
         )
 
     def stop(self) -> None:
+        if self.layout.root.exists():
+            self.layout.stop_marker.touch()
         if not self.running:
             return
         self._run(["pg_ctl", "-D", str(self.layout.data_dir), "-m", "fast", "-w",

@@ -6,6 +6,7 @@ api-<colour>        fraudctl run api <spec>        shares the API port with SO_R
                                                    and has a port of its own for probes
 exporter            fraudctl run exporter          colourless: it moves committed rows
 scheduler           fraudctl run scheduler         the nightly retrain
+watchdog            fraudctl run watchdog          starts the database server again if it dies
 ```
 
 A colour is started and waited on as a unit; readiness is each process's ``/ready``, which a
@@ -24,7 +25,8 @@ from fraudctl.model.deployment import COLOURS, DeploymentSpec
 from fraudctl.ports import ProcessStatus
 from fraudctl.waits import wait_until
 
-SHARED = ("exporter", "scheduler")
+WATCHDOG, EXPORTER, SCHEDULER = "watchdog", "exporter", "scheduler"
+SHARED = (WATCHDOG, EXPORTER, SCHEDULER)
 API_PORT = "api"                         # the shared /predict port's name in ports.json
 START_TIMEOUT_S = 60.0
 

@@ -17,7 +17,14 @@ from fraudctl.db.connect import DbEndpoint, connect
 from fraudctl.local import pgmq_queue
 from fraudctl.local.postgres import free_port
 from fraudctl.local.stack import LocalStack
-from fraudctl.local.workloads import SHARED, LocalWorkloads, colour_processes
+from fraudctl.local.workloads import (
+    EXPORTER,
+    SCHEDULER,
+    SHARED,
+    WATCHDOG,
+    LocalWorkloads,
+    colour_processes,
+)
 from fraudctl.model import bootstrap, deployment
 from fraudctl.model.bootstrap import FirstModel
 from fraudctl.provision import database
@@ -221,9 +228,10 @@ def _plan_store_and_catalog(plan: Plan, stack: LocalStack) -> None:
 
 
 def _plan_workloads(plan: Plan, stack: LocalStack) -> None:
-    """The exporter, the active colour's consumer and API, and the retrain scheduler: each
-    planned only if it is not running. The colour's spec is read from the state when the
-    step runs, so a first model trained by an earlier step is what the colour serves."""
+    """The database watchdog, the exporter, the active colour's consumer and API, and the
+    retrain scheduler: each planned only if it is not running. The colour's spec is read from
+    the state when the step runs, so a first model trained by an earlier step is what the
+    colour serves."""
     workloads = LocalWorkloads(stack)
     running = {s.name: s for s in stack.supervisor.status() if s.running}
     state = StackState.load(stack.dir, stack=stack.settings.stack, target="local")
@@ -234,20 +242,21 @@ def _plan_workloads(plan: Plan, stack: LocalStack) -> None:
                                                   target="local")).spec
         return {**workloads.start_colour(colour, spec), "serving": spec.label}
 
-    names = [*SHARED[:1], *colour_processes(colour)]
+    names = [WATCHDOG, EXPORTER, *colour_processes(colour)]
     if stack.settings.retrain_at != "off":
-        names.append(SHARED[1])
-    for name in names:
+        names.append(SCHEDULER)
+    colour_planned = False
+    for name in names:         # in start order: the watchdog first, the scheduler last
         if name in running:
             plan.found(f"process/{name}", f"process {name}", pid=running[name].pid)
-    if not set(colour_processes(colour)) <= set(running):
-        plan.add(Step(f"colour {colour}", "start", "consumer and API, each ready with its "
-                      "model", start_colour, ("spawn", "GET /ready"), f"process/{colour}"))
-    for name in names:
-        if name in SHARED and name not in running:
+        elif name in SHARED:
             plan.add(Step(f"process {name}", "start", f"`fraudctl run {name}` under the "
                           "supervisor", lambda name=name: workloads.start_shared(name),  # type: ignore[misc]
                           ("spawn", "GET /health"), f"process/{name}"))
+        elif not colour_planned:
+            colour_planned = True
+            plan.add(Step(f"colour {colour}", "start", "consumer and API, each ready with its "
+                          "model", start_colour, ("spawn", "GET /ready"), f"process/{colour}"))
 
 
 def _plan_first_model(plan: Plan, stack: LocalStack, request: FirstModel | None) -> None:

@@ -100,3 +100,36 @@ def test_a_half_made_cluster_that_is_running_is_stopped_before_it_is_rebuilt(
         assert _connects(port, "second-password")
     finally:
         server.destroy()
+
+
+def test_the_watchdog_starts_a_killed_server_again_but_not_a_stopped_one(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    import psutil
+
+    from fraudctl.local.watchdog import PostgresWatchdog
+
+    server = EmbeddedPostgres(tmp_path / "postgres")
+    port = local_postgres.free_port()
+    server.init("fraudctl_admin", "s3cret-password", port)
+    server.start()
+    dog = PostgresWatchdog(server)
+    try:
+        assert dog.check_once() and dog.restarts == 0
+        postmaster = psutil.Process(server.pid())
+        postmaster.kill()                                    # kill -9 of the postmaster
+        postmaster.wait(10)
+        deadline = time.monotonic() + 60
+        while not dog.check_once():                         # backends may hold shared memory
+            assert time.monotonic() < deadline, "the watchdog never got it started"
+            time.sleep(0.5)
+        assert dog.restarts == 1 and _connects(port, "s3cret-password")
+        server.stop()                                        # on purpose: stays stopped
+        assert server.stopped_on_purpose
+        assert not dog.check_once() and not server.running and dog.restarts == 1
+        server.start()                                       # and a start clears the marker
+        assert not server.stopped_on_purpose
+    finally:
+        server.destroy()
