@@ -214,7 +214,8 @@ class Supervisor:
         detail = f"up {uptime:.0f}s" + ("" if healthy is None else
                                         (", healthy" if healthy else ", unhealthy"))
         if restarts:
-            detail += f", restarted {restarts} times (last {kept.last_exit})"
+            times = "once" if restarts == 1 else f"{restarts} times"
+            detail += f", restarted {times} (last {kept.last_exit})"
         return ProcessStatus(name, True, kept.worker_pid, healthy, detail, restarts)
 
 

@@ -92,7 +92,7 @@ def test_a_killed_workload_is_restarted_and_status_says_so(tmp_path: Path) -> No
                     and supervisor.status()[0].pid != first)
     status = supervisor.status()[0]
     assert status.restarts == 1
-    assert "restarted 1 times (last signal 9)" in status.detail
+    assert "restarted once (last signal 9)" in status.detail
     assert "signal 9" in supervisor.log_file("api").read_text()
     supervisor.stop("api")
 
