@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 from rich.console import Console
@@ -54,12 +55,17 @@ class ConsumerRun:
 
 
 def run_consumer(settings, model: str, *, scored: int,  # type: ignore[no-untyped-def]
-                 dead_letters: int = 0, batch_size: int | None = None) -> ConsumerRun:
+                 dead_letters: int = 0, batch_size: int | None = None,
+                 before_isolation: bool = False) -> ConsumerRun:
     """Start the real `fraudctl run consumer` on the prefilled queue and wait until it has
-    scored `scored` transactions and dead-lettered `dead_letters` messages."""
+    scored `scored` transactions and dead-lettered `dead_letters` messages. With
+    ``before_isolation``, the same consumer with the validation it had before per-message
+    isolation (bench/consumer_before_isolation.py)."""
     port = free_port()
+    entry = ([str(Path(__file__).with_name("consumer_before_isolation.py"))]
+             if before_isolation else ["-m", "fraudctl"])
     process = subprocess.Popen(
-        [sys.executable, "-m", "fraudctl", "run", "consumer", "--port", str(port),
+        [sys.executable, *entry, "run", "consumer", "--port", str(port),
          "--model", model, *(["--batch-size", str(batch_size)] if batch_size else [])],
         env={**os.environ, **settings_env(settings)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -138,6 +144,9 @@ def main() -> None:
                         help="Override the consumer's batch size (default: its own).")
     parser.add_argument("--scorer", choices=("model", "rules"), default="model",
                         help="Score with a trained model (registered first) or the rules.")
+    parser.add_argument("--isolation-baseline", action="store_true",
+                        help="Also run the consumer with the validation it had before "
+                             "per-message isolation, just before and just after ours.")
     args = parser.parse_args()
     console = Console(stderr=True)
     with scratch_stack(workloads=False) as settings:
@@ -148,13 +157,20 @@ def main() -> None:
         # machine's speed drifts by a quarter from minute to minute, and a baseline measured
         # on one side only carried that drift into the ratio.
         lab_before = lab_rate(runtime, args.baseline_messages, seed=2, start=now - 900)
-        ours = traffic(args.messages, seed=1, start=now - 900)
-        prefix = run_prefix(ours)
-        send(runtime, ours)
-        console.print(f"queue prefilled with {len(ours):,} messages; starting the consumer "
-                      f"with {model}")
-        run = run_consumer(settings, model, scored=len(ours), batch_size=args.batch_size)
-        assert scored(runtime, prefix) == len(ours)
+        def drain(seed: int, before_isolation: bool = False) -> ConsumerRun:
+            messages = traffic(args.messages, seed=seed, start=now - 900)
+            send(runtime, messages)
+            console.print(f"queue prefilled with {len(messages):,} messages; starting the "
+                          f"consumer with {model}" + (" (validation before isolation)"
+                                                      if before_isolation else ""))
+            run = run_consumer(settings, model, scored=len(messages),
+                               batch_size=args.batch_size, before_isolation=before_isolation)
+            assert scored(runtime, run_prefix(messages)) == len(messages)
+            return run
+
+        isolation = [drain(11, before_isolation=True)] if args.isolation_baseline else []
+        run = drain(1)
+        isolation += [drain(12, before_isolation=True)] if args.isolation_baseline else []
         ours_rate, peak_rss = run.rate, run.peak_rss
 
         lab_after = lab_rate(runtime, args.baseline_messages, seed=3, start=now - 900)
@@ -165,11 +181,18 @@ def main() -> None:
     for column in ("design", "messages", "tx/s", "ratio", "peak RSS", "goal"):
         table.add_column(column, justify="right" if column != "design" else "left")
     table.add_row("fraudctl consumer (batched, one commit per share of a batch)",
-                  f"{len(ours):,}", f"{ours_rate:,.0f}", f"{ours_rate / lab_mean:,.1f}x",
+                  f"{args.messages:,}", f"{ours_rate:,.0f}", f"{ours_rate / lab_mean:,.1f}x",
                   f"{peak_rss / 2**20:,.0f} MiB", "≥ 10,000 tx/s, ≥ 30x, ≤ 400 MB")
     table.add_row("original lab (per message: 2 INSERTs + 1 object), mean of before and after",
                   f"{2 * args.baseline_messages:,}", f"{lab_mean:,.0f}", "1.0x", "",
                   f"baseline (before {lab_before:,.0f}, after {lab_after:,.0f})")
+    if isolation:
+        before_mean = sum(r.rate for r in isolation) / len(isolation)
+        table.add_row("the same consumer, validation before per-message isolation, mean of "
+                      "before and after ours", f"{len(isolation) * args.messages:,}",
+                      f"{before_mean:,.0f}", f"{ours_rate / before_mean:.2f}x of it",
+                      f"{max(r.peak_rss for r in isolation) / 2**20:,.0f} MiB",
+                      "ours ≥ this (" + ", ".join(f"{r.rate:,.0f}" for r in isolation) + ")")
     Console().print(table)
 
 

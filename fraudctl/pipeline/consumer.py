@@ -451,19 +451,33 @@ class Consumer:
             return all(hand_over(index, share)
                        for index, share in enumerate(self.prepare(batch)) if share.messages)
 
+        loop_failed = True
         try:
             while not self.stop_event.is_set():
                 batch = self._next_batch()
                 if batch and not dispatch(batch):
                     break
+            loop_failed = False
         finally:
-            # Graceful stop: no new receives; what is in hand is still scored and committed.
-            self.stop_event.set()
-            for thread in receivers:
-                thread.join(timeout=self.config.receive_wait_s + 25)
-            while self.writer_error is None and (batch := self._next_batch(draining=True)):
+            self._stop(receivers, writers, hand_over, dispatch, drain=not loop_failed)
+        if self.writer_error is not None:
+            raise self.writer_error
+
+    def _stop(self, receivers: list[threading.Thread], writers: list[threading.Thread],
+              hand_over: Callable[[int, Prepared | None], bool],
+              dispatch: Callable[[list[ReceivedMessage]], bool], *, drain: bool) -> None:
+        """Graceful stop: no new receives; what is in hand is still scored and committed
+        (unless the batch loop itself failed: then redelivery takes care of it)."""
+        self.stop_event.set()
+        for thread in receivers:
+            thread.join(timeout=self.config.receive_wait_s + 25)
+        try:
+            while (drain and self.writer_error is None
+                   and (batch := self._next_batch(draining=True))):
                 if not dispatch(batch):
                     break
+        finally:
+            # Always: a writer left waiting would keep the process alive, hung.
             for index in range(len(writers)):
                 hand_over(index, None)
             for writer_thread in writers:
@@ -472,8 +486,6 @@ class Consumer:
             self._merchants.wait_for_refresh(timeout=10.0)
             for conn in self._connections:
                 conn.close()
-        if self.writer_error is not None:
-            raise self.writer_error
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: object) -> None:

@@ -640,3 +640,34 @@ def test_predict_answers_a_database_outage_with_json_and_refuses_big_bodies_earl
     assert api.post("/predict", content=body, headers={"host": "evil.example"}).status_code == 400
     for path in ("/docs", "/redoc", "/openapi.json"):
         assert api.get(path).status_code == 404, path
+
+
+def test_a_failure_in_the_batch_loop_ends_the_consumer_instead_of_hanging_it(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in validation must end the process (for its keeper to restart and report), not
+    leave it alive with its writer threads waiting forever."""
+    def broken(*_args: object, **_kwargs: object) -> list[object]:
+        raise RuntimeError("a bug in validation")
+
+    frame = make_traffic(seed=93, count=50)
+    runtime.queue.send_batch(bodies(frame))
+    monkeypatch.setattr(schema, "parse_many", broken)
+    consumer = Consumer(runtime, Deployment(RuleScorer()), ConsumerConfig(consumer_id="bug"))
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            consumer.run()
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the consumer hung"
+    assert [str(f) for f in failures] == ["a bug in validation"]
+    workers = [t for t in threading.enumerate() if t.name.startswith(("writer-", "receiver-"))]
+    assert not [t for t in workers if not t.daemon], workers
+    monkeypatch.undo()
+    consume_all(runtime, expected_scored=50)             # redelivered, nothing lost

@@ -78,3 +78,53 @@ def test_the_depth_limit_is_exact() -> None:
 ), min_size=1, max_size=8))
 def test_random_bodies_never_raise(bodies: list[str | bytes]) -> None:
     _check([VALID, *bodies])
+
+
+FIELD_VALUES = {
+    "txn_id": st.sampled_from(["t-1", "t-2"]), "card_hash": st.sampled_from(["c1", "c,2"]),
+    "merchant_id": st.sampled_from(["m1", "m2"]), "amount": st.sampled_from([1, 12.5, 0]),
+    "ts": st.just("2026-11-01T12:00:00Z"), "currency": st.sampled_from(["EUR", None]),
+    "mcc": st.sampled_from(["5311", None]), "channel": st.sampled_from(["pos", "ecom", None]),
+    "country": st.sampled_from(["FR", None]), "device_id": st.sampled_from(["d-1", None]),
+    "schema": st.just(1),
+}
+EXTRA_KEYS = st.sampled_from(["note", "x", "schema_x"])
+EXTRA_VALUES = st.sampled_from(['a,b', "schema", '"schema":', "amount", 7, [1, 2], None])
+
+
+@st.composite
+def flat_bodies(draw: st.DrawFn) -> str:
+    """A flat message as any producer might write it: fields in any order, some missing, some
+    null, some given twice, extra keys, commas and key-like text inside strings, spacing."""
+    required = ["txn_id", "ts", "card_hash", "merchant_id", "amount"]
+    optional = [name for name in FIELD_VALUES if name not in required]
+    names = required + draw(st.lists(st.sampled_from(optional), unique=True))
+    names += draw(st.lists(st.sampled_from(names), max_size=2))          # given twice
+    pairs = [(name, draw(FIELD_VALUES[name])) for name in names]
+    pairs += [(draw(EXTRA_KEYS), draw(EXTRA_VALUES))
+              for _ in range(draw(st.integers(0, 2)))]
+    pairs = draw(st.permutations(pairs))
+    gap = draw(st.sampled_from(["", " ", "\n  "]))
+    return "{" + ("," + gap).join(f"{json.dumps(k)}{gap}:{gap}{json.dumps(v)}"
+                                  for k, v in pairs) + "}"
+
+
+def _exact_duplicate(body: str) -> str | None:
+    seen: list[str] = []
+
+    def keep(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        seen[:] = [key for key, _ in pairs]
+        return dict(pairs)
+    json.loads(body, object_pairs_hook=keep)
+    return next((k for k in schema.Transaction.__struct_fields__ if seen.count(k) > 1), None)
+
+
+@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
+@given(flat_bodies())
+def test_the_quick_duplicate_proof_never_lets_a_duplicate_through(body: str) -> None:
+    """The fast path (`_surely_unique`) only ever says "no duplicate" when there is none."""
+    result = schema.parse_many([body])[0]
+    duplicate = _exact_duplicate(body)
+    if duplicate is not None:
+        assert result == f"field {duplicate!r} appears more than once" or isinstance(result, str)
+        assert not isinstance(result, schema.Transaction)
