@@ -32,6 +32,14 @@ def plain(value: Any, *, sep: str = "T") -> Any:
     return value
 
 
+def text_cell(value: Any) -> Any:
+    """A database value in a CSV or a table: as `plain`, and JSON documents (jsonb) as JSON
+    text, not Python's repr (single quotes, which no JSON reader takes)."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    return plain(value, sep=" ")
+
+
 def print_json(document: Any) -> None:
     """Print one JSON document on stdout, nothing else."""
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")

@@ -22,6 +22,9 @@ class ReceivedMessage:
     receipt: str
     # How many times this message has been handed out (1 on first delivery).
     receive_count: int
+    # The body exactly as sent. False when the queue re-serialised it as JSON (PGMQ's jsonb),
+    # which keeps one value per key: such a body cannot name a field twice.
+    verbatim: bool = True
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from fraudctl.cli import (
     run,
     stack_commands,
 )
+from fraudctl.cli.options import command_group
 
-app = typer.Typer(
+app = command_group(
     name="fraudctl",
     help="Stand up and operate a real-time card-fraud detection pipeline, on AWS or locally.",
     no_args_is_help=True,

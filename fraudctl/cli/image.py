@@ -6,10 +6,10 @@ from typing import Annotated
 import typer
 
 from fraudctl import lifecycle, output
-from fraudctl.cli.options import stack_command
+from fraudctl.cli.options import command_group, stack_command
 from fraudctl.config import Settings
 
-app = typer.Typer(help="The aws target's container image.", no_args_is_help=True)
+app = command_group(help="The aws target's container image.", no_args_is_help=True)
 
 @stack_command
 def build(

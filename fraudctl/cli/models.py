@@ -14,6 +14,7 @@ from fraudctl.cli.options import (
     Kubeconfig,
     KubeContext,
     check_output_format,
+    command_group,
     stack_command,
 )
 from fraudctl.config import Settings
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from fraudctl.model.retrain import RetrainResult, WindowRequest
     from fraudctl.ports import ColourWorkloads
 
-model_app = typer.Typer(help="Evaluate models and watch them for drift.", no_args_is_help=True)
-models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+model_app = command_group(help="Evaluate models and watch them for drift.", no_args_is_help=True)
+models_app = command_group(help="The model registry.", no_args_is_help=True)
 
 OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
 HistoryFile = Annotated[Path | None, typer.Option(
@@ -150,8 +151,8 @@ def retrain(
                                                   **_selection_json(result)})
     _print_selection(result, output_format)
     if output_format != "json":
-        verdict = ("beats" if result.report.beats_baseline else "does not beat")
-        output.err.print(f"registered {result.version}; it {verdict} the baseline on average "
+        output.err.print(f"registered {result.version}; it {result.report.verdict} the "
+                         "baseline on average "
                          f"precision. Promote: `fraudctl swap-model {result.version}`")
 
 

@@ -56,6 +56,13 @@ Image = Annotated[str | None, typer.Option(
     "--image", help="aws: the container image the workloads run.")]
 
 
+def command_group(**options: Any) -> typer.Typer:
+    """A Typer app as every fraudctl command group is made. Help texts are plain text, not
+    Rich markup: `[default: …]` and `[env …]` in a help would otherwise vanish as unknown
+    markup tags ("Transactions per second .")."""
+    return typer.Typer(rich_markup_mode=None, **options)
+
+
 def check_output_format(fmt: str) -> None:
     if fmt not in OUTPUT_FORMATS:
         raise errors.ConfigError(f"unknown output format {fmt!r}", "use --output table or json")

@@ -10,14 +10,14 @@ import typer
 from rich.table import Table
 
 from fraudctl import errors, lifecycle, output
-from fraudctl.cli.options import stack_command
+from fraudctl.cli.options import command_group, stack_command
 from fraudctl.config import Settings
 from fraudctl.ports import QueryResult
 
 if TYPE_CHECKING:
     from fraudctl.query.named import Engine
 
-app = typer.Typer(help="Ask the lake (Athena) or the live database.", no_args_is_help=True)
+app = command_group(help="Ask the lake (Athena) or the live database.", no_args_is_help=True)
 
 SqlFile = Annotated[Path | None, typer.Option("--file", help="Read the SQL from a file.")]
 QueryName = Annotated[str | None, typer.Option("--name", help="A named query.")]
@@ -28,8 +28,8 @@ QUERY_FORMATS = ("table", "csv", "json")
 
 
 def _print(result: QueryResult, fmt: str) -> None:
-    sep = "T" if fmt == "json" else " "
-    rows = [[output.plain(v, sep=sep) for v in row] for row in result.rows]
+    rows = [[output.plain(v) if fmt == "json" else output.text_cell(v) for v in row]
+            for row in result.rows]
     if fmt == "json":
         output.print_json({"columns": result.columns,
                            "rows": [dict(zip(result.columns, row, strict=True))

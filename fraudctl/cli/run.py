@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from fraudctl.cli.options import stack_command
+from fraudctl.cli.options import command_group, stack_command
 from fraudctl.config import Settings
 
-app = typer.Typer(help="Run one of the pipeline's long-running processes (foreground).",
+app = command_group(help="Run one of the pipeline's long-running processes (foreground).",
                   no_args_is_help=True)
 
 Port = Annotated[int, typer.Option("--port", help="Port for /health, /ready and /metrics "

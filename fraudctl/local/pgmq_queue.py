@@ -17,6 +17,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from fraudctl.pipeline import schema
 from fraudctl.ports import QueueDepth, ReceivedMessage
 
 ConnectionFactory = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
@@ -89,10 +90,7 @@ class PgmqQueue:
                 if rows or time.monotonic() >= deadline:
                     break
                 time.sleep(_POLL_INTERVAL_S)
-        return [
-            ReceivedMessage(body=_body_text(message), receipt=str(msg_id), receive_count=read_ct)
-            for msg_id, read_ct, message in rows
-        ]
+        return [_received(msg_id, read_ct, message) for msg_id, read_ct, message in rows]
 
     def delete(self, receipts: Sequence[str]) -> None:
         if not receipts:
@@ -111,8 +109,7 @@ class PgmqQueue:
         ).format(sql.Identifier(f"q_{self.name}"))
         with self._connection() as conn:
             rows = conn.execute(query, (limit,)).fetchall()
-        return [ReceivedMessage(body=_body_text(message), receipt=str(msg_id),
-                                receive_count=read_ct) for msg_id, read_ct, message in rows]
+        return [_received(msg_id, read_ct, message) for msg_id, read_ct, message in rows]
 
     def oldest_age_s(self) -> float | None:
         """Age of the oldest message waiting (the queue's lag), None when empty."""
@@ -138,17 +135,29 @@ _RAW_KEY = "__fraudctl_raw__"
 
 
 def _as_json_text(body: str) -> str:
+    """The body as PGMQ stores it: as jsonb when that keeps what it says, else wrapped whole
+    as a string, so the consumer still reads it verbatim and dead-letters it with its reason:
+    a body that is not JSON, and one that names a contract field twice (jsonb would keep the
+    last value silently)."""
     try:
-        orjson.loads(body)
+        decoded = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return orjson.dumps({_RAW_KEY: body}).decode()
+        return _wrapped(body)
+    if isinstance(decoded, dict) and schema.flat_key_bound(body) != len(decoded) \
+            and schema.duplicated_field(body) is not None:
+        return _wrapped(body)
     return body
 
 
-def _body_text(message: str) -> str:
-    """The body as sent (jsonb normalises spacing and key order; the content is the same)."""
+def _wrapped(body: str) -> str:
+    return orjson.dumps({_RAW_KEY: body}).decode()
+
+
+def _received(msg_id: int, read_count: int, message: str) -> ReceivedMessage:
+    """The body as sent, and whether it is verbatim: jsonb normalises spacing, key order and
+    duplicate keys (the content is the same); a wrapped body comes back exactly as sent."""
     if message.startswith('{"' + _RAW_KEY + '"'):
         wrapped = orjson.loads(message)
         if isinstance(wrapped, dict) and set(wrapped) == {_RAW_KEY}:
-            return str(wrapped[_RAW_KEY])
-    return message
+            return ReceivedMessage(str(wrapped[_RAW_KEY]), str(msg_id), read_count)
+    return ReceivedMessage(message, str(msg_id), read_count, verbatim=False)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fraudctl import errors
 from fraudctl.config import Settings
 from fraudctl.model import deployment
 from fraudctl.model.deployment import DeploymentSpec
@@ -31,6 +32,31 @@ class FirstModel:
         source = (f"{self.backfill_days} days of simulated history" if self.backfill_days
                   else f"history {self.history_file}")
         return f"backfill and train on {source}, register, make champion"
+
+
+# The first model's windows: a week to train on, a gap of the label delay, a week to test on.
+FIRST_TRAIN_DAYS = 7
+FIRST_TEST_DAYS = 7
+
+
+def days_needed(settings: Settings) -> int:
+    """The shortest backfill the first model's windows fit: train, gap and test, plus the label
+    delay (the newest transactions' labels are not known yet)."""
+    return FIRST_TRAIN_DAYS + settings.label_delay_days + FIRST_TEST_DAYS + \
+        settings.label_delay_days
+
+
+def too_short(settings: Settings, request: FirstModel) -> str | None:
+    """Why a backfill cannot train the first model, or None if it may."""
+    need = days_needed(settings)
+    if request.backfill_days is None or request.backfill_days >= need:
+        return None
+    return (f"no model trained: {request.backfill_days} days of history are too few for the "
+            f"first model's windows (train {FIRST_TRAIN_DAYS} + gap "
+            f"{settings.label_delay_days} + test {FIRST_TEST_DAYS} days, labels known "
+            f"{settings.label_delay_days} days later: at least {need}); the pipeline scores "
+            f"with the rules. Train later with `fraudctl retrain`, once the stack holds "
+            f"{need} days of labelled traffic")
 
 
 def needed(settings: Settings, request: FirstModel | None) -> bool:
@@ -62,11 +88,22 @@ def train_first_model(settings: Settings, request: FirstModel,
                     config=simulator.SimulatorConfig(),
                     delay_s=settings.label_delay_days * simulator.DAY_S)
                 facts["backfilled"] = done.transactions
-        result = retrain.retrain(runtime, state, history_file=request.history_file,
-                                 window_request=retrain.WindowRequest(
-                                     delay_days=settings.label_delay_days),
-                                 params=training.TrainingParams(),
-                                 label_delay_days=settings.label_delay_days, register=True)
+        why_not = too_short(settings, request)
+        if why_not is not None:
+            return {**facts, "no_model": why_not}
+        try:
+            result = retrain.retrain(runtime, state, history_file=request.history_file,
+                                     window_request=retrain.WindowRequest(
+                                         train_days=FIRST_TRAIN_DAYS,
+                                         delay_days=settings.label_delay_days,
+                                         test_days=FIRST_TEST_DAYS),
+                                     params=training.TrainingParams(),
+                                     label_delay_days=settings.label_delay_days, register=True)
+        except errors.DataError as exc:
+            # The stack still comes up, scoring with the rules: a first model is a bonus, and
+            # failing `up` here left it half up (no consumer, no API) on every run again.
+            return {**facts, "no_model": f"no model trained: {exc.message}; the pipeline "
+                                         f"scores with the rules ({exc.hint})"}
         assert result.version is not None
         facts["version"] = result.version
         spec = DeploymentSpec(champion=result.version)

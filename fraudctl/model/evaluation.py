@@ -258,8 +258,16 @@ class Report:
 
     @property
     def beats_baseline(self) -> bool:
+        """Strictly better average precision (a tie is not a win)."""
         return (self.candidate.metrics.average_precision
-                >= self.baseline.metrics.average_precision)
+                > self.baseline.metrics.average_precision)
+
+    @property
+    def verdict(self) -> str:
+        """How the candidate compares with the baseline, in words."""
+        ours, theirs = (self.candidate.metrics.average_precision,
+                        self.baseline.metrics.average_precision)
+        return "beats" if ours > theirs else "matches" if ours == theirs else "does not beat"
 
     def as_dict(self) -> dict[str, object]:
         return {"source": self.source, "window": self.window.as_dict(),

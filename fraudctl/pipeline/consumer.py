@@ -342,8 +342,9 @@ class Consumer:
                 continue
             shares[0].reject(message, (
                 f"delivered {message.receive_count} times without being committed"))
-        for message, txn in zip(fresh, schema.parse_many([m.body for m in fresh], now=now),
-                                strict=True):
+        parsed = schema.parse_many([m.body for m in fresh], now=now,
+                                   verbatim=[m.verbatim for m in fresh])
+        for message, txn in zip(fresh, parsed, strict=True):
             if isinstance(txn, str):
                 shares[0].reject(message, txn)
                 continue

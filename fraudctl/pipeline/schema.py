@@ -159,22 +159,27 @@ _SCHEMA_KEY_BYTES = re.compile(_SCHEMA_KEY_TEXT.pattern.encode())
 _FIELDS = Transaction.__struct_fields__
 
 
+def flat_key_bound(body: str | bytes) -> int | None:
+    """For an object with no nested object, an upper bound on its number of keys (commas + 1:
+    a comma inside a string or an array only adds to it); None for anything nested."""
+    if isinstance(body, str):
+        return body.count(",") + 1 if body.count("{") == 1 else None
+    return body.count(b",") + 1 if body.count(b"{") == 1 else None
+
+
 def _surely_unique(body: str | bytes, txn: Transaction) -> bool:
     """A proof, in a microsecond, that a flat message names no field twice.
 
-    In an object with no nested object, commas + 1 is at least the number of keys (a comma in
-    a string or an array only adds to it). Each field with a value took a key of its own
-    (`schema` only if it is named: it has a default). So when the two numbers are equal, every
-    key is a different field with a value. Anything else goes to the exact test."""
-    if isinstance(body, str):
-        flat, commas = body.count("{") == 1, body.count(",")
-        schema_key = _SCHEMA_KEY_TEXT.search(body) is not None
-    else:
-        flat, commas = body.count(b"{") == 1, body.count(b",")
-        schema_key = _SCHEMA_KEY_BYTES.search(body) is not None
+    Each field with a value took a key of its own (`schema` only if it is named: it has a
+    default), so when the bound on the keys equals the number of such fields, every key is a
+    different field. Anything else goes to the exact test."""
+    bound = flat_key_bound(body)
+    if bound is None:
+        return False
+    pattern = _SCHEMA_KEY_TEXT if isinstance(body, str) else _SCHEMA_KEY_BYTES
+    schema_named = pattern.search(body) is not None  # type: ignore[arg-type]
     values = msgspec.structs.astuple(txn)
-    named = len(values) - values.count(None)
-    return flat and commas + 1 == named - (not schema_key)
+    return bound == len(values) - values.count(None) - (not schema_named)
 
 
 def duplicated_field(body: str | bytes, txn: Transaction | None = None) -> str | None:
@@ -200,17 +205,21 @@ def duplicated_field(body: str | bytes, txn: Transaction | None = None) -> str |
     return next((key for key in _FIELDS if keys.count(key) > 1), None)
 
 
-def parse_many(bodies: Sequence[str | bytes], *, now: datetime | None = None
-               ) -> list[Transaction | str]:
+def parse_many(bodies: Sequence[str | bytes], *, now: datetime | None = None,
+               verbatim: Sequence[bool] | None = None) -> list[Transaction | str]:
     """Validate message bodies: per body its :class:`Transaction` or the reason it breaks the
     contract. Nothing one body holds can raise out of here: whatever it makes the decoder do
-    is that body's reason, and the other bodies go on."""
+    is that body's reason, and the other bodies go on.
+
+    ``verbatim`` says, per body, whether it is exactly as sent (the default). A body a queue
+    re-serialised (PGMQ's jsonb, which keeps one value per key) can name no key twice, so the
+    duplicate-field test is skipped for it."""
     now = now or datetime.now(UTC)
     window = (years_before(now, MAX_AGE_YEARS), now + MAX_FUTURE)
     results: list[Transaction | str] = []
-    for body in bodies:
+    for index, body in enumerate(bodies):
         try:
-            results.append(_parse_one(body, window))
+            results.append(_parse_one(body, window, verbatim is None or verbatim[index]))
         except Exception as exc:  # any failure is this body's alone: isolate it
             results.append(f"unreadable message ({type(exc).__name__})")
     return results
@@ -224,7 +233,8 @@ def years_before(moment: datetime, years: int) -> datetime:
         return moment.replace(year=moment.year - years, day=28)
 
 
-def _parse_one(body: str | bytes, window: tuple[datetime, datetime]) -> Transaction | str:
+def _parse_one(body: str | bytes, window: tuple[datetime, datetime],
+               verbatim: bool) -> Transaction | str:
     if len(body) > MAX_MESSAGE_BYTES // 4:              # only then can it be over in UTF-8
         size = len(body.encode() if isinstance(body, str) else body)
         if size > MAX_MESSAGE_BYTES:
@@ -238,7 +248,7 @@ def _parse_one(body: str | bytes, window: tuple[datetime, datetime]) -> Transact
     if not window[0] <= txn.ts <= window[1]:
         return (f"ts {txn.ts.isoformat()} is out of range (accepted: the last "
                 f"{MAX_AGE_YEARS} years up to {MAX_FUTURE.days} day ahead)")
-    duplicate = duplicated_field(body, txn)
+    duplicate = duplicated_field(body, txn) if verbatim else None
     if duplicate is not None:
         return f"field {duplicate!r} appears more than once"
     return txn

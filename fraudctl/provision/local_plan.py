@@ -263,10 +263,19 @@ def _plan_first_model(plan: Plan, stack: LocalStack, request: FirstModel | None)
     if not bootstrap.needed(stack.settings, request):
         return
     assert request is not None
-    plan.add(Step("model", "train", request.describe(),
-                  lambda: bootstrap.train_first_model(stack.settings, request,
-                                                      LocalWorkloads(stack)),
-                  ("backfill", "train", "register"), "model/first"))
+
+    def train() -> StepResult:
+        facts = bootstrap.train_first_model(stack.settings, request, LocalWorkloads(stack))
+        if "no_model" in facts:
+            plan.notes.append(facts["no_model"])
+        return facts
+
+    short = bootstrap.too_short(stack.settings, request)
+    detail = request.describe() if short is None else (
+        f"backfill {request.backfill_days} days; too few to train (at least "
+        f"{bootstrap.days_needed(stack.settings)}): the pipeline starts on the rules")
+    plan.add(Step("model", "train", detail, train, ("backfill", "train", "register"),
+                  "model/first"))
 
 
 def plan_up(settings: Settings, first_model: FirstModel | None = None) -> Plan:

@@ -178,3 +178,11 @@ def test_ctrl_c_while_the_command_loads_is_one_line(
         main()
     assert stopped.value.code == 130
     assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_help_keeps_its_defaults_and_environment_variables(cli: CliRunner) -> None:
+    """Help texts are plain text: `[default: …]` used to vanish as an unknown markup tag."""
+    text = " ".join(invoke(cli, "produce", "--help").stdout.split())
+    assert "Transactions per second [default: as fast as the queue takes" in text
+    assert "Stack name [env FRAUDCTL_STACK; default fraud]." in text
+    assert "[default: 42]" in text

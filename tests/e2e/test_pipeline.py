@@ -171,7 +171,7 @@ def test_backfill_writes_history_to_database_and_lake(isolated_env: Path) -> Non
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--rate", "-5"], "--rate must be positive"),
+    (["--rate", "-5"], "--rate must be a positive number"),
     (["--duration", "soon"], "--duration must be a duration"),
     (["--backfill-days", "2", "--rate", "10"], "takes no --rate"),
     (["--label-delay", "1w"], "--label-delay must be a duration"),
@@ -231,5 +231,26 @@ def test_produce_stops_cleanly_on_ctrl_c(isolated_env: Path) -> None:
         # Everything sent was labelled, and everything sent gets scored exactly once.
         assert summary["labels_imported"] == summary["sent"]
         wait_consistent(summary["sent"])
+    finally:
+        cli("down", "--yes")
+
+
+@pytest.mark.parametrize("days", ["2", "21"])
+def test_up_with_a_backfill_too_short_to_train_still_starts_the_pipeline(
+    isolated_env: Path, days: str
+) -> None:
+    """Too little history for the first model's windows: `up` says why and how many days it
+    needs, starts everything on the rules, and a second run does not fail either."""
+    try:
+        first = cli("up", "--backfill-days", days, "--output", "json", timeout=600)
+        assert "no model trained" in first.stderr and "at least 28" in first.stderr
+        assert json.loads(first.stdout)["steps"]
+        again = cli("up", "--backfill-days", days)
+        assert "no model trained" in again.stderr
+        status = json.loads(cli("status", "-o", "json").stdout)
+        assert status["healthy"] and status["active_model"] == "rules-v1"
+        processes = {row["resource"] for row in status["resources"]}
+        assert {"process consumer-blue", "process api-blue", "process exporter",
+                "process watchdog"} <= processes
     finally:
         cli("down", "--yes")

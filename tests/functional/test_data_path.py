@@ -271,6 +271,10 @@ def test_bad_input_goes_to_the_dlq_and_valid_traffic_flows(runtime: Runtime) -> 
         schema.to_message({"txn_id": "b6", "ts": "2026-01-01T00:00:00Z", "card_hash": "c",
                            "merchant_id": "m", "amount": 3})[:-1]
         + ',"x":' + "[" * 1000 + "]" * 1000 + "}": "nests deeper than 64 levels",
+        # jsonb would keep the second amount silently: the queue carries it verbatim instead
+        schema.to_message({"txn_id": "b7", "ts": "2026-01-01T00:00:00Z", "card_hash": "c",
+                           "merchant_id": "m", "amount": 25})[:-1]
+        + ',"amount":77777}': "field 'amount' appears more than once",
     }
     extra = schema.to_message({"txn_id": "ok-extra", "ts": frame["ts"].iloc[0].isoformat(),
                                "card_hash": "c-extra", "merchant_id": "m", "amount": 4.2,

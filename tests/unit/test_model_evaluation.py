@@ -186,3 +186,18 @@ def test_threshold_is_the_best_f1_on_validation() -> None:
     y = np.array([0, 0, 0, 1, 1])
     score = np.array([0.1, 0.2, 0.6, 0.7, 0.9])
     assert evaluation.f1_threshold(y, score) == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize(("ours", "theirs", "verdict"), [
+    (0.80, 0.70, "beats"), (0.70, 0.70, "matches"), (0.60, 0.70, "does not beat")])
+def test_the_verdict_says_beats_only_when_strictly_better(ours: float, theirs: float,
+                                                          verdict: str) -> None:
+    def result(role: str, ap: float) -> evaluation.ModelResult:
+        return evaluation.ModelResult(role, role, role, evaluation.Metrics(
+            0.9, ap, 0.5, 0.5, 0.5, 0.5, 10))
+
+    report = evaluation.Report(
+        evaluation.Window.starting(pd.Timestamp("2026-01-01", tz="UTC"), 7, 7, 7), "test",
+        1, 1, 1, 1, [result("candidate", ours), result("baseline", theirs)], [])
+    assert report.verdict == verdict
+    assert report.beats_baseline is (verdict == "beats")
