@@ -3,8 +3,10 @@
 `schema.parse_many` now guards every body on its own (any exception is that body's reason),
 bounds nesting, and refuses a contract field given twice. The baseline, in the same run and on
 the same bodies, is the validation as it was before: one msgspec decode and the ts range check
-per body, nothing else. Both parse realistic simulator messages (and, in a second row, the
-same traffic with 1% hostile bodies mixed in).
+per body, nothing else. All parse realistic simulator messages (and, in a second row, the
+same traffic with 1% hostile bodies mixed in), once as sent (SQS and /predict: the
+duplicate-field test runs) and once as PGMQ hands them over (re-serialised by jsonb, which
+keeps one value per key: the test is skipped).
 
     python bench/bench_parse.py [--messages N] [--repeat R]
 """
@@ -15,6 +17,7 @@ import argparse
 import sys
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -30,9 +33,10 @@ from fraudctl.pipeline import schema
 _DECODER = msgspec.json.Decoder(schema.Transaction)
 
 
-def before_isolation(bodies: list[str], *, now: datetime | None = None
-                     ) -> list[schema.Transaction | str]:
-    """The validation before per-message isolation: a decode and the range check."""
+def before_isolation(bodies: list[str], *, now: datetime | None = None,
+                     verbatim: object = None) -> list[schema.Transaction | str]:
+    """The validation before per-message isolation: a decode and the range check
+    (``verbatim`` is taken, as `parse_many` takes it, and not used)."""
     now = now or datetime.now(UTC)
     low, high = schema.years_before(now, schema.MAX_AGE_YEARS), now + schema.MAX_FUTURE
     results: list[schema.Transaction | str] = []
@@ -65,13 +69,17 @@ def main() -> None:
                clean[0][:-1] + ',"amount":77777}', "\x00\x01", '{"ts":1e999}']
     mixed = [body if i % 100 else hostile[(i // 100) % len(hostile)]
              for i, body in enumerate(clean)]
-    table = Table(title=f"validation of {args.messages:,} messages, best of {args.repeat}")
-    for column in ("traffic", "before isolation (msg/s)", "parse_many now (msg/s)", "now/before"):
+    table = Table(title=f"validation of {args.messages:,} messages, best of {args.repeat}, msg/s")
+    for column in ("traffic", "before isolation", "now, verbatim body (SQS, /predict)",
+                   "now, body re-serialised (PGMQ)"):
         table.add_column(column, justify="left" if column == "traffic" else "right")
     for label, bodies in (("simulator messages", clean), ("with 1% hostile bodies", mixed)):
         before = best_rate(before_isolation, bodies, args.repeat)
-        now = best_rate(schema.parse_many, bodies, args.repeat)
-        table.add_row(label, f"{before:,.0f}", f"{now:,.0f}", f"{now / before:.2f}")
+        verbatim = best_rate(schema.parse_many, bodies, args.repeat)
+        normalised = best_rate(partial(schema.parse_many, verbatim=[False] * len(bodies)),
+                               bodies, args.repeat)
+        table.add_row(label, f"{before:,.0f}", f"{verbatim:,.0f} ({verbatim / before:.2f}x)",
+                      f"{normalised:,.0f} ({normalised / before:.2f}x)")
     Console().print(table)
 
 

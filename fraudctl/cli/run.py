@@ -6,7 +6,7 @@ import os
 import socket
 import sys
 import threading
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 
@@ -165,52 +165,50 @@ def listen_socket(host: str, port: int, *, shared: bool) -> socket.socket:
 @stack_command
 def scheduler(settings: Settings, port: Port = 0, host: Host = "127.0.0.1") -> None:
     """Run `retrain` every day at the stack's retrain_at (UTC) until SIGTERM."""
-    import signal
-
-    from prometheus_client import CollectorRegistry
-
     from fraudctl.model.schedule import RetrainSchedule
-    from fraudctl.pipeline import health
 
     _logging()
-    schedule = RetrainSchedule(settings)
-    if port:
-        health.serve(host, port, lambda: True, CollectorRegistry())
-
-    def stop(_signum: int, _frame: object) -> None:
-        schedule.stop_event.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    schedule.run()
+    _run_until_signalled(RetrainSchedule(settings), host, port)
 
 
 @stack_command
 def watchdog(settings: Settings, port: Port = 0, host: Host = "127.0.0.1") -> None:
     """local: start the stack's database server again whenever it has died, until SIGTERM."""
-    import signal
-
-    from prometheus_client import CollectorRegistry
-
     from fraudctl import errors
     from fraudctl.local.stack import LocalStack
     from fraudctl.local.watchdog import PostgresWatchdog
-    from fraudctl.pipeline import health
 
     if settings.target != "local":
         raise errors.ConfigError("the watchdog keeps the local target's database running",
                                  "on aws the database is RDS, which AWS keeps running")
     _logging()
-    dog = PostgresWatchdog(LocalStack(settings).postgres)
+    _run_until_signalled(PostgresWatchdog(LocalStack(settings).postgres), host, port)
+
+
+class _Loop(Protocol):
+    stop_event: threading.Event
+
+    def run(self) -> None: ...
+
+
+def _run_until_signalled(loop: _Loop, host: str, port: int) -> None:
+    """Serve /health (when given a port), run ``loop`` until SIGTERM or SIGINT sets its stop
+    event: the shape of the workloads that only wait and act (scheduler, watchdog)."""
+    import signal
+
+    from prometheus_client import CollectorRegistry
+
+    from fraudctl.pipeline import health
+
     if port:
         health.serve(host, port, lambda: True, CollectorRegistry())
 
     def stop(_signum: int, _frame: object) -> None:
-        dog.stop_event.set()
+        loop.stop_event.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    dog.run()
+    loop.run()
 
 
 app.command()(consumer)

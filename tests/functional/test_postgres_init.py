@@ -3,14 +3,18 @@ defaults; the next init rebuilds it (the real embedded PostgreSQL binaries)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
 from fraudctl import errors
 from fraudctl.local import postgres as local_postgres
 from fraudctl.local.postgres import EmbeddedPostgres
+from fraudctl.local.watchdog import PostgresWatchdog
 
 
 def _assert_fraudctl_configured(server: EmbeddedPostgres, port: int) -> None:
@@ -27,6 +31,18 @@ def _connects(port: int, password: str) -> bool:
     with psycopg.connect(host="127.0.0.1", port=port, user="fraudctl_admin", password=password,
                          dbname="postgres", connect_timeout=10) as conn:
         return conn.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[EmbeddedPostgres, int]]:
+    """A complete cluster made with the password "first-password", destroyed afterwards."""
+    server = EmbeddedPostgres(tmp_path / "postgres")
+    port = local_postgres.free_port()
+    server.init("fraudctl_admin", "first-password", port)
+    try:
+        yield server, port
+    finally:
+        server.destroy()
 
 
 def test_init_interrupted_after_initdb_leaves_nothing_startable(
@@ -57,12 +73,12 @@ def test_init_interrupted_after_initdb_leaves_nothing_startable(
         server.destroy()
 
 
-def test_a_data_folder_without_fraudctl_configuration_is_rebuilt(tmp_path: Path) -> None:
+def test_a_data_folder_without_fraudctl_configuration_is_rebuilt(
+    cluster: tuple[EmbeddedPostgres, int],
+) -> None:
     """What an older fraudctl left when stopped during initdb: PG_VERSION exists, but pg_hba
     and the port are initdb's. It is not initialised, not started, and init rebuilds it."""
-    server = EmbeddedPostgres(tmp_path / "postgres")
-    port = local_postgres.free_port()
-    server.init("fraudctl_admin", "first-password", port)
+    server, port = cluster
     server.layout.config_file.unlink()
     (server.layout.data_dir / "pg_hba.conf").write_text(
         "local all all trust\nlocal replication all trust\n"
@@ -72,64 +88,43 @@ def test_a_data_folder_without_fraudctl_configuration_is_rebuilt(tmp_path: Path)
     assert server.configured_port() is None
     with pytest.raises(errors.StackNotFound):
         server.start()
-
     server.init("fraudctl_admin", "second-password", port)
-    try:
-        _assert_fraudctl_configured(server, port)
-        server.start()
-        assert _connects(port, "second-password")
-    finally:
-        server.destroy()
+    _assert_fraudctl_configured(server, port)
+    server.start()
+    assert _connects(port, "second-password")
 
 
 def test_a_half_made_cluster_that_is_running_is_stopped_before_it_is_rebuilt(
-    tmp_path: Path,
+    cluster: tuple[EmbeddedPostgres, int],
 ) -> None:
-    server = EmbeddedPostgres(tmp_path / "postgres")
-    port = local_postgres.free_port()
-    server.init("fraudctl_admin", "first-password", port)
+    server, port = cluster
     server.start()
-    pid = server.pid()
-    assert pid is not None
+    assert server.pid() is not None
     server.layout.config_file.unlink()  # still listening on the old port, now "half-made"
-    try:
-        server.init("fraudctl_admin", "second-password", port)
-        assert server.pid() is None
-        _assert_fraudctl_configured(server, port)
-        server.start()
-        assert _connects(port, "second-password")
-    finally:
-        server.destroy()
+    server.init("fraudctl_admin", "second-password", port)
+    assert server.pid() is None
+    _assert_fraudctl_configured(server, port)
+    server.start()
+    assert _connects(port, "second-password")
 
 
 def test_the_watchdog_starts_a_killed_server_again_but_not_a_stopped_one(
-    tmp_path: Path,
+    cluster: tuple[EmbeddedPostgres, int],
 ) -> None:
-    import time
-
-    import psutil
-
-    from fraudctl.local.watchdog import PostgresWatchdog
-
-    server = EmbeddedPostgres(tmp_path / "postgres")
-    port = local_postgres.free_port()
-    server.init("fraudctl_admin", "s3cret-password", port)
+    server, port = cluster
     server.start()
     dog = PostgresWatchdog(server)
-    try:
-        assert dog.check_once() and dog.restarts == 0
-        postmaster = psutil.Process(server.pid())
-        postmaster.kill()                                    # kill -9 of the postmaster
-        postmaster.wait(10)
-        deadline = time.monotonic() + 60
-        while not dog.check_once():                         # backends may hold shared memory
-            assert time.monotonic() < deadline, "the watchdog never got it started"
-            time.sleep(0.5)
-        assert dog.restarts == 1 and _connects(port, "s3cret-password")
-        server.stop()                                        # on purpose: stays stopped
-        assert server.stopped_on_purpose
-        assert not dog.check_once() and not server.running and dog.restarts == 1
-        server.start()                                       # and a start clears the marker
-        assert not server.stopped_on_purpose
-    finally:
-        server.destroy()
+    assert dog.check_once() and dog.restarts == 0
+    postmaster = psutil.Process(server.pid())
+    postmaster.kill()                                        # kill -9 of the postmaster
+    postmaster.wait(10)
+    deadline = time.monotonic() + 60
+    while not dog.check_once():                             # backends may hold shared memory
+        assert time.monotonic() < deadline, "the watchdog never got it started"
+        time.sleep(0.5)
+    assert dog.restarts == 1 and _connects(port, "first-password")
+    server.stop()                                            # on purpose: stays stopped
+    assert server.stopped_on_purpose
+    assert not dog.check_once() and not server.running and dog.restarts == 1
+    server.start()                                           # and a start clears the marker
+    assert not server.stopped_on_purpose
