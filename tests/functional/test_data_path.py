@@ -300,13 +300,15 @@ def test_kill_9_mid_batch_loses_and_duplicates_nothing(runtime: Runtime,
     runtime.queue.send_batch(bodies(frame))
     stack = LocalStack(stack_settings)
     argv = [sys.executable, "-m", "fraudctl", "run", "consumer", "--batch-size", "500"]
-    pid = stack.supervisor.start("consumer", argv, env=settings_env(stack_settings))
+    stack.supervisor.start("consumer", argv, env=settings_env(stack_settings))
     deadline = time.monotonic() + 60
     while counts(runtime, ids)[1] < 3000:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)                         # mid-stream, no goodbye
-    stack.supervisor.stop("consumer")
+    kept = stack.supervisor.keeper_state("consumer")
+    assert kept is not None and kept.worker_pid is not None
+    os.kill(kept.worker_pid, signal.SIGKILL)             # mid-stream, no goodbye
+    stack.supervisor.stop("consumer")                    # (and no restart by its keeper)
     killed_at = counts(runtime, ids)[1]
     assert killed_at < 20_000
     # The messages on loan come back after the visibility timeout; shorten the wait by
