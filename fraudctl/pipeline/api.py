@@ -95,11 +95,15 @@ def create_app(runtime: Runtime, deployment: Deployment, *,
     scoring_slots = anyio.CapacityLimiter(SCORING_THREADS)
 
     def card_state(card: str) -> tuple[tuple[float, ...] | None, str | None]:
-        """A connection lost to a database restart is replaced once, then the error stands."""
+        """A connection lost to a database restart is replaced once, then the error stands. A
+        statement timeout is not retried: the database is stalled, and a second wait would
+        only double the time to the 503."""
         for attempt in (1, 2):
             try:
                 with connections.lend() as conn:
                     return sinks.read_one_card_state(conn, card)
+            except psycopg.errors.QueryCanceled:
+                raise
             except psycopg.OperationalError:
                 if attempt == 2:
                     raise
