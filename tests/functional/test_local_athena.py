@@ -192,12 +192,13 @@ def test_pruning_follows_projection_to_the_contracts_edges() -> None:
 
 def test_every_key_the_exporter_writes_is_a_key_projection_produces(tmp_path: Path) -> None:
     table = lake_table.table_input(stack="t", location="s3://bucket/tx/")
-    proj = projection.Projection.of(table)
+    # The rows and the projection share one clock, so a run across midnight still agrees.
+    proj = projection.Projection.of(table, NOW)
     frame = lake_rows(hours=26, per_hour=20)
     store = DirectoryStore(tmp_path)
     keys = exporter.write_partitions(store, frame, "part-x", "parquet")
     produced = {proj.prefix(day, hour).removeprefix("s3://bucket/")
-                for day in proj.days()[-3:] for hour in proj.hours}
+                for day in proj.days()[-4:] for hour in proj.hours}
     assert keys and all(key.rsplit("/", 1)[0] + "/" in produced for key in keys)
     assert any("/hr=0" in key for key in keys) or any("/hr=1" in key for key in keys)
 
@@ -215,8 +216,26 @@ def test_named_queries_run_on_the_lake(engine: LocalAthenaEngine, rows: pd.DataF
                 .reset_index(name="n").sort_values(["n", "merchant_id"],
                                                    ascending=[False, True]).head(3))
     assert merchants["merchant_id"].tolist() == expected["merchant_id"].tolist()
-    minutes = engine.run(named.get("athena", "high_risk_per_minute").render({"minutes": "30"}))
-    assert minutes.partitions <= 48 and 0 < len(minutes.rows) <= 31
+    # The rows end when the module was imported; the window reaches 30 minutes into them
+    # however long the session took to get here.
+    span = 30 + int((datetime.now(UTC) - NOW).total_seconds() // 60)
+    before = datetime.now(UTC)
+    minutes = engine.run(named.get("athena", "high_risk_per_minute").render(
+        {"minutes": str(span)}))
+    after = datetime.now(UTC)
+
+    def minutes_after(start: datetime) -> set[datetime]:
+        recent = rows[rows["ts"] > start]
+        return set(recent["ts"].dt.floor("min").dt.tz_localize(None))
+
+    found = {row[0].replace(tzinfo=None) for row in minutes.rows}
+    window = timedelta(minutes=span)
+    assert minutes_after(after - window) <= found <= minutes_after(before - window)
+    assert found
+    # From the window's first day through tomorrow, the projection's end: a window that
+    # crosses midnight reads a day more.
+    days = {(moment - window).date() for moment in (before, after)}
+    assert minutes.partitions in {24 * ((after.date() - day).days + 2) for day in days}
     demo = engine.run(named.get("athena", "lab_demo").render({"threshold": "0.0"}))
     assert demo.partitions == 24                      # today's partition only
     assert all(row[4] >= 0.0 for row in demo.rows)
