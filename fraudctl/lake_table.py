@@ -37,6 +37,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("country", "string", "ISO 3166 alpha-2 of the merchant"),
     ("device_id", "string", "device fingerprint, when known"),
     ("score", "double", "fraud probability from the model"),
+    ("high_risk", "boolean", "the model flagged it: score at or above its decision threshold"),
     ("model", "string", "model version that produced the score"),
     ("features", "string", "feature values as JSON"),
     ("scored_at", "timestamp", "when the score was committed, UTC"),

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from fraudctl import errors, naming
 from fraudctl.config import Settings
 from fraudctl.lifecycle import load_state, require_stack
 from fraudctl.model import deployment
-from fraudctl.pipeline.scoring import RULES_VERSION
+from fraudctl.model.windows import test_days_of
+from fraudctl.pipeline.scoring import RULES_VERSION, RuleScorer
+from fraudctl.query import named
 
 Health = Literal["ok", "down", "missing", "degraded"]
 
@@ -21,6 +23,8 @@ class StatusRow:
     kind: str
     health: Health
     detail: str
+    # The detail's figures as numbers, for `--output json` (the detail is for people).
+    figures: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,19 +53,25 @@ def _database_row(resource: str, connect: Callable[[], Any]) -> StatusRow:
             "(SELECT max(version) FROM schema_migrations)"
         ).fetchone()
     return StatusRow(resource, "database", "ok",
-                     f"reachable · {_size(row[0])} · schema v{row[1]}")
+                     f"reachable · {_size(row[0])} · schema v{row[1]}",
+                     {"size_bytes": int(row[0]), "schema_version": row[1]})
 
 
 def _queue_row(resource: str, depth: Callable[[], Any]) -> StatusRow:
     found = depth()
     return StatusRow(resource, "queue", "ok",
-                     f"{found.visible} waiting · {found.in_flight} in flight")
+                     f"{found.visible} waiting · {found.in_flight} in flight",
+                     {"waiting": found.visible, "in_flight": found.in_flight})
 
 
 def _pipeline_row(connect: Callable[[], Any], oldest_age_s: Callable[[], float | None]
                   ) -> StatusRow:
-    """Throughput over the last minute, queue lag, and the latest batch of any consumer."""
+    """Throughput over the last minute, queue lag, the latest batch of any consumer, and the
+    high-risk count of the last 15 minutes as the dashboards count it (the same named query:
+    the scoring models' decisions)."""
+    high_risk_sql = named.get("postgres", "high_risk_recent").render({"minutes": "15"})
     with connect() as conn:
+        flagged, seen = conn.execute(high_risk_sql).fetchone()
         row = conn.execute(
             "SELECT (SELECT count(*) FROM tx_scored "
             "        WHERE scored_at > clock_timestamp() - interval '60 seconds'), "
@@ -72,12 +82,17 @@ def _pipeline_row(connect: Callable[[], Any], oldest_age_s: Callable[[], float |
     recent, last_at, size, millis, age = row
     lag = oldest_age_s()
     parts = [f"{recent / 60:,.1f} tx/s (last minute)",
-             "lag " + ("n/a" if lag is None else f"{lag:.1f}s")]
+             "lag " + ("n/a" if lag is None else f"{lag:.1f}s"),
+             f"{flagged:,} high-risk of {seen:,} in 15 min (the models' decisions)"]
     if last_at is None:
         parts.append("no batch committed yet")
     else:
         parts.append(f"last batch {size} tx in {millis or 0:.0f} ms, {age:.0f}s ago")
-    return StatusRow("pipeline", "data path", "ok", " · ".join(parts))
+    figures = {"tx_per_s": round(recent / 60, 2), "lag_s": lag,
+               "high_risk_15m": int(flagged), "transactions_15m": int(seen),
+               "last_batch_size": size, "last_batch_ms": None if millis is None else float(millis),
+               "last_batch_age_s": None if age is None else float(age)}
+    return StatusRow("pipeline", "data path", "ok", " · ".join(parts), figures)
 
 
 def _store_row(resource: str, store: Any) -> StatusRow:
@@ -86,7 +101,8 @@ def _store_row(resource: str, store: Any) -> StatusRow:
         count += 1
         total += item.size
     return StatusRow(resource, "object store", "ok",
-                     f"{count} lake objects · {_size(total)} · {store.location}")
+                     f"{count} lake objects · {_size(total)} · {store.location}",
+                     {"objects": count, "bytes": total, "location": store.location})
 
 
 def _table_row(resource: str, catalog: Any, database: str, table: str) -> StatusRow:
@@ -128,8 +144,29 @@ def local_status(settings: Settings) -> list[StatusRow]:
                                             names.table)))
     for process in stack.supervisor.status():
         health: Health = "ok" if process.running and process.healthy is not False else "down"
-        rows.append(StatusRow(f"process {process.name}", "process", health, process.detail))
+        rows.append(StatusRow(f"process {process.name}", "process", health, process.detail,
+                              {"pid": process.pid, "restarts": process.restarts}))
+    from fraudctl.local.workloads import API_PORT
+
+    api_port = stack.workload_ports().get(API_PORT)
+    if api_port is not None:
+        rows.append(_api_row(f"http://127.0.0.1:{api_port}"))
     return rows
+
+
+def _api_row(base: str) -> StatusRow:
+    """The scoring API's address, and whether it answers there now."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base}/health", timeout=1.0) as response:  # noqa: S310 -- our loopback URL
+            answered = int(response.status) == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        answered = False
+    return StatusRow("api", "endpoint", "ok" if answered else "down",
+                     f"POST {base}/predict" + ("" if answered else " · not answering"),
+                     {"url": f"{base}/predict"})
 
 
 def aws_status(settings: Settings) -> list[StatusRow]:
@@ -195,11 +232,49 @@ def models_row(settings: Settings) -> StatusRow:
     """What scores: the active colour, its spec, and what a rollback would return to."""
     serving = deployment.serving(load_state(settings))
     detail = f"{serving.active} · {serving.spec.label}"
+    threshold = champion_threshold(settings, serving.spec.champion)
+    if threshold is not None:
+        detail += f" · high-risk at score ≥ {threshold:.4g}"
     if serving.spec.champion == RULES_VERSION:
         detail += " (rule-based: train one with `fraudctl retrain`)"
     if serving.history:
         detail += f" · rollback to {serving.history[-1].label}"
-    return StatusRow("models", "serving", "ok", detail)
+    return StatusRow("models", "serving", "ok", detail,
+                     {"champion": serving.spec.champion, "threshold": threshold})
+
+
+def champion_threshold(settings: Settings, version: str) -> float | None:
+    """The decision threshold the champion flags high-risk from (None: registry unreadable)."""
+    if version == RULES_VERSION:
+        return RuleScorer.threshold
+    manifest = _manifest(settings, version)
+    try:
+        return float(manifest["threshold"]) if manifest else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _manifest(settings: Settings, version: str) -> dict[str, Any] | None:
+    """A registered version's manifest, or None when the registry cannot be read."""
+    from fraudctl.model.registry import Registry
+
+    try:
+        return dict(Registry(_object_store(settings)).info(version).manifest)
+    except errors.FraudctlError:
+        return None
+
+
+def _object_store(settings: Settings) -> Any:
+    if settings.target == "local":
+        from fraudctl.local.stack import LocalStack
+
+        return LocalStack(settings).objects
+    from fraudctl.aws.s3 import S3Store
+    from fraudctl.aws.session import AwsSession
+    from fraudctl.provision.aws_plan import AwsStack
+
+    aws = AwsSession(settings)
+    return S3Store(aws, AwsStack(settings, aws).bucket)
 
 
 def summary(settings: Settings, rows: list[StatusRow]) -> dict[str, Any]:
@@ -215,3 +290,36 @@ def summary(settings: Settings, rows: list[StatusRow]) -> dict[str, Any]:
         "serving": serving.spec.label,
         "previous": serving.history[-1].label if serving.history else None,
     }
+
+
+def api_url(settings: Settings) -> str:
+    """Where /predict answers: this machine's port on the local target; the cluster's
+    Service on aws (reached with `kubectl port-forward`)."""
+    if settings.target == "local":
+        from fraudctl.local.stack import LocalStack
+        from fraudctl.local.workloads import API_PORT
+
+        port = LocalStack(settings).workload_ports().get(API_PORT)
+        return f"http://127.0.0.1:{port}/predict" if port else "not started"
+    return ("service fraudctl-api (port 80) in the stack's namespace: "
+            "`kubectl port-forward svc/fraudctl-api 8000:80`, then http://127.0.0.1:8000/predict")
+
+
+def serving_summary(settings: Settings) -> dict[str, Any]:
+    """What `up` ends with: the champion and its held-out metrics, its threshold, where the
+    API answers, and the commands to go on with."""
+    champion = deployment.serving(load_state(settings)).spec.champion
+    manifest = None if champion == RULES_VERSION else _manifest(settings, champion)
+    summary: dict[str, Any] = {
+        "champion": champion, "rule_based": champion == RULES_VERSION,
+        "threshold": champion_threshold(settings, champion),
+        "metrics": manifest.get("metrics") if manifest else None,
+        "test_window": test_days_of(manifest.get("window")) if manifest else None,
+        "api": api_url(settings)}
+    summary["next"] = [
+        ("fraudctl produce --rate 100 --duration 30s", "send live simulated traffic"),
+        ("fraudctl dashboard --open", "watch it on the live dashboard"),
+        ("fraudctl query athena --list", "ask the lake (named queries)"),
+        ("fraudctl status", "every part's health"),
+    ]
+    return summary

@@ -17,6 +17,7 @@ LONG_POLL_S = 20
 MAIN_RETENTION_S = 4 * 24 * 3600
 DLQ_RETENTION_S = 14 * 24 * 3600
 _BATCH = 10  # SQS's batch limit for send, receive and delete
+_BATCH_BYTES = 256 * 1024  # and for the sum of a send batch's bodies
 
 
 def queue_url(aws: AwsSession, name: str) -> str | None:
@@ -107,8 +108,7 @@ class SqsQueue:
 
     def send_batch(self, bodies: Sequence[str]) -> None:
         sqs = self._aws.client("sqs")
-        for start in range(0, len(bodies), _BATCH):
-            chunk = bodies[start : start + _BATCH]
+        for chunk in _send_chunks(bodies):
             entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
             with temporary_as(errors.QueueUnavailable, f"sending to SQS queue {self.name}"):
                 result = sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
@@ -184,3 +184,19 @@ class SqsQueue:
             visible=int(attrs.get("ApproximateNumberOfMessages", 0)),
             in_flight=int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
         )
+
+
+def _send_chunks(bodies: Sequence[str]) -> list[Sequence[str]]:
+    """The bodies in SQS-sized batches: at most 10, whose bodies add up to at most 256 KiB
+    (ten large messages, each within the limit, are refused together)."""
+    chunks: list[Sequence[str]] = []
+    start, size = 0, 0
+    for index, body in enumerate(bodies):
+        length = len(body.encode())
+        if index > start and (index - start == _BATCH or size + length > _BATCH_BYTES):
+            chunks.append(bodies[start:index])
+            start, size = index, 0
+        size += length
+    if start < len(bodies):
+        chunks.append(bodies[start:])
+    return chunks

@@ -13,6 +13,7 @@ from fraudctl.cli import (
     query,
     render,
     run,
+    send,
     stack_commands,
 )
 from fraudctl.cli.options import command_group
@@ -31,6 +32,8 @@ app.command()(stack_commands.down)
 app.command()(stack_commands.status)
 app.command()(logs.logs)
 app.command()(produce.produce)
+app.command()(send.send)
+app.command()(send.schema)
 app.command()(data.verify)
 app.add_typer(data.labels_app, name="labels")
 app.add_typer(data.dlq_app, name="dlq")

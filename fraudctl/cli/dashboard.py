@@ -19,14 +19,16 @@ def dashboard(
     open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
     refresh: Annotated[float, typer.Option("--refresh", help="Seconds between refreshes.")
                        ] = 5.0,
-    threshold: Annotated[float, typer.Option(
-        "--threshold", help="Score from which a transaction is high-risk (0.01 steps).")
-    ] = 0.8,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", help="Count scores from this value as high-risk (0.01 steps) instead "
+        "of the decisions of the models that scored them.", show_default="the model's")
+    ] = None,
 ) -> None:
     """Serve a live web dashboard of the stack: traffic, risk, models and the data path."""
     if not 1.0 <= refresh <= 3600:
         raise errors.ConfigError(f"--refresh must be 1 to 3600 seconds, got {refresh:g}")
-    if not 0.0 < threshold < 1.0 or round(threshold, 2) != threshold:
+    if threshold is not None and (not 0.0 < threshold < 1.0
+                                  or round(threshold, 2) != threshold):
         # the minute rollup counts scores in 0.01 buckets: a finer threshold cannot be kept
         raise errors.ConfigError(f"--threshold must be between 0 and 1 in steps of 0.01, "
                                  f"got {threshold:g}")

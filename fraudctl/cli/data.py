@@ -7,14 +7,13 @@ import typer
 from rich.table import Table
 
 from fraudctl import errors, lifecycle, output
-from fraudctl.cli.options import check_output_format, command_group, stack_command
+from fraudctl.cli.options import OutputFormat, check_output_format, command_group, stack_command
 from fraudctl.config import Settings
 
 labels_app = command_group(help="Bring in labels (chargebacks, confirmed frauds).",
                          no_args_is_help=True)
 dlq_app = command_group(help="Inspect the dead-letter queue and send letters back.",
                       no_args_is_help=True)
-OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
 
 
 @stack_command

@@ -1,6 +1,7 @@
 """The model lifecycle's commands: `retrain`, `model evaluate|drift`, `models list|show`,
 `swap-model`. Each is thin over fraudctl.model."""
 
+import contextlib
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,6 +14,7 @@ from fraudctl.cli.options import (
     Image,
     Kubeconfig,
     KubeContext,
+    OutputFormat,
     check_output_format,
     command_group,
     stack_command,
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
 model_app = command_group(help="Evaluate models and watch them for drift.", no_args_is_help=True)
 models_app = command_group(help="The model registry.", no_args_is_help=True)
 
-OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
 HistoryFile = Annotated[Path | None, typer.Option(
     "--history", help="CSV or Parquet in the message schema plus is_fraud [, labelled_at] "
     "instead of the stack's own data.")]
@@ -266,13 +267,18 @@ def drift(
     table.add_column("feature")
     table.add_column("PSI", justify="right")
     table.add_column("status")
+    table.add_column("training mean", justify="right")
+    table.add_column("live mean", justify="right")
     colours = {"stable": "green", "watch": "yellow", "drifted": "red"}
-    for name, value in sorted(report.psi.items(), key=lambda item: -item[1]):
-        state = drift_check.status_of(value)
-        table.add_row(name, f"{value:.4f}", f"[{colours[state]}]{state}[/]")
+    for column in sorted(report.columns, key=lambda c: -c.psi):
+        reference = "" if column.reference_mean is None else f"{column.reference_mean:.4g}"
+        table.add_row(column.name, f"{column.psi:.4f}",
+                      f"[{colours[column.status]}]{column.status}[/]", reference,
+                      f"{column.live_mean:.4g}")
     output.out.print(table)
-    output.err.print(f"drifted: {', '.join(report.drifted)}" if report.drifted
-                     else "no feature drifted")
+    for name, reason in report.left_out.items():
+        output.err.print(f"not compared: {name} ({reason})", markup=False)
+    output.err.print(report.verdict, markup=False)
 
 
 @stack_command
@@ -309,10 +315,11 @@ def list_models(settings: Settings, output_format: OutputFormat = "table") -> No
     for column in ("version", "created", "serving", "test window", "ROC AUC", "avg precision",
                    "card P@100"):
         table.add_column(column)
+    from fraudctl.model.windows import test_days_of
+
     for row in rows:
-        window = row["window"]
         table.add_row(row["version"], row["created_at"], row["serving"],
-                      f"{window.get('test_start', '?')} .. {window.get('test_end', '?')}",
+                      test_days_of(row["window"]) or "?",
                       f"{row['roc_auc']:.4f}", f"{row['average_precision']:.4f}",
                       f"{row['card_precision_at_100']:.3f}")
     output.out.print(table)
@@ -320,8 +327,9 @@ def list_models(settings: Settings, output_format: OutputFormat = "table") -> No
 
 @stack_command
 def show(settings: Settings, version: Annotated[str, typer.Argument(help="Model version.")],
-         output_format: OutputFormat = "json") -> None:
-    """A version's manifest: sha256, features, threshold, metrics, window, parameters."""
+         output_format: OutputFormat = "table") -> None:
+    """A version in a few lines: window, held-out metrics against the baseline, threshold,
+    features. The whole manifest (parameters, drift reference, report) with --output json."""
     from fraudctl.model.registry import Registry
     from fraudctl.runtime import open_runtime
 
@@ -335,12 +343,52 @@ def show(settings: Settings, version: Annotated[str, typer.Argument(help="Model 
     if output_format == "json":
         output.print_json(manifest)
         return
-    manifest.pop("drift_reference", None)
-    report = manifest.pop("report", None)
-    for key, value in manifest.items():
-        output.out.print(f"[bold]{key}[/bold]: {value}")
-    if report:
-        output.out.print(f"[bold]report[/bold]: {report}")
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for label, value in model_summary(version, manifest):
+        table.add_row(label, value)
+    output.out.print(table)
+    output.err.print(f"the whole manifest: fraudctl models show {version} --output json")
+
+
+def model_summary(version: str, manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """The lines of `models show`: what a person checks about a model."""
+    from fraudctl.model.evaluation import Window
+
+    def figures(metrics: dict[str, Any]) -> str:
+        named = (("average_precision", "average precision"), ("roc_auc", "ROC AUC"),
+                 ("card_precision_at_100", "card precision@100"), ("precision", "precision"),
+                 ("recall", "recall"))
+        return " · ".join(f"{label} {metrics[key]:.3f}" for key, label in named
+                          if isinstance(metrics.get(key), int | float))
+
+    lines = [("version", version), ("created", str(manifest.get("created_at", "?")))]
+    kind = str(manifest.get("kind", "?"))
+    features = list(manifest.get("features") or [])
+    lines.append(("kind", f"{kind} · feature version {manifest.get('feature_version', '?')} · "
+                          f"{len(features)} features"))
+    if "threshold" in manifest:
+        lines.append(("threshold", f"{float(manifest['threshold']):.4g} (high-risk at a score "
+                                   "at or above it)"))
+    with contextlib.suppress(KeyError, ValueError, TypeError):      # an older manifest
+        lines.append(("window", Window.from_dict(manifest.get("window") or {}).describe()))
+    training = manifest.get("training") or {}
+    if training:
+        lines.append(("trained on", f"{training.get('rows', 0):,} transactions, "
+                                    f"{training.get('frauds', 0):,} frauds "
+                                    f"({training.get('source', '?')})"))
+    lines.append(("held out", figures(manifest.get("metrics") or {})))
+    report = manifest.get("report") or {}
+    for result in report.get("models", []):
+        if result.get("role") == "baseline":
+            lines.append(("baseline", f"{result.get('name', '?')}: {figures(result)}"))
+    if "beats_baseline" in report:
+        lines.append(("verdict", "beats the baseline" if report["beats_baseline"]
+                      else "does not beat the baseline"))
+    lines.append(("features", ", ".join(features)))
+    lines.append(("sha256", str(manifest.get("sha256", "?"))))
+    return lines
 
 
 def _workloads(settings: Settings) -> "ColourWorkloads":

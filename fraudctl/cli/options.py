@@ -46,6 +46,8 @@ _COMMON_NAMES = {p.name for p in _COMMON}
 
 
 OUTPUT_FORMATS = ("table", "json")
+# The --output option of every command that prints a result (checked by check_output_format).
+OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
 
 # The aws target's Kubernetes: options of the commands that reach the cluster (all settings).
 Kubeconfig = Annotated[str | None, typer.Option(

@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from fraudctl import errors, faults, lifecycle, output
-from fraudctl.cli.options import check_output_format, stack_command
+from fraudctl.cli.options import OutputFormat, check_output_format, stack_command
 from fraudctl.config import Settings
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def produce(
         "--label-delay", help="When the bank's labels become known, e.g. 7d.")] = "7d",
     no_labels: Annotated[bool, typer.Option(
         "--no-labels", help="Do not deliver labels for live traffic.")] = False,
-    output_format: Annotated[str, typer.Option("--output", "-o")] = "table",
+    output_format: OutputFormat = "table",
 ) -> None:
     """Produce realistic simulated transactions (seeded, reproducible)."""
     from fraudctl.lake_table import format_of
@@ -85,6 +85,10 @@ def produce(
     config = simulator.SimulatorConfig(seed=seed, n_cards=cards, n_terminals=terminals)
     lifecycle.require_stack(settings)
     output.err.print(lifecycle.identity_line(settings))
+    if backfill_days is None and rate is not None:
+        note = _velocity_note(rate, config)
+        if note:
+            output.err.print(note, markup=False)
     runtime = open_runtime(settings, pool_size=2)
     try:
         if backfill_days is not None:
@@ -107,6 +111,23 @@ def produce(
         output.print_json(summary)
     else:
         output.out.print("  ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+def _velocity_note(rate: float, config: "SimulatorConfig") -> str | None:
+    """Said before sending faster than the world transacts on its own: its cards then
+    transact more often than the model saw in training, and drift says so."""
+    from fraudctl.model.drift import VOLUME_FACTOR
+    from fraudctl.pipeline import simulator
+
+    natural = simulator.natural_rate(config)
+    if rate <= natural * VOLUME_FACTOR:
+        return None
+    matching = math.ceil(rate / natural * config.n_cards)
+    return (f"note: {rate:g} tx/s is {rate / natural:,.0f} times the natural rate of this "
+            f"world's {config.n_cards:,} cards ({natural:.2f} tx/s): their velocity features "
+            "will run hotter than in training, and `fraudctl model drift` leaves them out of "
+            f"its comparison. --cards {matching:,} makes a world of this rate (cards new to "
+            "the stack).")
 
 
 def _labels_dir(settings: Settings) -> Path:

@@ -24,7 +24,24 @@ QueryName = Annotated[str | None, typer.Option("--name", help="A named query.")]
 QueryParams = Annotated[list[str] | None, typer.Option(
     "--param", help="NAME=VALUE for a named query's parameter (repeatable).")]
 Format = Annotated[str, typer.Option("--output", "-o", help="table, csv or json.")]
+ListNamed = Annotated[bool, typer.Option(
+    "--list", help="List the named queries, what each answers and its parameters.")]
 QUERY_FORMATS = ("table", "csv", "json")
+
+
+def _list_named(engine: "Engine", fmt: str) -> None:
+    """Every named query of ``engine``: its name, what it answers, its parameters."""
+    from fraudctl.query import named
+
+    if fmt not in QUERY_FORMATS:
+        raise errors.ConfigError(f"unknown output format {fmt!r}",
+                                 "use --output table, csv or json")
+    queries = sorted(named.catalog(engine).values(), key=lambda q: q.name)
+    rows = [[query.name, query.description,
+             ", ".join(f"{p.name} ({p.kind}, default {p.shown_default})"
+                       for p in query.parameters)] for query in queries]
+    _print(QueryResult(columns=["name", "description", "parameters"],
+                       rows=[tuple(row) for row in rows], seconds=0.0), fmt)
 
 
 def _print(result: QueryResult, fmt: str) -> None:
@@ -59,7 +76,8 @@ def _sql_of(engine: "Engine", sql: str | None, file: Path | None, name: str | No
     given = [x for x in (sql, file, name) if x is not None]
     if len(given) != 1:
         raise errors.ConfigError("give the SQL, --file FILE or --name NAME (one of them)",
-                                 "named queries: " + ", ".join(sorted(named.catalog(engine))))
+                                 "named queries: " + ", ".join(sorted(named.catalog(engine)))
+                                 + " (--list describes them)")
     if params and name is None:
         raise errors.ConfigError("--param goes with --name")
     if file is not None:
@@ -79,9 +97,13 @@ def athena(
     file: SqlFile = None,
     name: QueryName = None,
     param: QueryParams = None,
+    list_named: ListNamed = False,
     output_format: Format = "table",
 ) -> None:
     """Query the lake table fraud.fraud_tx with Athena's SQL."""
+    if list_named:
+        _list_named("athena", output_format)
+        return
     text = _sql_of("athena", sql, file, name, param or [], output_format)
     lifecycle.require_stack(settings)
     if settings.target == "aws":
@@ -133,10 +155,14 @@ def db(
     file: SqlFile = None,
     name: QueryName = None,
     param: QueryParams = None,
+    list_named: ListNamed = False,
     output_format: Format = "table",
 ) -> None:
     """Query the live database in a read-only transaction (the dashboards' named queries
     too: --name pipeline_health)."""
+    if list_named:
+        _list_named("postgres", output_format)
+        return
     from fraudctl.query import database
     from fraudctl.runtime import open_runtime
 

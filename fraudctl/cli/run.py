@@ -6,12 +6,15 @@ import os
 import socket
 import sys
 import threading
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 
 from fraudctl.cli.options import command_group, stack_command
 from fraudctl.config import Settings
+
+if TYPE_CHECKING:
+    from fraudctl.pipeline.scoring import Deployment
 
 app = command_group(help="Run one of the pipeline's long-running processes (foreground).",
                   no_args_is_help=True)
@@ -65,6 +68,13 @@ def consumer(
         **({"batch_size": batch_size} if batch_size else {}),
     )
     worker = Consumer(runtime, deployment, config)
+    logging.getLogger("fraudctl.consumer").info(
+        "consumer %s starting: scoring with %s (high-risk at score >= %s), queue %s, "
+        "dead letters to %s after %d receives, batches of up to %d (closed %.2f s after "
+        "their first message), %d writers, visibility %d s", config.consumer_id,
+        deployment.label, _thresholds(deployment), runtime.queue.name,
+        runtime.dead_letter_queue.name, config.max_receive_count, config.batch_size,
+        config.batch_wait_s, config.writers, config.visibility_s)
     # A writer back from a database round trip waits for the GIL while another thread runs
     # Python; by default up to 5 ms, on every one of a batch's dozen round trips. At 1 ms the
     # database and the Python threads overlap better: 10-15% more throughput, measured with
@@ -95,6 +105,9 @@ def exporter(
 
     _logging()
     worker = Exporter(open_runtime(settings, pool_size=2), lake_format=format_of(settings))
+    logging.getLogger("fraudctl.exporter").info(
+        "exporter starting: %s objects into %s every %.0f s", format_of(settings),
+        worker.runtime.store.location, interval)
     if port:
         health.serve(host, port, lambda: worker.ready, CollectorRegistry())
 
@@ -132,8 +145,12 @@ def api(
     _logging()
     spec = serving.DeploymentSpec.from_args(model, challenger, canary, shadow)
     runtime = open_runtime(settings, pool_size=4)
-    app = create_app(runtime, serving.build(runtime.store, spec),
-                     allowed_hosts=allowed_hosts(host))
+    deployment = serving.build(runtime.store, spec)
+    app = create_app(runtime, deployment, allowed_hosts=allowed_hosts(host))
+    logging.getLogger("fraudctl.api").info(
+        "api starting: scoring with %s (high-risk at score >= %s) on %s:%d%s",
+        deployment.label, _thresholds(deployment), host, port,
+        f" and {host}:{colour_port}" if colour_port else "")
     # The shared port is opened only now, with the models loaded and checked: the kernel
     # (SO_REUSEPORT) spreads new connections over every process listening, so a colour
     # starting for a swap takes requests only once it can answer them.
@@ -142,6 +159,12 @@ def api(
         sockets.append(listen_socket(host, colour_port, shared=False))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=sockets)
+
+
+def _thresholds(deployment: "Deployment") -> str:
+    """Each serving model's decision threshold, as the start-up lines say it."""
+    scorers = [s for s in (deployment.champion, deployment.challenger) if s is not None]
+    return ", ".join(f"{s.threshold:.4g} ({s.version})" for s in scorers)
 
 
 def listen_socket(host: str, port: int, *, shared: bool) -> socket.socket:

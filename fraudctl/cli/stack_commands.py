@@ -1,14 +1,21 @@
 """`fraudctl up`, `down` and `status`: thin commands over fraudctl.lifecycle and fraudctl.status."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from fraudctl import errors, lifecycle, output
 from fraudctl import status as stack_status
-from fraudctl.cli.options import Image, Kubeconfig, KubeContext, check_output_format, stack_command
+from fraudctl.cli.options import (
+    Image,
+    Kubeconfig,
+    KubeContext,
+    OutputFormat,
+    check_output_format,
+    stack_command,
+)
 from fraudctl.config import Settings
 from fraudctl.provision.apply import plan_table
 from fraudctl.provision.plan import Plan
@@ -16,7 +23,6 @@ from fraudctl.provision.plan import Plan
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
 DbEndpoint = Annotated[str | None, typer.Option(
     "--db-endpoint", help="aws: reach RDS at HOST:PORT (a tunnel) instead of its address.")]
-OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
 
 
 def _print_notes(plan: Plan) -> None:
@@ -76,10 +82,39 @@ def up(
     if dry_run or plan.no_changes:
         _print_plan(plan, output_format)
         return
+    summary = stack_status.serving_summary(settings)
     if output_format == "json":
-        _print_plan(plan, "json")
+        output.print_json({"stack": settings.stack, "target": settings.target,
+                           "changes": len(plan.steps), "notes": plan.notes,
+                           "steps": [{"resource": s.resource, "action": s.action}
+                                     for s in plan.steps], "summary": summary})
     else:
         output.out.print(f"stack {settings.stack} is up ({len(plan.steps)} changes)")
+        for line in summary_lines(summary):
+            output.out.print(line, markup=False)
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The end of `up`: what scores, how well it did on held-out data, where to go next."""
+    threshold = summary["threshold"]
+    decides = "" if threshold is None else f" · high-risk at score ≥ {threshold:.4g}"
+    if summary["rule_based"]:
+        lines = [f"  model  {summary['champion']} (rule-based, no trained model){decides}"]
+    else:
+        metrics = summary["metrics"] or {}
+        figures = " · ".join(f"{label} {metrics[key]:.3f}" for key, label in (
+            ("average_precision", "average precision"), ("roc_auc", "ROC AUC"),
+            ("card_precision_at_100", "card precision@100")) if key in metrics)
+        tested = summary["test_window"]
+        held_out = f" on {tested}" if tested else ""
+        lines = [f"  model  {summary['champion']}{decides}",
+                 f"         held out{held_out}: {figures}"]
+    lines.append(f"  api    POST {summary['api']}" if summary["api"].startswith("http")
+                 else f"  api    {summary['api']}")
+    width = max(len(command) for command, _ in summary["next"])
+    for index, (command, why) in enumerate(summary["next"]):
+        lines.append(f"  {'next' if index == 0 else '    '}   {command.ljust(width)}  # {why}")
+    return lines
 
 
 @stack_command

@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 from fraudctl import errors
-from fraudctl.pipeline.scoring import RULES_VERSION
+from fraudctl.model.windows import test_days_of
+from fraudctl.pipeline.scoring import RULES_VERSION, RuleScorer
 from fraudctl.runtime import Runtime
 
 DRIFT_EVERY_S = 60.0
@@ -31,7 +32,7 @@ class ModelStatus:
         if version is None:
             return {"version": None}
         if version == RULES_VERSION:
-            return {"version": version, "rule_based": True}
+            return {"version": version, "rule_based": True, "threshold": RuleScorer.threshold}
         return {"version": version, **self._manifest(version), "drift": self._latest_drift(version)}
 
     def _manifest(self, version: str) -> dict[str, Any]:
@@ -45,7 +46,8 @@ class ModelStatus:
             manifest = info.manifest
             self._manifests[version] = {
                 "created_at": info.created_at, "threshold": manifest.get("threshold"),
-                "metrics": manifest.get("metrics", {}), "window": manifest.get("window", {})}
+                "metrics": manifest.get("metrics", {}), "window": manifest.get("window", {}),
+                "tested_on": test_days_of(manifest.get("window"))}
         return self._manifests[version]
 
     def _latest_drift(self, version: str) -> dict[str, Any] | None:
@@ -68,7 +70,8 @@ class ModelStatus:
             worst = max(report.psi.values(), default=0.0)
             result: dict[str, Any] = {
                 "status": drift.status_of(worst), "worst_psi": round(worst, 4),
-                "rows": report.rows, "hours": DRIFT_HOURS, "drifted": report.drifted}
+                "rows": report.rows, "hours": DRIFT_HOURS, "drifted": report.drifted,
+                "verdict": report.verdict, "not_compared": sorted(report.left_out)}
         except errors.FraudctlError as exc:
             result = {"status": "unknown", "reason": exc.message}
         except Exception as exc:             # a database outage: say so, try again later

@@ -35,14 +35,15 @@ PANELS = (
 STATEMENT_TIMEOUT_MS = 5000
 
 
-def render_all(threshold: float) -> list[tuple[Panel, str]]:
-    """Every panel's SQL with its parameters and the dashboard's high-risk threshold."""
+def render_all(threshold: float | None = None) -> list[tuple[Panel, str]]:
+    """Every panel's SQL with its parameters; high-risk is the scoring models' decision
+    unless a ``threshold`` replaces it."""
     catalog = named.catalog("postgres")
     rendered = []
     for panel in PANELS:
         query = catalog[panel.query]
         values = dict(panel.params)
-        if any(p.name == "threshold" for p in query.parameters):
+        if threshold is not None and any(p.name == "threshold" for p in query.parameters):
             values["threshold"] = repr(threshold)
         rendered.append((panel, query.render(values)))
     return rendered

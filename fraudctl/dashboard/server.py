@@ -40,7 +40,8 @@ class DashboardConfig:
     stack: str
     target: str
     refresh_s: float = 5.0
-    threshold: float = 0.8
+    # None: high-risk is what the scoring models decided; a number asks "what if" instead
+    threshold: float | None = None
     # the big number turns amber, then red, at these many high-risk transactions in 15 min
     warn_at: int = 5
     critical_at: int = 20

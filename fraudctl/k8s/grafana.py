@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 DATASOURCE_UID = "fraudctl-postgres"
 DATASOURCE_TYPE = "grafana-postgresql-datasource"
-THRESHOLD = 0.8
 WARN_AT, CRITICAL_AT = 5, 20
 
 
@@ -65,7 +64,7 @@ def _stat(panel_id: int, title: str, sql: str, column: str, grid: tuple[int, int
 
 
 def dashboard(stack: str) -> dict[str, Any]:
-    sql = {panel.key: text for panel, text in panels.render_all(THRESHOLD)}
+    sql = {panel.key: text for panel, text in panels.render_all()}
     green: list[tuple[float | None, str]] = [(None, "green")]
     tiles: list[tuple[str, str, list[tuple[float | None, str]], str]] = [
         ("Throughput (tx/s, last minute)", "tx_per_s", green, "none"),
@@ -77,7 +76,8 @@ def dashboard(stack: str) -> dict[str, Any]:
         ("Consumers alive", "consumers_live", [(None, "red"), (1, "green")], "none"),
     ]
     built = [
-        _stat(1, "High-risk transactions, last 15 min", sql["high_risk"], "high_risk",
+        _stat(1, "High-risk transactions (model's decision), last 15 min", sql["high_risk"],
+              "high_risk",
               (0, 0, 6, 5), [(None, "green"), (WARN_AT, "orange"), (CRITICAL_AT, "red")]),
         *[_stat(2 + i, title, sql["health"], column, (6 + 3 * i, 0, 3, 5), steps, unit)
           for i, (title, column, steps, unit) in enumerate(tiles)],

@@ -82,19 +82,25 @@ class LocalAthenaEngine:
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.database}"')
         name = f'"{self.database}"."{self.table}"'
         data = [c for c in columns if c[0] not in ("dt", "hr")]
-        select = ", ".join(f'CAST("{n}" AS {t}) AS "{n}"' for n, t in data)
         if not files:
             nulls = ", ".join(f'CAST(NULL AS {t}) AS "{n}"' for n, t in columns)
             con.execute(f"CREATE VIEW {name} AS SELECT {nulls} LIMIT 0")
             return
         listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
         hive = "hive_partitioning = true, hive_types = {'dt': VARCHAR, 'hr': INTEGER}"
+        present = {n for n, _ in data}
         if definition["Parameters"].get("classification") == "parquet":
             source = f"read_parquet({listed}, {hive}, union_by_name = true)"
+            # As in Athena, a column the table has and no file has reads as NULL (objects
+            # written before the column was added). Quoted object paths, not user input.
+            described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()  # noqa: S608
+            present = {str(row[0]) for row in described}
         else:
             spec = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n, _ in data) + "}"
             source = (f"read_json({listed}, format = 'newline_delimited', "
                       f"compression = 'gzip', columns = {spec}, {hive})")
+        select = ", ".join((f'CAST("{n}" AS {t})' if n in present else f"CAST(NULL AS {t})")
+                           + f' AS "{n}"' for n, t in data)
         # Built from the catalog's own column names and quoted object paths, not user input.
         view = (f"CREATE VIEW {name} AS SELECT {select}, CAST(dt AS VARCHAR) AS dt, "  # noqa: S608
                 f"CAST(hr AS INTEGER) AS hr FROM {source}")

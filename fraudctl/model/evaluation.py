@@ -59,10 +59,15 @@ class Window:
                      ("train_start", "train_end", "test_start", "test_end")))
 
     def describe(self) -> str:
-        last = (self.test_end - DAY).date()
+        """The window as people read it: first and last day of each part, both included (the
+        stored boundaries are exclusive ends)."""
         return (f"train {self.train_start.date()} .. {(self.train_end - DAY).date()}, "
                 f"gap {(self.test_start - self.train_end).days} d, "
-                f"test {self.test_start.date()} .. {last}")
+                f"test {self.test_days()}")
+
+    def test_days(self) -> str:
+        return f"{self.test_start.date()} .. {(self.test_end - DAY).date()}"
+
 
 
 def _midnight(ts: pd.Timestamp) -> pd.Timestamp:

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import sklearn
 
-from fraudctl import __version__, errors
+from fraudctl import __version__, errors, progress
 from fraudctl.model import deployment, history, registry, selection, training
 from fraudctl.model.evaluation import Report, Window, choose_window
 from fraudctl.model.serving import TrainedModel
@@ -103,6 +103,7 @@ def train_and_report(hist: history.History, window_request: WindowRequest,
                            delay_days=window_request.delay_days,
                            test_days=window_request.test_days)
     started = time.perf_counter()
+    progress.report(f"computing the features of {len(hist.transactions):,} transactions")
     featurized = training.featurize(hist, window)
     feature_seconds = time.perf_counter() - started
     chosen = None
@@ -142,6 +143,7 @@ def retrain(runtime: Runtime | None, state: StackState | None, *, history_file: 
     """Train and evaluate (with ``select``, the learner chosen by prequential validation
     first); with ``register``, store the candidate in the registry (the stack's object
     store). Nothing is stored when anything fails."""
+    progress.report("reading the labelled history")
     hist = load_history(runtime, history_file, label_delay_days=label_delay_days)
     window, outcome, chosen = train_and_report(hist, window_request, params,
                                                champion(runtime, state), select=select)
@@ -149,6 +151,7 @@ def retrain(runtime: Runtime | None, state: StackState | None, *, history_file: 
     if register:
         if runtime is None:
             raise errors.StackNotFound("registering a model needs a stack")
+        progress.report("registering the model")
         manifest = manifest_of(outcome, window, chosen)
         artifact = registry.serialize(outcome.classifier, outcome.detector)
         result.version = registry.Registry(runtime.store).register(artifact, manifest)

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
-from fraudctl import errors
-from fraudctl.model import evaluation, learners
+from fraudctl import errors, progress
+from fraudctl.model import drift, evaluation, learners
 from fraudctl.model.evaluation import Metrics, ModelResult, Report, TestSet, Window
 from fraudctl.model.history import History
 from fraudctl.model.learners import Learner
@@ -31,7 +31,6 @@ from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline.scoring import Scorer
 
 MIN_TRAIN_FRAUDS = 10
-DRIFT_BINS = 10
 # The model class `retrain` trains without --select (chosen by bench/bench_detection.py).
 DEFAULT_LEARNER = "hist_gradient_boosting"
 
@@ -169,22 +168,6 @@ def time_split(train: Split, share: float) -> tuple[Split, Split]:
             Split(train.rows.iloc[cut:], train.features.iloc[cut:]))
 
 
-def drift_reference(features: pd.DataFrame, scores: np.ndarray, names: list[str]
-                    ) -> dict[str, Any]:
-    """Decile edges and shares per feature and for the score: what `model drift` compares
-    live traffic with (population stability index)."""
-    columns = {**{name: features[name].to_numpy("float64") for name in names},
-               "score": scores}
-    reference = {}
-    for name, values in columns.items():
-        edges = np.unique(np.quantile(values, np.linspace(0, 1, DRIFT_BINS + 1)[1:-1]))
-        counts = np.bincount(np.searchsorted(edges, values, side="right"),
-                             minlength=len(edges) + 1)
-        reference[name] = {"edges": edges.round(6).tolist(),
-                           "shares": (counts / max(len(values), 1)).round(6).tolist()}
-    return reference
-
-
 def _result(name: str, model: str, role: str, fit_val: Split | None, test: TestSet,
             val_scores: np.ndarray | None, test_scores: np.ndarray,
             threshold: float | None = None) -> ModelResult:
@@ -224,6 +207,7 @@ def train(history: History, window: Window, params: TrainingParams,
     names = params.feature_names
     started = time.perf_counter()
     learner = params.learner
+    progress.report(f"fitting {learner.label} on {len(fit.rows):,} transactions")
     classifier = learner.fit(fit.matrix(names), fit.y, val.matrix(names), val.y)
     val_scores = classifier.predict_proba(val.matrix(names))[:, 1]
     threshold = evaluation.f1_threshold(val.y, val_scores)
@@ -231,6 +215,7 @@ def train(history: History, window: Window, params: TrainingParams,
                                random_state=params.random_state).fit(fit.matrix(names))
     fit_seconds = time.perf_counter() - started
 
+    progress.report(f"evaluating on {len(test_part.rows):,} test-window transactions")
     test_x = test_part.matrix(names)
     candidate_scores = classifier.predict_proba(test_x)[:, 1]
     results = [_result("candidate", learner.label, "candidate", val, test,
@@ -266,10 +251,17 @@ def train(history: History, window: Window, params: TrainingParams,
                     evaluation.oracle_card_precision_at_k(test.kept_rows))
     return Outcome(report, score_rows(test, candidate_scores, baseline_scores), classifier,
                    detector, threshold,
-                   drift_reference(train_split.features, classifier.predict_proba(
-                       train_split.matrix(names))[:, 1], names),
+                   drift.reference(train_split.features, classifier.predict_proba(
+                       train_split.matrix(names))[:, 1], names, train_split.rows["ts"],
+                       warm_days=_history_age_days(history, window)),
                    params, feature_seconds, fit_seconds, learners.iterations(classifier),
                    notes)
+
+
+def _history_age_days(history: History, window: Window) -> float:
+    """How many days of history came before the train window (its features' warm-up)."""
+    first = history.transactions["ts"].min()
+    return max(float((window.train_start - first).total_seconds()) / feature_fn.DAY_S, 0.0)
 
 
 def _days_without_fraud(test: TestSet) -> int:

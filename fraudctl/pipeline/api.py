@@ -120,10 +120,12 @@ def create_app(runtime: Runtime, deployment: Deployment, *,
         features = pd.DataFrame(row, columns=feature_fn.FEATURE_NAMES)
         scored = deployment.score([txn.txn_id], features)
         return {"txn_id": txn.txn_id, "score": float(scored.scores[0]),
+                "high_risk": bool(scored.high_risk[0]),
                 "model": scored.models[0], "feature_version": feature_fn.FEATURE_VERSION,
                 **{name: values[0].item() if hasattr(values[0], "item") else values[0]
                    for name, values in scored.extras.items()},
-                "features": dict(zip(feature_fn.FEATURE_NAMES, row[0].round(4).tolist(),
+                "features": dict(zip(feature_fn.FEATURE_NAMES,
+                                     row[0].round(feature_fn.STORED_DECIMALS).tolist(),
                                      strict=True))}
 
     @app.post("/predict")

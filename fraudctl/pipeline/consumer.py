@@ -254,7 +254,8 @@ class Consumer:
                     result = feature_fn.compute(new, state, self._merchants.daily(first_day))
                     scored_by = self.deployment.score(new["txn_id"].tolist(), result.features)
                     scored = new[["txn_id", "ts", "amount", "merchant_id"]].assign(
-                        score=scored_by.scores, model=scored_by.models,
+                        score=scored_by.scores, high_risk=scored_by.high_risk,
+                        model=scored_by.models,
                         features=sinks.features_json(result.features, scored_by.models,
                                                      scored_by.extras),
                         **scored_by.shadow_columns())

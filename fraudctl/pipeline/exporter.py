@@ -39,14 +39,15 @@ log = logging.getLogger("fraudctl.exporter")
 _EXPORTER_LOCK = 0x4C414B45   # "LAKE"
 
 LAKE_COLUMNS = [name for name, _, _ in lake_table.COLUMNS]
-_ARROW_TYPES = {"string": pa.string(), "double": pa.float64(),
+_ARROW_TYPES = {"string": pa.string(), "double": pa.float64(), "boolean": pa.bool_(),
                 "timestamp": pa.timestamp("us", tz="UTC")}
 ARROW_SCHEMA = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind, _ in lake_table.COLUMNS])
 
 _BATCH_ROWS = """
 SELECT s.txn_id, s.ts, r.payload->>'card_hash', s.merchant_id, s.amount::float8,
        r.payload->>'currency', r.payload->>'mcc', r.payload->>'channel', r.payload->>'country',
-       r.payload->>'device_id', s.score, s.features->>'model', s.features::text, s.scored_at
+       r.payload->>'device_id', s.score, s.high_risk, s.features->>'model', s.features::text,
+       s.scored_at
 FROM lake_outbox o JOIN tx_scored s USING (txn_id) JOIN tx_raw r USING (txn_id)
 WHERE o.batch_id = %s ORDER BY s.ts, s.txn_id
 """

@@ -73,6 +73,21 @@ FEATURE_SETS = {"f1": F1_NAMES, "f2": F2_NAMES}
 # Every feature computed: what is stored with each score and what any served version reads.
 FEATURE_NAMES = [*F2_NAMES, *(name for name in F1_NAMES if name not in F2_NAMES)]
 MODEL_FEATURES = FEATURE_SETS[FEATURE_VERSION]
+# Decimals a feature value keeps where it is stored with its score (tx_scored.features) and
+# shown (/predict): enough for any reading, and what drift compares, on both sides.
+STORED_DECIMALS = 4
+# Days of history a feature needs before its values look as they do on a long-running stack
+# (its look-back, and for label-based ones the label delay, 7 days by default, on top). Rows
+# nearer the start of a history have it still filling up: drift does not compare a feature
+# whose training rows were younger than this. Measured on two simulated worlds
+# (tests/unit/test_drift_worlds.py); the rest need none.
+WARM_UP_DAYS = {
+    "is_new_card": 3, "card_count_1d": 3, "card_count_7d": 14, "card_amount_avg_7d": 7,
+    "amount_to_avg_7d": 7, "card_amount_avg_30d": 7, "amount_to_base_avg": 7,
+    "card_base_count": 45, "merchant_labels_1d": 8, "merchant_risk_7d": 14,
+    "merchant_risk_30d": 37, "merchant_fraud_days_30d": 37,
+    "merchant_fraud_rate_28d": 35, "merchant_labels_28d": 35,
+}
 # Columns a batch must have (the validated message fields).
 INPUT_COLUMNS = ["ts", "card_hash", "merchant_id", "amount", "channel", "country"]
 

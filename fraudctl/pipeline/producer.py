@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fraudctl import errors, faults
+from fraudctl import errors, faults, progress
 from fraudctl.lake_table import LakeFormat
 from fraudctl.pipeline import exporter, schema, simulator, sinks
 from fraudctl.pipeline import features as feature_fn
@@ -126,6 +126,10 @@ def deliver_labels(runtime: Runtime, result: ProduceResult, *, delay_s: float, s
         ) from exc
 
 
+# Rows per COPY of the backfill: each chunk is a progress report.
+BACKFILL_CHUNK = 50_000
+
+
 @dataclass
 class BackfillResult:
     transactions: int
@@ -138,6 +142,8 @@ class BackfillResult:
 def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
              config: simulator.SimulatorConfig, delay_s: float,
              lake_format: LakeFormat = "parquet") -> BackfillResult:
+    """Simulate ``days`` of history, score it, and write it into an empty stack: the database
+    (straight COPY into the tables, in one transaction), the labels, and the lake."""
     started = time.time()
     end = started
     begin = end - days * simulator.DAY_S
@@ -148,32 +154,43 @@ def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
                 f"the stack already holds {existing[0]} transactions",
                 "backfill writes history before live traffic: run it on a new stack "
                 "(`fraudctl down` then `up`, or another --stack)")
+    progress.report(f"simulating {days} days of history")
     sim = simulator.Simulator(config, begin)
     frame = sim.history(begin, end)
+    progress.report(f"computing the features of {len(frame):,} transactions")
     labels = simulator.labels(frame, delay_s, config.seed)
     daily = feature_fn.merchant_daily_from_labels(labels, frame)
     computed = feature_fn.compute_history(frame, daily)
+    progress.report(f"scoring {len(frame):,} transactions")
     scored = deployment.score(frame["txn_id"].tolist(), computed.features)
     scores = scored.scores
     features_text = sinks.features_json(computed.features, scored.models, scored.extras)
-    payload = [schema.to_message(m) for m in simulator.messages(frame)]
+    progress.report(f"encoding {len(frame):,} messages")
+    raw = pd.DataFrame({"txn_id": frame["txn_id"], "amount": frame["amount"],
+                        "merchant_id": frame["merchant_id"], "ts": frame["ts"],
+                        "payload": [schema.to_message(m) for m in simulator.messages(frame)]})
+    rows = pd.DataFrame({
+        "txn_id": frame["txn_id"], "ts": frame["ts"], "amount": frame["amount"],
+        "merchant_id": frame["merchant_id"], "score": scores, "high_risk": scored.high_risk,
+        "features": features_text, "model": scored.models, **scored.shadow_columns()})
 
     with runtime.connect() as conn:
         sinks.prepare(conn)
         with conn.transaction():
-            sinks.insert_raw(conn, pd.DataFrame({
-                "txn_id": frame["txn_id"], "amount": frame["amount"],
-                "merchant_id": frame["merchant_id"], "ts": frame["ts"], "payload": payload}),
-                outbox=False)                       # written to the lake below, directly
-            sinks.insert_scored(conn, pd.DataFrame({
-                "txn_id": frame["txn_id"], "ts": frame["ts"], "amount": frame["amount"],
-                "merchant_id": frame["merchant_id"], "score": scores,
-                "features": features_text, "model": scored.models,
-                **scored.shadow_columns()}))
+            written = progress.Counter("writing transactions", len(frame))
+            for first in range(0, len(frame), BACKFILL_CHUNK):
+                part = slice(first, first + BACKFILL_CHUNK)
+                # The lake gets these rows below, directly: no outbox.
+                sinks.copy_history(conn, raw.iloc[part], rows.iloc[part])
+                written.advance(len(raw.iloc[part]))
+            sinks.add_to_rollup(conn, rows)
             sinks.save_card_state(conn, computed.state)
+        progress.report(f"importing {len(labels):,} labels")
         imported = label_io.import_labels(conn, labels)
 
-    lake = frame.assign(score=scores, model=scored.models, features=features_text,
+    progress.report(f"writing {len(frame):,} transactions to the lake")
+    lake = frame.assign(score=scores, high_risk=scored.high_risk, model=scored.models,
+                        features=features_text,
                         scored_at=pd.Timestamp(time.time(), unit="s", tz="UTC"))
     keys = exporter.write_partitions(runtime.store, lake, f"part-backfill-{sim.run_id}",
                                      lake_format)

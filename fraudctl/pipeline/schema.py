@@ -271,3 +271,43 @@ def differing_fields(first: Transaction, second: Transaction) -> list[str]:
     """The contract fields in which two messages for one txn_id differ (none: a redelivery)."""
     return [name for name in Transaction.__struct_fields__
             if getattr(first, name) != getattr(second, name)]
+
+
+_FIELD_DOCS = {
+    "txn_id": "Unique transaction id; a redelivery repeats it, a different transaction never.",
+    "ts": "When the transaction happened: RFC 3339 with a UTC offset (e.g. "
+          "2026-11-22T13:05:00Z), within the last {years} years and at most {future} day "
+          "ahead.",
+    "card_hash": "The card, hashed (never the card number).",
+    "merchant_id": "The merchant or terminal.",
+    "amount": "Amount in the currency's units, rounded to cents; 0 is a card check.",
+    "currency": "ISO 4217 code, upper case.",
+    "mcc": "Merchant category code, four digits.",
+    "channel": "Where the card was used: pos, ecom or atm.",
+    "country": "The merchant's country, ISO 3166-1 alpha-2, upper case.",
+    "device_id": "A device fingerprint, when known.",
+    "schema": "The contract version; 1 when absent.",
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """The message contract as JSON Schema (draft 2020-12), generated from the same struct
+    that validates messages, with what JSON Schema cannot say (the time window, the size
+    and nesting limits, no field twice) in the descriptions."""
+    generated = msgspec.json.schema(Transaction)
+    body: dict[str, Any] = dict(generated["$defs"]["Transaction"])
+    for name, text in _FIELD_DOCS.items():
+        body["properties"][name]["description"] = text.format(years=MAX_AGE_YEARS,
+                                                              future=MAX_FUTURE.days)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"urn:fraudctl:transaction:v{SCHEMA_VERSION}",
+        **body,
+        "title": f"fraudctl transaction message, contract v{SCHEMA_VERSION}",
+        "description": (
+            "One JSON object per message. Fields beyond these are accepted and kept with the "
+            f"transaction as received. A message is at most {MAX_MESSAGE_BYTES} bytes, nests "
+            f"at most {MAX_DEPTH} levels, and names no field twice. A message that breaks "
+            "the contract goes to the dead-letter queue with the reason."),
+        "additionalProperties": True,
+    }

@@ -7,6 +7,11 @@ every replica and every retry) or scores everything in the shadow of the champio
 alone acts. Every row records the version whose score acts in ``features->>'model'``, and in
 shadow mode the challenger's version and score beside it, so the two can be compared.
 
+Scoring also decides: a row is *high-risk* when its score reaches the decision threshold of
+the model that scored it. The decision is made here, once, and stored with the row, so the
+dashboard, the named queries, Grafana and `status` all count the same rows (a threshold given
+on the command line asks "what if", over the scores).
+
 Until a trained model is registered the pipeline scores with :class:`RuleScorer`, a
 hand-weighted logistic rule over the same features, version ``rules-v1``, so a rule-based score
 can never be mistaken for a model's.
@@ -80,12 +85,19 @@ def deployment_label(champion: str, challenger: str | None, mode: Mode, canary_p
 class Scored:
     scores: np.ndarray
     models: np.ndarray                        # the acting version, per row
+    high_risk: np.ndarray                     # score >= the acting model's threshold, per row
     extras: dict[str, np.ndarray] = field(default_factory=dict)   # more per-row JSON fields
+    shadow_high_risk: np.ndarray | None = None
 
     def shadow_columns(self) -> dict[str, np.ndarray]:
-        """The shadow's version and score per row, when a shadow runs (for the rollup)."""
-        return {name: self.extras[name] for name in ("shadow_model", "shadow_score")
-                if name in self.extras}
+        """The shadow's version, score and decision per row, when a shadow runs (for the
+        rollup)."""
+        columns: dict[str, np.ndarray] = {
+            name: self.extras[name] for name in ("shadow_model", "shadow_score")
+            if name in self.extras}
+        if self.shadow_high_risk is not None:
+            columns["shadow_high_risk"] = self.shadow_high_risk
+        return columns
 
 
 @dataclass
@@ -110,7 +122,9 @@ class Deployment:
         n = len(features)
         scores = self.champion.score(features)
         models = np.full(n, self.champion.version, dtype=object)
+        thresholds = np.full(n, float(self.champion.threshold))
         extras: dict[str, np.ndarray] = {}
+        shadow_high_risk = None
         anomaly = self.champion.anomaly(features)
         if self.challenger is not None and self.mode == "canary":
             routed = canary_share(txn_ids, self.canary_pct)
@@ -118,9 +132,12 @@ class Deployment:
                 scores = scores.copy()
                 scores[routed] = self.challenger.score(features[routed])
                 models[routed] = self.challenger.version
+                thresholds[routed] = float(self.challenger.threshold)
         elif self.challenger is not None and self.mode == "shadow":
+            shadow = self.challenger.score(features)
             extras["shadow_model"] = np.full(n, self.challenger.version, dtype=object)
-            extras["shadow_score"] = np.round(self.challenger.score(features), 6)
+            extras["shadow_score"] = np.round(shadow, 6)
+            shadow_high_risk = shadow >= float(self.challenger.threshold)
         if anomaly is not None:
             extras["anomaly"] = np.round(anomaly, 4)
-        return Scored(scores, models, extras)
+        return Scored(scores, models, scores >= thresholds, extras, shadow_high_risk)

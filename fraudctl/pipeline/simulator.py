@@ -44,6 +44,10 @@ MESSAGE_COLUMNS = ["txn_id", "ts", "card_hash", "merchant_id", "amount", "curren
                    "channel", "country", "device_id"]
 
 
+# A card's transactions per day, on average (each card draws its rate from 0 to twice this).
+CARD_RATE_MEAN = 2.0
+
+
 @dataclass(frozen=True)
 class SimulatorConfig:
     seed: int = 42
@@ -104,7 +108,7 @@ class Simulator:
         self.card_country = COUNTRIES[self._region(self.card_xy)]
         self.card_mean = rng.uniform(5, 100, size=c.n_cards)
         self.card_std = self.card_mean / 2
-        self.card_rate = rng.uniform(0, 4, size=c.n_cards)            # transactions per day
+        self.card_rate = rng.uniform(0, 2 * CARD_RATE_MEAN, size=c.n_cards)  # per day
         self.card_ecom_share = rng.uniform(0.05, 0.4, size=c.n_cards)
         self.card_device = np.array([f"dev-{h[:10]}" for h in self.card_hash])
 
@@ -289,6 +293,12 @@ class Simulator:
         genuine = self._genuine(ts)
         injected = self._injected(t0, t1)
         return self._finish(pd.concat([genuine, injected], ignore_index=True))
+
+
+def natural_rate(config: SimulatorConfig) -> float:
+    """Transactions per second the world makes on its own (each card at its own daily rate,
+    2 a day on average): the rate `up`'s backfill has and the model learns velocities at."""
+    return config.n_cards * CARD_RATE_MEAN / DAY_S
 
 
 def messages(frame: pd.DataFrame) -> list[dict[str, object]]:

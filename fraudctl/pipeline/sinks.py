@@ -97,6 +97,16 @@ def insert_raw(conn: psycopg.Connection[Any], raw: pd.DataFrame, *, outbox: bool
     return {row[0] for row in conn.execute(statement).fetchall()}
 
 
+def copy_history(conn: psycopg.Connection[Any], raw: pd.DataFrame, scored: pd.DataFrame) -> None:
+    """History for a stack that holds none (the backfill checked): COPY straight into tx_raw
+    and tx_scored, with no temp table, no conflict check and no outbox (the backfill writes
+    the lake itself). A transaction already there fails the COPY: nothing is written twice.
+    The caller counts the rows into the rollup, once for the whole history."""
+    copy_rows(conn, "tx_raw", raw[["txn_id", "amount", "merchant_id", "ts", "payload"]])
+    copy_rows(conn, "tx_scored", scored[["txn_id", "ts", "amount", "merchant_id", "score",
+                                         "high_risk", "features"]])
+
+
 def stored_transactions(conn: psycopg.Connection[Any], ids: list[str]
                         ) -> dict[str, schema.Transaction]:
     """The stored transactions of ``ids``, as the contract reads their payloads."""
@@ -195,7 +205,7 @@ def features_json(features: pd.DataFrame, models: np.ndarray | str,
     # All columns are cast to text in one Arrow call (column after column in one array),
     # then taken apart as zero-copy slices: a call per column cost a third more.
     names = feature_fn.FEATURE_NAMES
-    matrix = features[names].to_numpy("float64").round(4)
+    matrix = features[names].to_numpy("float64").round(feature_fn.STORED_DECIMALS)
     texts = _json_numbers(matrix.ravel(order="F"))
     for position, name in enumerate(names):
         parts += [f',"{name}":', texts.slice(position * n, n)]
@@ -225,36 +235,41 @@ ROLLUP_HOURS = 48
 # The batch's counts, added to the minute rollup. Keys are upserted in sorted order, so two
 # writers updating the same minute wait for each other instead of deadlocking.
 _ADD_ROLLUP = """
-INSERT INTO tx_rollup_minute AS r (minute, model, bucket, transactions, score_sum)
-SELECT minute, model, bucket, transactions, score_sum FROM tmp_rollup
+INSERT INTO tx_rollup_minute AS r (minute, model, bucket, transactions, score_sum, high_risk)
+SELECT minute, model, bucket, transactions, score_sum, high_risk FROM tmp_rollup
 ORDER BY minute, model, bucket
 ON CONFLICT (minute, model, bucket) DO UPDATE
 SET transactions = r.transactions + EXCLUDED.transactions,
-    score_sum = r.score_sum + EXCLUDED.score_sum
+    score_sum = r.score_sum + EXCLUDED.score_sum,
+    high_risk = r.high_risk + EXCLUDED.high_risk
 """
 
 
 def minute_rollup(scored: pd.DataFrame) -> pd.DataFrame:
     """What a batch adds to tx_rollup_minute: per minute, model and 0.01 score bucket, the
-    transactions and their score sum; a shadow challenger's scores under "<version> (shadow)".
-    Minutes older than ROLLUP_HOURS are left out. (Grouped by one integer key in numpy: a
-    pandas groupby on three columns cost six times as much per batch.)"""
+    transactions, their score sum and how many of them the model flagged high-risk; a shadow
+    challenger's under "<version> (shadow)". Minutes older than ROLLUP_HOURS are left out.
+    (Grouped by one integer key in numpy: a pandas groupby on three columns cost six times as
+    much per batch.)"""
     cutoff = pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=ROLLUP_HOURS)
     recent = scored[scored["ts"] > cutoff]
     minutes = recent["ts"].dt.tz_convert("UTC").to_numpy("datetime64[m]").astype("int64")
     models = recent["model"].to_numpy(dtype=object)
     scores = recent["score"].to_numpy("float64")
+    flagged = recent["high_risk"].to_numpy("float64")
     if "shadow_model" in recent.columns:
         minutes = np.concatenate([minutes, minutes])
         models = np.concatenate([models, recent["shadow_model"].to_numpy(dtype=object)
                                  + " (shadow)"])
         scores = np.concatenate([scores, recent["shadow_score"].to_numpy("float64")])
+        flagged = np.concatenate([flagged, recent["shadow_high_risk"].to_numpy("float64")])
     codes, names = pd.factorize(models)
     buckets = np.minimum(np.floor(scores * 100), 99).astype("int64")
     first = int(minutes.min()) if len(minutes) else 0
     keys = ((minutes - first) * len(names) + codes) * 100 + buckets
     unique, group, counts = np.unique(keys, return_inverse=True, return_counts=True)
     sums = np.bincount(group, weights=scores, minlength=len(unique))
+    high_risk = np.bincount(group, weights=flagged, minlength=len(unique)).astype("int64")
     rest, bucket = np.divmod(unique, 100)
     minute, code = np.divmod(rest, max(len(names), 1))
     return pd.DataFrame({
@@ -264,6 +279,7 @@ def minute_rollup(scored: pd.DataFrame) -> pd.DataFrame:
         "bucket": bucket.astype("int16"),
         "transactions": counts,
         "score_sum": sums,
+        "high_risk": high_risk,
     })
 
 
@@ -275,8 +291,9 @@ def prune_rollup(conn: psycopg.Connection[Any]) -> int:
 
 
 def insert_scored(conn: psycopg.Connection[Any], scored: pd.DataFrame) -> None:
-    """scored: txn_id, ts, amount, merchant_id, score, features (JSON text), model (the
-    acting version), and shadow_model/shadow_score when a shadow runs.
+    """scored: txn_id, ts, amount, merchant_id, score, high_risk (the acting model's
+    decision), features (JSON text), model (the acting version), and shadow_model,
+    shadow_score and shadow_high_risk when a shadow runs.
 
     Every row is new: insert_raw let through, in this same transaction, only the ids tx_raw
     did not hold, and tx_scored rows are only ever written with their tx_raw row. So they are
@@ -286,7 +303,15 @@ def insert_scored(conn: psycopg.Connection[Any], scored: pd.DataFrame) -> None:
     if scored.empty:
         return
     copy_rows(conn, "tx_scored",
-              scored[["txn_id", "ts", "amount", "merchant_id", "score", "features"]])
+              scored[["txn_id", "ts", "amount", "merchant_id", "score", "high_risk",
+                      "features"]])
+    add_to_rollup(conn, scored)
+
+
+def add_to_rollup(conn: psycopg.Connection[Any], scored: pd.DataFrame) -> None:
+    """Count ``scored`` into the minute rollup: once per transaction (the temp table is
+    emptied at commit, so a second call in one transaction would count the first's rows
+    again)."""
     copy_rows(conn, "tmp_rollup", minute_rollup(scored))
     conn.execute(_ADD_ROLLUP)
 

@@ -12,7 +12,11 @@ things, this module rewrites the tree after sqlglot has typed it:
 - time zones: the session runs in UTC, as Athena's does, so ``current_timestamp``, ``now()``
   and the rendering of timestamps agree;
 - functions whose meaning DuckDB cannot give (Joda-pattern formatting, time-zone conversion
-  functions) are refused by name, rather than answered differently.
+  functions) are refused by name, rather than answered differently;
+- types: DuckDB casts a string to a number or a date to compare them; Trino refuses
+  (``hr = '03'``, ``from_iso8601_timestamp(ts)`` of a timestamp column). The same comparisons,
+  arithmetic and function arguments are refused here, in Athena's words, so a query that runs
+  locally runs on Athena.
 """
 
 from __future__ import annotations
@@ -114,6 +118,98 @@ def _is_integer(node: exp.Expr) -> bool:
 Schema = dict[str, object]        # database -> table -> column -> type, as sqlglot takes it
 
 
+_CATEGORY = {
+    **{kind: "number" for kind in (
+        exp.DataType.Type.TINYINT, exp.DataType.Type.SMALLINT, exp.DataType.Type.INT,
+        exp.DataType.Type.BIGINT, exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT,
+        exp.DataType.Type.DECIMAL)},
+    **{kind: "string" for kind in (exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR,
+                                   exp.DataType.Type.TEXT)},
+    **{kind: "time" for kind in (exp.DataType.Type.DATE, exp.DataType.Type.TIMESTAMP,
+                                 exp.DataType.Type.TIMESTAMPTZ, exp.DataType.Type.DATETIME)},
+    exp.DataType.Type.BOOLEAN: "boolean",
+}
+_TRINO_NAMES = {
+    exp.DataType.Type.TINYINT: "tinyint", exp.DataType.Type.SMALLINT: "smallint",
+    exp.DataType.Type.INT: "integer", exp.DataType.Type.BIGINT: "bigint",
+    exp.DataType.Type.DOUBLE: "double", exp.DataType.Type.FLOAT: "real",
+    exp.DataType.Type.DECIMAL: "decimal", exp.DataType.Type.DATE: "date",
+    exp.DataType.Type.TIMESTAMP: "timestamp(3)", exp.DataType.Type.BOOLEAN: "boolean",
+}
+_OPERATORS: dict[type[exp.Expr], str] = {
+    exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<=",
+}
+_ARITHMETIC: dict[type[exp.Expr], str] = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*",
+                                          exp.Div: "/", exp.Mod: "%"}
+# Functions whose arguments Trino types strictly: (name, expected categories, signature).
+_SIGNATURES: dict[type[exp.Expr], tuple[str, tuple[str, ...], str]] = {
+    exp.FromISO8601Timestamp: ("from_iso8601_timestamp", ("string",), "varchar(x)"),
+    exp.TimeToStr: ("date_format", ("time", "string"), "timestamp(p), varchar(x)"),
+    exp.StrToTime: ("date_parse", ("string", "string"), "varchar(x), varchar(y)"),
+}
+
+
+def _category(node: exp.Expr) -> str | None:
+    kind = node.type.this if node.type is not None else None
+    return _CATEGORY.get(kind) if kind is not None else None
+
+
+def _trino_type(node: exp.Expr) -> str:
+    kind = node.type.this if node.type is not None else None
+    if _CATEGORY.get(kind) == "string":                          # type: ignore[arg-type]
+        return (f"varchar({len(node.this)})" if isinstance(node, exp.Literal)
+                and node.is_string else "varchar")
+    return _TRINO_NAMES.get(kind, str(kind).lower())             # type: ignore[arg-type]
+
+
+def _comparable(left: str | None, right: str | None) -> bool:
+    return left is None or right is None or left == right
+
+
+def check_types(tree: exp.Expr) -> None:
+    """Refuse what Trino's type checker refuses: comparing, or doing arithmetic on, values of
+    different kinds (number, string, date/time, boolean), and the wrong kind of argument to
+    the functions that take one kind. Types sqlglot could not infer are let through."""
+    for node in tree.walk():
+        kind = type(node)
+        if kind in _OPERATORS or kind in _ARITHMETIC:
+            left, right = node.args.get("this"), node.args.get("expression")
+            if left is None or right is None:
+                continue
+            sides = _category(left), _category(right)
+            # Date/time arithmetic (ts - INTERVAL '1' HOUR) is typed as time on one side only.
+            if kind in _ARITHMETIC and "time" in sides:
+                continue
+            if not _comparable(*sides):
+                symbol = _OPERATORS.get(kind) or _ARITHMETIC[kind]
+                raise QueryError(f"Cannot apply operator: {_trino_type(left)} {symbol} "
+                                 f"{_trino_type(right)}",
+                                 "Athena converts no types implicitly: CAST one side, e.g. "
+                                 "CAST(x AS integer), or compare with a value of the "
+                                 "column's type")
+        elif isinstance(node, exp.In | exp.Between):
+            value = node.this
+            others = (list(node.expressions) if isinstance(node, exp.In)
+                      else [node.args.get("low"), node.args.get("high")])
+            for other in others:
+                if other is not None and not _comparable(_category(value), _category(other)):
+                    raise QueryError(f"Cannot apply operator: {_trino_type(value)} = "
+                                     f"{_trino_type(other)}",
+                                     "Athena converts no types implicitly: CAST one side")
+        elif kind in _SIGNATURES:
+            name, expected, signature = _SIGNATURES[kind]
+            arguments = [node.args.get("this"), node.args.get("format")][:len(expected)]
+            got = [_category(argument) if argument is not None else None
+                   for argument in arguments]
+            if any(found is not None and found != want
+                   for found, want in zip(got, expected, strict=True)):
+                shown = ", ".join(_trino_type(argument) for argument in arguments
+                                  if argument is not None)
+                raise QueryError(f"Unexpected parameters ({shown}) for function {name}. "
+                                 f"Expected: {name}({signature})",
+                                 "CAST the argument, or use a function of its type")
+
+
 def check_tables(tree: exp.Expr, schema: Schema, database: str) -> None:
     """Every table a query reads is the lake's (or a CTE of the query): no table function
     (``read_text(…)``, ``read_parquet(…)``, ``TABLE(…)``), no LATERAL and no UNNEST source,
@@ -148,6 +244,7 @@ def rewrite(tree: exp.Expr, schema: Schema, database: str) -> exp.Expr:
         message = str(exc).split(". Line:")[0]
         raise QueryError(message[0].lower() + message[1:]) from None
     typed = annotate_types(qualified, schema=schema, dialect="trino")
+    check_types(typed)
 
     def fix(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Div) and _is_integer(node.left) and _is_integer(node.right):

@@ -8,10 +8,16 @@ A file's leading comment describes it; ``-- param NAME TYPE DEFAULT`` lines decl
 parameters (int, float, date, text), and ``{{NAME}}`` marks where each goes. A value is
 checked against its type and written as a literal of that type (text quoted, with quotes
 doubled), so a parameter can never become SQL of its own.
+
+High-risk has one meaning: the decision the scoring model stored with each row (its score
+reached that model's threshold). So ``threshold`` parameters default to ``model``, which is
+written as a typed NULL, and the queries read ``coalesce(score >= {{threshold}}, high_risk)``:
+the stored decision unless a threshold is given to ask "what if".
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -23,6 +29,10 @@ from fraudctl import errors
 Engine = Literal["athena", "postgres"]
 
 _PARAM = re.compile(r"^--\s*param\s+(\w+)\s+(int|float|date|text)\s+(\S+)\s*$")
+# A float parameter whose value is this stands for "the model's own decision": NULL, typed so
+# both Postgres and Trino accept it where a number goes (neither has a NULL of no type there).
+MODEL_DECISION = "model"
+_DECISION_LITERAL = "CAST(NULL AS real)"
 _SLOT = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
@@ -32,12 +42,23 @@ class Parameter:
     kind: str
     default: str
 
+    @property
+    def shown_default(self) -> str:
+        if self.kind == "float" and self.default == MODEL_DECISION:
+            return "the scoring model's threshold"
+        return self.default
+
     def literal(self, raw: str) -> str:
         try:
             if self.kind == "int":
                 return str(int(raw))
+            if self.kind == "float" and raw == MODEL_DECISION == self.default:
+                return _DECISION_LITERAL
             if self.kind == "float":
-                return repr(float(raw))
+                number = float(raw)
+                if not math.isfinite(number):
+                    raise ValueError(raw)
+                return repr(number)
             if self.kind == "date":
                 return f"'{date.fromisoformat(raw).isoformat()}'"
         except ValueError:

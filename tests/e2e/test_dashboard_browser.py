@@ -105,6 +105,12 @@ def test_the_dashboard_in_chromium_empty_live_and_database_down(
             assert page.locator(f'.card[data-panel="{panel}"]').get_attribute(
                 "data-state") == "ready", panel
         assert int(tile_value(page, '.tile[data-panel="high_risk"]').replace(",", "")) > 0
+        # Times are UTC, 24-hour, as the CLI prints them, and the page says so.
+        assert "times in UTC" in page.locator("header").inner_text()
+        assert " UTC · " in page.locator("#updated").inner_text()
+        # High-risk is the scoring model's decision, and the page says from which threshold.
+        assert "flagged by the model · threshold 0.500" in page.locator(
+            "#high-risk-note").inner_text()
         assert float(tile_value(page, '[data-field="tx_per_s"]')) > 0
         assert tile_value(page, '[data-field="consumers_live"]') == "1"
         assert page.locator("#table-latest tbody tr").count() > 0

@@ -245,6 +245,7 @@ def test_up_with_a_backfill_too_short_to_train_still_starts_the_pipeline(
         first = cli("up", "--backfill-days", days, "--output", "json", timeout=600)
         assert "no model trained" in first.stderr and "at least 28" in first.stderr
         assert json.loads(first.stdout)["steps"]
+        assert json.loads(first.stdout)["summary"]["rule_based"] is True
         again = cli("up", "--backfill-days", days)
         assert "no model trained" in again.stderr
         status = json.loads(cli("status", "-o", "json").stdout)

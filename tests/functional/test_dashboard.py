@@ -84,7 +84,8 @@ def test_an_empty_stack_shows_empty_panels_not_errors(runtime: Runtime,
         assert panels[key]["rows"] == [], key
     [health] = records(panels["health"])            # (up's consumer beat once before it stopped)
     assert health["tx_per_s"] == 0 and health["latency_p50_ms"] is None
-    assert client.get("/api/model").json() == {"version": "rules-v1", "rule_based": True}
+    assert client.get("/api/model").json() == {"version": "rules-v1", "rule_based": True,
+                                               "threshold": 0.5}
 
 
 def test_the_rollup_counts_every_scored_transaction_once(runtime: Runtime,
@@ -104,12 +105,16 @@ def test_the_rollup_counts_every_scored_transaction_once(runtime: Runtime,
     with runtime.pooled() as conn:
         scored = pd.DataFrame(conn.execute(
             "SELECT date_trunc('minute', ts) AS minute, score, features->>'model' AS model, "
-            "merchant_id, ts FROM tx_scored").fetchall(),
-            columns=["minute", "score", "model", "merchant_id", "ts"])
+            "merchant_id, ts, high_risk FROM tx_scored").fetchall(),
+            columns=["minute", "score", "model", "merchant_id", "ts", "high_risk"])
         rollup = pd.DataFrame(conn.execute(
-            "SELECT minute, model, bucket, transactions FROM tx_rollup_minute").fetchall(),
-            columns=["minute", "model", "bucket", "transactions"])
+            "SELECT minute, model, bucket, transactions, high_risk FROM tx_rollup_minute"
+        ).fetchall(), columns=["minute", "model", "bucket", "transactions", "high_risk"])
     assert len(scored) == len(traffic)
+    # The decision is the acting model's: the rules flag from their threshold, 0.5.
+    assert (scored["high_risk"] == (scored["score"] >= RuleScorer.threshold)).all()
+    between = ((scored["score"] >= RuleScorer.threshold) & (scored["score"] < 0.8)).sum()
+    assert between > 0          # rows above the model's threshold and below the old 0.8
     scored["bucket"] = np.minimum(np.floor(scored["score"] * 100), 99).astype(int)
     expected = scored.groupby(["minute", "model", "bucket"]).size()
     champion = rollup[rollup["model"] == "rules-v1"].set_index(
@@ -118,35 +123,65 @@ def test_the_rollup_counts_every_scored_transaction_once(runtime: Runtime,
                                    check_names=False, check_dtype=False)
     shadow = rollup[rollup["model"] == f"{SHADOW} (shadow)"]
     assert shadow["transactions"].sum() == len(traffic) and set(shadow["bucket"]) == {90}
+    assert shadow["high_risk"].sum() == len(traffic)          # 0.9 >= its threshold 0.5
+    assert rollup[rollup["model"] == "rules-v1"]["high_risk"].sum() == scored["high_risk"].sum()
 
-    # The named queries (the dashboards' panels) agree with the rows themselves.
+    # The named queries (the dashboards' panels) agree with the rows themselves: by default
+    # high-risk is the model's decision; a threshold asks "what if" over the scores.
     per_minute = run_named(runtime, "tx_per_minute")
     assert per_minute["transactions"].sum() == len(traffic)
-    assert per_minute["high_risk"].sum() == (scored["score"] >= 0.8).sum()
+    assert per_minute["high_risk"].sum() == scored["high_risk"].sum()
+    what_if = run_named(runtime, "tx_per_minute", threshold="0.8")
+    assert what_if["high_risk"].sum() == (scored["score"] >= 0.8).sum()
     # The big number counts whole minutes: this one and the 14 before it. Asked in one
     # statement with the same count over tx_scored, so both see the same now().
     window = "ts >= date_trunc('minute', now()) - interval '14 minutes'"
     checked = database.run(runtime, (
         f"SELECT r.high_risk, r.transactions, "
-        f"(SELECT count(*) FROM tx_scored WHERE score >= 0.8 AND {window}), "
+        f"(SELECT count(*) FROM tx_scored WHERE score >= 0.5 AND {window}), "
         f"(SELECT count(*) FROM tx_scored WHERE {window}) "
         f"FROM ({named.get('postgres', 'high_risk_recent').render({})}) r")).rows[0]
     assert checked[0] == checked[2] and checked[1] == checked[3] > 0
+    status = invoke_status(stack_settings)
+    pipeline = next(r for r in status["resources"] if r["resource"] == "pipeline")
+    assert pipeline["figures"]["high_risk_15m"] == checked[0]
+    assert pipeline["figures"]["transactions_15m"] == checked[1]
+    models = next(r for r in status["resources"] if r["resource"] == "models")
+    assert models["figures"]["threshold"] == RuleScorer.threshold
+    assert "high-risk at score ≥ 0.5" in models["detail"]
     distribution = run_named(runtime, "score_distribution")
     assert set(distribution["model"]) == {"rules-v1", f"{SHADOW} (shadow)"}
     assert distribution.groupby("model")["transactions"].sum().tolist() == [len(traffic)] * 2
     comparison = run_named(runtime, "model_comparison").set_index("model")
     assert comparison.loc["rules-v1", "transactions"] == len(traffic)
+    assert float(comparison.loc["rules-v1", "high_risk_share"]) == pytest.approx(
+        scored["high_risk"].mean(), abs=1e-4)
+    assert float(comparison.loc[f"{SHADOW} (shadow)", "high_risk_share"]) == 1.0
     assert float(comparison.loc["rules-v1", "avg_score"]) == pytest.approx(
         scored["score"].mean(), abs=1e-4)
     assert float(comparison.loc[f"{SHADOW} (shadow)", "median_bucket"]) == 0.9
-    latest = run_named(runtime, "latest_high_risk", threshold="0.5")
-    assert (latest["score"].astype(float) >= 0.5).all()
+    latest = run_named(runtime, "latest_high_risk", threshold="0.7")
+    assert (latest["score"].astype(float) >= 0.7).all() and len(latest) > 0
     assert latest["ts"].is_monotonic_decreasing
+    flagged = run_named(runtime, "latest_high_risk", limit="5000")
+    assert len(flagged) == scored["high_risk"].sum()
+    assert (flagged["score"].astype(float) < 0.8).any()
     merchants = run_named(runtime, "top_risky_merchants", threshold="0.3", minutes="60",
                           limit="5")
     risky = scored[scored["score"] >= 0.3].groupby("merchant_id").size()
     assert merchants["high_risk"].tolist() == risky.sort_values(ascending=False).head(5).tolist()
+    merchants = run_named(runtime, "top_risky_merchants", minutes="60", limit="5")
+    risky = scored[scored["high_risk"]].groupby("merchant_id").size()
+    assert merchants["high_risk"].tolist() == risky.sort_values(ascending=False).head(5).tolist()
+
+
+def invoke_status(settings: Settings) -> dict[str, Any]:
+    """`status --output json`'s document."""
+    from fraudctl import status
+
+    document: dict[str, Any] = json.loads(json.dumps(
+        status.summary(settings, status.collect(settings)), default=str))
+    return document
 
 
 def test_the_dashboard_cli_and_api_show_the_same_figures(
@@ -260,7 +295,7 @@ def test_the_model_panel_shows_the_champions_metrics_and_drift(
                             "card_precision_at_100": 0.49},
                 "drift_reference": {"score": {"edges": edges, "shares": [0.1] * 10}}}
     version = Registry(runtime.store).register(b"not a real model", manifest)
-    scores = np.random.default_rng(4).random(400)
+    scores = np.random.default_rng(4).random(600)
     with runtime.pooled() as conn, conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO tx_scored (txn_id, ts, amount, merchant_id, score, features) "
@@ -278,7 +313,7 @@ def test_the_model_panel_shows_the_champions_metrics_and_drift(
             assert time.monotonic() < deadline, "drift was never computed"
             time.sleep(0.2)
         assert model["metrics"]["average_precision"] == 0.44 and model["threshold"] == 0.61
-        assert model["drift"]["status"] == "stable" and model["drift"]["rows"] == 400
+        assert model["drift"]["status"] == "stable" and model["drift"]["rows"] == 600
     finally:
         with runtime.pooled() as conn:
             conn.execute("DELETE FROM model_deployments")

@@ -3,12 +3,15 @@ same rows, observable pruning, and clear errors."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlglot
 
@@ -30,6 +33,7 @@ def lake_rows(hours: int = 30, per_hour: int = 400, seed: int = 3) -> pd.DataFra
                                                     hours * per_hour)
     rng = np.random.default_rng(seed)
     frame["score"] = rng.beta(0.6, 4.0, len(frame))
+    frame["high_risk"] = frame["score"] >= 0.3                 # a model whose threshold is 0.3
     frame["model"] = np.where(rng.random(len(frame)) < 0.2, "m-2", "m-1")
     frame["features"] = [orjson.dumps({"model": m, "amount": a}).decode()
                          for m, a in zip(frame["model"], frame["amount"], strict=True)]
@@ -155,6 +159,43 @@ def test_bad_queries_are_clear_errors(engine: LocalAthenaEngine) -> None:
     assert engine.run(parens_in_text).rows == [(0,)]
 
 
+# What Trino's type checker refuses, with Athena's words; DuckDB alone would cast and answer.
+TYPE_ERRORS = {
+    # the original lab's demo query: an int partition column against a varchar...
+    "SELECT count(*) FROM fraud_tx WHERE hr = date_format(current_timestamp, '%H')":
+        "Cannot apply operator: integer = varchar",
+    # ...and an ISO-8601 parse of what is a timestamp already
+    "SELECT count(*) FROM fraud_tx WHERE from_iso8601_timestamp(ts) > current_timestamp":
+        "Unexpected parameters (timestamp(3)) for function from_iso8601_timestamp",
+    "SELECT count(*) FROM fraud_tx WHERE dt = DATE '2026-11-22'":
+        "Cannot apply operator: varchar = date",
+    "SELECT count(*) FROM fraud_tx WHERE amount > '10'": "Cannot apply operator: double > "
+                                                         "varchar(2)",
+    "SELECT count(*) FROM fraud_tx WHERE hr IN ('01', '02')": "integer = varchar(2)",
+    "SELECT count(*) FROM fraud_tx WHERE hr BETWEEN '1' AND 3": "integer = varchar(1)",
+    "SELECT amount + '1' FROM fraud_tx": "Cannot apply operator: double + varchar(1)",
+    "SELECT date_format(dt, '%H') FROM fraud_tx": "for function date_format",
+    "SELECT count(*) FROM fraud_tx WHERE high_risk = 1": "boolean = integer",
+}
+
+
+@pytest.mark.parametrize("sql", list(TYPE_ERRORS))
+def test_what_trino_refuses_for_its_types_is_refused_here_too(engine: LocalAthenaEngine,
+                                                               sql: str) -> None:
+    with pytest.raises(dialect.QueryError) as failure:
+        engine.run(sql)
+    assert TYPE_ERRORS[sql] in failure.value.message
+    assert failure.value.exit_code == 2 and "CAST" in failure.value.hint
+
+
+def test_the_typed_forms_of_those_queries_run(engine: LocalAthenaEngine) -> None:
+    """The Athena-correct spellings: hour() for hr, the timestamp column as it is."""
+    fixed = engine.run("SELECT count(*) FROM fraud_tx WHERE dt = date_format(current_timestamp, "
+                       "'%Y-%m-%d') AND hr = hour(current_timestamp) AND ts > current_timestamp "
+                       "- INTERVAL '15' MINUTE AND amount > 10 AND high_risk = true")
+    assert fixed.partitions == 1 and fixed.rows[0][0] >= 0
+
+
 def test_an_empty_lake_gives_no_rows_not_an_error(tmp_path: Path) -> None:
     engine = make_engine(tmp_path, pd.DataFrame(), "parquet")
     result = engine.run("SELECT count(*) AS n, max(score) AS top FROM fraud_tx "
@@ -190,6 +231,35 @@ def test_pruning_follows_projection_to_the_contracts_edges() -> None:
         ("2026-11-21", 5)]
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_objects_from_before_a_column_existed_read_it_as_null(
+        tmp_path: Path, fmt: lake_table.LakeFormat) -> None:
+    """As Athena reads Parquet and JSON by column name: an object written before high_risk
+    was added has NULL there, beside newer objects that have it, or alone."""
+    frame = lake_rows(hours=2, per_hour=50)
+    engine = make_engine(tmp_path, frame.iloc[:40], fmt)
+    old = frame.iloc[40:].drop(columns=["high_risk"])
+    for (day, hour), part in old.groupby([old["ts"].dt.strftime("%Y-%m-%d"), old["ts"].dt.hour]):
+        key = exporter.partition_key(day, hour, "part-old", fmt)
+        if fmt == "parquet":
+            columns = [c for c in exporter.LAKE_COLUMNS if c != "high_risk"]
+            table = pa.Table.from_pandas(part[columns], preserve_index=False)
+            buffer = io.BytesIO()
+            pq.write_table(table, buffer)
+            engine.store.put(key, buffer.getvalue())
+        else:
+            engine.store.put(key, exporter.encode(part.assign(high_risk=None), "jsonl"))
+    counts = engine.run("SELECT count(*), count(high_risk), count_if(high_risk) "
+                        "FROM fraud.fraud_tx")
+    assert counts.rows == [(len(frame), 40, int(frame.iloc[:40]["high_risk"].sum()))]
+    only_old = make_engine(tmp_path / "old", pd.DataFrame(), fmt)
+    for info in engine.store.list("tx/"):
+        if "part-old" in info.key:
+            only_old.store.put(info.key, engine.store.get(info.key))
+    assert only_old.run("SELECT count(*), count(high_risk) FROM fraud.fraud_tx").rows == [
+        (len(old), 0)]
+
+
 def test_every_key_the_exporter_writes_is_a_key_projection_produces(tmp_path: Path) -> None:
     table = lake_table.table_input(stack="t", location="s3://bucket/tx/")
     # The rows and the projection share one clock, so a run across midnight still agrees.
@@ -216,6 +286,13 @@ def test_named_queries_run_on_the_lake(engine: LocalAthenaEngine, rows: pd.DataF
                 .reset_index(name="n").sort_values(["n", "merchant_id"],
                                                    ascending=[False, True]).head(3))
     assert merchants["merchant_id"].tolist() == expected["merchant_id"].tolist()
+    # Without a threshold, high-risk is the decision stored with each row.
+    flagged = frame_of(engine.run(named.get("athena", "top_risky_merchants").render(
+        {"hours": "48", "limit": "3"})))
+    expected = (rows[rows["high_risk"]].groupby("merchant_id").size()
+                .reset_index(name="n").sort_values(["n", "merchant_id"],
+                                                   ascending=[False, True]).head(3))
+    assert flagged["high_risk"].tolist() == expected["n"].tolist()
     # The rows end when the module was imported; the window reaches 30 minutes into them
     # however long the session took to get here.
     span = 30 + int((datetime.now(UTC) - NOW).total_seconds() // 60)
@@ -236,8 +313,12 @@ def test_named_queries_run_on_the_lake(engine: LocalAthenaEngine, rows: pd.DataF
     # crosses midnight reads a day more.
     days = {(moment - window).date() for moment in (before, after)}
     assert minutes.partitions in {24 * ((after.date() - day).days + 2) for day in days}
+    before = datetime.now(UTC)
     demo = engine.run(named.get("athena", "lab_demo").render({"threshold": "0.0"}))
-    assert demo.partitions == 24                      # today's partition only
+    after = datetime.now(UTC)
+    # today's partitions only, and yesterday's too in the quarter hour after midnight
+    assert demo.partitions in {24 * ((moment.date() - (moment - timedelta(minutes=15)).date())
+                                     .days + 1) for moment in (before, after)}
     assert all(row[4] >= 0.0 for row in demo.rows)
 
 

@@ -7,7 +7,6 @@ import pytest
 
 from fraudctl.model import drift
 from fraudctl.model.schedule import next_run
-from fraudctl.model.training import drift_reference
 from fraudctl.pipeline import features as F
 
 
@@ -28,10 +27,17 @@ def test_reference_covers_every_feature_and_the_score() -> None:
 
     features = pd.DataFrame(rng.random((1_000, len(F.FEATURE_NAMES))), columns=F.FEATURE_NAMES)
     features["is_night"] = (features["is_night"] > 0.8).astype(float)   # two values only
-    reference = drift_reference(features, rng.random(1_000), F.MODEL_FEATURES)
-    assert set(reference) == {*F.MODEL_FEATURES, "score"}     # what the model reads
-    assert sum(reference["amount"]["shares"]) == pytest.approx(1.0)
-    assert len(reference["is_night"]["edges"]) < 9                       # ties merged
+    features["hour"] = np.floor(features["hour"] * 24)
+    features["is_weekend"] = (features["is_weekend"] > 0.7).astype(float)
+    ts = pd.Series(pd.date_range("2026-01-01", periods=1_000, freq="h", tz="UTC"))
+    reference = drift.reference(features, rng.random(1_000), F.MODEL_FEATURES, ts, warm_days=3)
+    columns = reference["columns"]
+    assert set(columns) == {*F.MODEL_FEATURES, "score"}     # what the model reads
+    assert np.asarray(columns["amount"]["counts"]).sum() == 1_000
+    assert np.asarray(columns["amount"]["counts"]).shape == (drift.STRATA, 10)
+    assert len(columns["is_night"]["edges"]) < 9                       # ties merged
+    assert reference["rows_per_hour"] == pytest.approx(1_000 / 999, rel=1e-3)
+    assert reference["warm_days"] == 3
 
 
 def test_next_run_is_the_next_occurrence_in_utc() -> None:

@@ -17,7 +17,6 @@ import yaml
 
 from fraudctl.config import Settings, load_settings
 from fraudctl.dashboard import panels
-from fraudctl.k8s import grafana
 from fraudctl.k8s import render as k8s
 from fraudctl.model.deployment import DeploymentSpec, Serving
 from tests.conftest import invoke
@@ -193,7 +192,7 @@ def test_the_alert_is_a_prometheus_rule_when_the_crd_exists() -> None:
 def test_grafana_is_provisioned_from_the_dashboards_named_queries() -> None:
     objects = by_name(k8s.render(reference_context()))
     board = json.loads(objects["ConfigMap/grafana-dashboards"]["data"]["fraudctl.json"])
-    shipped = {sql for _, sql in panels.render_all(grafana.THRESHOLD)}
+    shipped = {sql for _, sql in panels.render_all()}
     used = {target["rawSql"] for panel in board["panels"] for target in panel["targets"]}
     assert used == shipped                               # every panel, and nothing else
     titles = " ".join(panel["title"] for panel in board["panels"])

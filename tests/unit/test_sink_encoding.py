@@ -55,14 +55,16 @@ def reference_rollup(scored: pd.DataFrame) -> pd.DataFrame:
     recent = scored[scored["ts"] > pd.Timestamp.now(tz="UTC") - pd.Timedelta(
         hours=sinks.ROLLUP_HOURS)]
     parts = [pd.DataFrame({"minute": recent["ts"].dt.floor("min"), "model": recent["model"],
-                           "score": recent["score"]}),
+                           "score": recent["score"], "high_risk": recent["high_risk"]}),
              pd.DataFrame({"minute": recent["ts"].dt.floor("min"),
                            "model": recent["shadow_model"] + " (shadow)",
-                           "score": recent["shadow_score"]})]
+                           "score": recent["shadow_score"],
+                           "high_risk": recent["shadow_high_risk"]})]
     rows = pd.concat(parts, ignore_index=True)
     rows["bucket"] = np.minimum(np.floor(rows["score"] * 100), 99).astype("int16")
     return rows.groupby(["minute", "model", "bucket"], sort=True).agg(
-        transactions=("score", "size"), score_sum=("score", "sum")).reset_index()
+        transactions=("score", "size"), score_sum=("score", "sum"),
+        high_risk=("high_risk", "sum")).reset_index()
 
 
 def test_minute_rollup_matches_its_definition() -> None:
@@ -77,13 +79,16 @@ def test_minute_rollup_matches_its_definition() -> None:
         "shadow_model": np.full(n, "m-3", dtype=object),
         "shadow_score": RNG.random(n)})
     scored.loc[:5, "score"] = 1.0                     # the top bucket holds 1.0 too
+    # Decisions from thresholds off the 0.01 grid: a bucket can hold flagged and unflagged.
+    scored["high_risk"] = scored["score"] >= np.where(scored["model"] == "m-1", 0.137, 0.5)
+    scored["shadow_high_risk"] = scored["shadow_score"] >= 0.2049
     got = sinks.minute_rollup(scored)
     expected = reference_rollup(scored.assign(ts=scored["ts"].dt.tz_convert("UTC")))
     order = ["minute", "model", "bucket"]
     got = got.sort_values(order).reset_index(drop=True)
     same_types = {"minute": "datetime64[ns, UTC]", "model": object}
-    assert got[[*order, "transactions"]].astype(same_types).equals(
-        expected[[*order, "transactions"]].astype(same_types))
+    assert got[[*order, "transactions", "high_risk"]].astype(same_types).equals(
+        expected[[*order, "transactions", "high_risk"]].astype(same_types))
     assert np.allclose(got["score_sum"], expected["score_sum"])
     assert got["transactions"].sum() == 2 * (scored["ts"] > now - pd.Timedelta(hours=48)).sum()
 

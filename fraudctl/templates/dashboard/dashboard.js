@@ -18,6 +18,15 @@ Chart.defaults.maintainAspectRatio = false;
 
 const charts = {};
 
+// Times are shown in UTC, 24-hour, as the CLI prints them (the page says so in its header).
+const TIME_ZONE = "UTC";
+function clock(value, withSeconds = true) {
+  return new Date(value).toLocaleTimeString("en-GB", {
+    timeZone: TIME_ZONE, hour12: false, hour: "2-digit", minute: "2-digit",
+    ...(withSeconds ? { second: "2-digit" } : {}),
+  });
+}
+
 function chart(id, config) {
   // Create once, then swap the data in place on each refresh.
   if (!charts[id]) {
@@ -64,7 +73,7 @@ function fill(table, rows, columns) {
     for (const [key, , kind] of columns) {
       const td = tr.insertCell();
       const value = record[key];
-      if (kind === "time") td.textContent = value ? new Date(value).toLocaleTimeString() : "–";
+      if (kind === "time") td.textContent = value ? clock(value) : "–";
       else if (kind === "score") td.textContent = fmt(value, 4);
       else if (kind === "money") td.textContent = fmt(value, 2);
       else td.textContent = fmt(value);
@@ -74,13 +83,23 @@ function fill(table, rows, columns) {
   }
 }
 
+// What the page counts as high-risk: the scoring model's own decision (its threshold shown
+// once the model panel has loaded), unless the dashboard was started with --threshold.
+function highRiskMeaning() {
+  if (settings.threshold) return `score ≥ ${settings.threshold}`;
+  const threshold = lastModel && !lastModel.error ? lastModel.threshold : undefined;
+  return threshold === undefined || threshold === null
+    ? "flagged by the scoring model"
+    : `flagged by the model · threshold ${fmt(threshold, 3)}`;
+}
+
 function drawHighRisk(panel) {
   const [row] = records(panel);
   const tile = document.querySelector('.tile[data-panel="high_risk"]');
   const count = row ? row.high_risk : 0;
   tile.querySelector(".value").textContent = fmt(count);
   tile.querySelector(".note").textContent =
-    `of ${fmt(row ? row.transactions : 0)} transactions · score ≥ ${settings.threshold}`;
+    `of ${fmt(row ? row.transactions : 0)} transactions · ${highRiskMeaning()}`;
   tile.classList.remove("ok", "warn", "critical");
   tile.classList.add(count >= CRITICAL_AT ? "critical" : count >= WARN_AT ? "warn" : "ok");
   tile.dataset.state = row && row.transactions > 0 ? "ready" : "empty";
@@ -118,7 +137,7 @@ function drawPerMinute(panel) {
   card.dataset.state = "ready";
   chart("chart-per-minute", {
     data: {
-      labels: rows.map((r) => new Date(r.minute).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })),
+      labels: rows.map((r) => clock(r.minute, false)),
       datasets: [
         { type: "line", label: "high-risk", data: rows.map((r) => r.high_risk), yAxisID: "risk",
           borderColor: "#f85149", backgroundColor: "#f85149", pointRadius: 1.5, tension: 0.2 },
@@ -242,12 +261,13 @@ function drawModel(model) {
   addPair(list, "average precision", fmt(m.average_precision, 3));
   addPair(list, "card precision@100", fmt(m.card_precision_at_100, 3));
   addPair(list, "threshold", fmt(model.threshold, 3));
-  if (model.window && model.window.test_start) {
-    addPair(list, "tested on", `${model.window.test_start} .. ${model.window.test_end}`);
+  if (model.tested_on) {
+    addPair(list, "tested on", model.tested_on);
   }
   const drift = model.drift;
   if (!drift) addPair(list, "drift", "computing…");
   else if (drift.status === "unknown") addPair(list, "drift", drift.reason);
+  else if (drift.status === "drifted") addPair(list, "drift", `${drift.verdict} · ${fmt(drift.rows)} rows`, drift.status);
   else addPair(list, "drift", `${drift.status} · worst PSI ${fmt(drift.worst_psi, 3)} · ${fmt(drift.rows)} rows`, drift.status);
 }
 
@@ -296,7 +316,7 @@ async function refresh() {
       }
     }
     document.getElementById("updated").textContent =
-      `updated ${new Date().toLocaleTimeString()} · ${body.generated_ms} ms · every ${REFRESH_MS / 1000} s`;
+      `updated ${clock(Date.now())} UTC · ${body.generated_ms} ms · every ${REFRESH_MS / 1000} s`;
   } catch (error) {
     banner(`dashboard server unreachable: ${error.message}`);
   } finally {

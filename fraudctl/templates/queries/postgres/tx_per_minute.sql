@@ -1,11 +1,13 @@
--- Transactions and high-risk transactions (score >= threshold, on the 0.01 grid) per minute
--- over the last N minutes, quiet minutes included as zeros. Reads the minute rollup.
--- param threshold float 0.8
+-- Transactions and high-risk transactions per minute over the last N minutes, quiet minutes
+-- included as zeros. Reads the minute rollup. High-risk is the scoring model's decision; a
+-- threshold given instead counts scores at or above it, on the rollup's 0.01 grid.
+-- param threshold float model
 -- param minutes int 60
 WITH recent AS (
     SELECT minute, sum(transactions)::bigint AS transactions,
-           (sum(transactions) FILTER (WHERE bucket >= ceil({{threshold}} * 100)))::bigint
-               AS high_risk
+           (CASE WHEN {{threshold}} IS NULL THEN sum(high_risk)
+                 ELSE sum(transactions) FILTER (WHERE bucket >= ceil({{threshold}} * 100))
+            END)::bigint AS high_risk
     FROM tx_rollup_minute
     WHERE minute >= date_trunc('minute', now()) - make_interval(mins => {{minutes}} - 1)
       AND model NOT LIKE '% (shadow)'

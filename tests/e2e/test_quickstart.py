@@ -1,0 +1,84 @@
+"""The README's quickstart, after pip: its fraudctl commands as the README writes them, on a
+fresh FRAUDCTL_HOME and HOME. `up` ends with the model's held-out figures, the API's address
+and what to run next; `status` then shows every part healthy; the API scores."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_pipeline import cli, post
+
+pytestmark = pytest.mark.slow
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def quickstart_commands() -> list[list[str]]:
+    """The fraudctl commands of the README's first code block, in order."""
+    block = re.search(r"## Quickstart.*?```sh\n(.*?)```", README.read_text(), re.S)
+    assert block, "the README has no quickstart block"
+    commands = [shlex.split(part) for part in block.group(1).replace("\n", " ").split("&&")]
+    return [command[1:] for command in commands if command and command[0] == "fraudctl"]
+
+
+def test_the_readme_quickstart_stands_up_a_healthy_stack_and_says_what_next(
+        isolated_env: Path) -> None:
+    commands = quickstart_commands()
+    assert [command[0] for command in commands] == ["up", "produce", "status"]
+    try:
+        up = cli(*commands[0], timeout=900)
+        assert "is up" in up.stdout
+        model = re.search(r"model  (\S+) · high-risk at score ≥ ([\d.]+)", up.stdout)
+        assert model, up.stdout
+        figures = re.search(r"held out on \S+ \.\. \S+: average precision ([\d.]+) · "
+                            r"ROC AUC ([\d.]+) · card precision@100 ([\d.]+)", up.stdout)
+        assert figures and 0 < float(figures.group(1)) <= 1, up.stdout
+        api = re.search(r"api    POST (http://127\.0\.0\.1:\d+/predict)", up.stdout)
+        assert api, up.stdout
+        assert "next   fraudctl produce" in up.stdout and "fraudctl dashboard" in up.stdout
+        # While the backfill runs the step says what it is doing (a line every few seconds
+        # without a terminal), so `up` never sits silent.
+        assert "writing transactions:" in up.stderr or "simulating" in up.stderr, up.stderr
+
+        # Each workload's log starts by saying what it runs with.
+        consumer_log = cli("logs", "consumer-blue", "--lines", "500").stdout
+        assert (f"consumer consumer-blue starting: scoring with {model.group(1)} "
+                f"(high-risk at score >= ") in consumer_log
+        assert "api starting: scoring with" in cli("logs", "api-blue", "--lines", "500").stdout
+        assert "exporter starting: parquet objects" in cli("logs", "exporter").stdout
+
+        # `models show` is a summary a person reads; the manifest is under --output json.
+        shown = cli("models", "show", model.group(1)).stdout
+        for label in ("threshold", "window", "held out", "baseline", "verdict", "features"):
+            assert re.search(rf"^{label}\s", shown, re.M), (label, shown)
+        assert len(shown.splitlines()) < 40
+        window = re.search(r"test (\S+ \.\. \S+)", " ".join(shown.split()))
+        assert window, shown
+        assert f"held out on {window.group(1)}:" in up.stdout, up.stdout  # one convention
+        manifest = json.loads(cli("models", "show", model.group(1), "-o", "json").stdout)
+        assert "drift_reference" in manifest and manifest["threshold"] == pytest.approx(
+            float(model.group(2)), rel=1e-3)
+
+        cli(*commands[1], timeout=300)
+        status = json.loads(cli(*commands[2], "--output", "json").stdout)
+        unhealthy = [row for row in status["resources"] if row["health"] != "ok"]
+        assert status["healthy"] and not unhealthy, unhealthy
+        assert status["active_model"] == model.group(1)
+        api_row = next(row for row in status["resources"] if row["resource"] == "api")
+        assert api_row["figures"]["url"] == api.group(1)
+        pipeline = next(row for row in status["resources"] if row["resource"] == "pipeline")
+        assert pipeline["figures"]["transactions_15m"] > 0
+        assert isinstance(pipeline["figures"]["tx_per_s"], float)
+
+        code, scored = post(api.group(1), json.dumps({
+            "txn_id": "quickstart-1", "ts": "2026-01-01T00:00:00Z", "card_hash": "c1",
+            "merchant_id": "T000001", "amount": 12.5}).encode())
+        assert code == 200 and scored["model"] == model.group(1), scored
+        assert scored["high_risk"] == (scored["score"] >= float(model.group(2)))
+    finally:
+        cli("down", "--yes")
