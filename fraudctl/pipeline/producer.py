@@ -168,7 +168,7 @@ def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
     progress.report(f"encoding {len(frame):,} messages")
     raw = pd.DataFrame({"txn_id": frame["txn_id"], "amount": frame["amount"],
                         "merchant_id": frame["merchant_id"], "ts": frame["ts"],
-                        "payload": [schema.to_message(m) for m in simulator.messages(frame)]})
+                        "payload": sinks.message_documents(frame, simulator.MESSAGE_COLUMNS)})
     rows = pd.DataFrame({
         "txn_id": frame["txn_id"], "ts": frame["ts"], "amount": frame["amount"],
         "merchant_id": frame["merchant_id"], "score": scores, "high_risk": scored.high_risk,

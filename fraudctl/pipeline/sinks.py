@@ -218,6 +218,33 @@ def features_json(features: pd.DataFrame, models: np.ndarray | str,
     return pd.Series(documents, index=features.index, dtype=pd.ArrowDtype(pa.string()))
 
 
+def message_documents(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """The message body of each row (``schema`` first, then ``columns``, a field left out
+    where its value is missing; ``ts`` as RFC 3339 in UTC with microseconds), built column by
+    column as features_json is: the same documents schema.to_message writes, a fraction of
+    the time for a backfill's 600,000 rows."""
+    n = len(frame)
+    parts: list[Any] = ['{"schema":' + str(schema.SCHEMA_VERSION)]
+    for name in columns:
+        values = frame[name]
+        if name == "ts":
+            text = pc.binary_join_element_wise('"', pa.array(utc_text(values)), '"', "")
+        elif pd.api.types.is_numeric_dtype(values):
+            text = _json_numbers(values.to_numpy("float64"))
+        else:
+            missing = values.isna().to_numpy()
+            present = np.where(missing, "", values.to_numpy(dtype=object))
+            text = _json_strings(present)
+            if missing.any():
+                fragment = pc.binary_join_element_wise(f',"{name}":', text, "")
+                parts.append(pc.if_else(pa.array(missing), "", fragment))
+                continue
+        parts += [f',"{name}":', text]
+    parts.append("}")
+    documents = pc.binary_join_element_wise(*parts, "") if n else pa.array([], pa.string())
+    return pd.Series(documents.to_pylist(), index=frame.index, dtype=object)
+
+
 def _json_numbers(values: np.ndarray) -> pa.Array:
     text = pa.array(values, type=pa.float64()).cast(pa.string())
     finite = np.isfinite(values)
