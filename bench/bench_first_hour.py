@@ -109,7 +109,12 @@ def main() -> None:
     parser.add_argument("--skip-pip", action="store_true")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of status")
     args = parser.parse_args()
-    rows_out: list[tuple[str, str, str, str]] = []
+    class Rows(list[tuple[str, str, str, str]]):
+        def append(self, row: tuple[str, str, str, str]) -> None:
+            print(" | ".join(row), flush=True)            # kept if a later step fails
+            super().append(row)
+
+    rows_out = Rows()
 
     if not args.skip_pip:
         resolved, floor, backtracking = measure_pip()
@@ -135,7 +140,7 @@ def main() -> None:
                          f"status {first_status_s:.1f} s"))
         fraudctl(home, "retrain", timeout=900)
         listed = fraudctl(home, "models", "list", "-o", "json")[1].stdout
-        versions = [m["version"] for m in json.loads(listed)]
+        versions = [m["version"] for m in json.loads(listed)["models"]]
         swap_s, _ = fraudctl(home, "swap-model", versions[-1], "--force")
         rows_out.append(("swap-model", f"{swap_s:.1f} s", "", "to the version retrain made"))
         statuses = [fraudctl(home, "status")[0] for _ in range(args.rounds)]

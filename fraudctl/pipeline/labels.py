@@ -18,7 +18,6 @@ import pandas as pd
 import psycopg
 
 from fraudctl import errors
-from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline import sinks
 from fraudctl.state import write_private_file
 
@@ -119,20 +118,41 @@ def import_labels(conn: psycopg.Connection[Any], labels: pd.DataFrame) -> Import
                 f"{count} label(s) contradict the stored ones: txn_id {txn_id} is stored as "
                 f"{_word(bool(stored))}",
                 "a stored verdict is not replaced by an import; nothing was imported")
-        inserted = conn.execute(
-            "INSERT INTO labels SELECT * FROM tmp_labels ON CONFLICT (txn_id) DO NOTHING "
-            "RETURNING txn_id, is_fraud, labelled_at").fetchall()
-        new = pd.DataFrame(inserted, columns=["txn_id", "is_fraud", "labelled_at"])
-        merchants = pd.DataFrame(conn.execute(
-            "SELECT txn_id, merchant_id, ts FROM tx_raw WHERE txn_id = ANY(%s)",
-            (new["txn_id"].tolist(),)).fetchall(), columns=["txn_id", "merchant_id", "ts"])
-        if not new.empty:
-            merchants["ts"] = pd.to_datetime(merchants["ts"], utc=True)
-            new["labelled_at"] = pd.to_datetime(new["labelled_at"], utc=True)
-            sinks.add_merchant_daily(conn, feature_fn.merchant_daily_from_labels(new, merchants))
-    return ImportResult(rows=len(labels), inserted=len(new),
-                        already_known=len(labels) - len(new),
-                        unknown_transactions=len(new) - len(merchants))
+        row = conn.execute(_INSERT_AND_AGGREGATE).fetchone()
+    inserted, known = (int(row[0]), int(row[1])) if row else (0, 0)
+    return ImportResult(rows=len(labels), inserted=inserted,
+                        already_known=len(labels) - inserted,
+                        unknown_transactions=inserted - known)
+
+
+# The new labels, and their counts added to merchant_label_daily, in one statement: the join
+# and the aggregation happen in the database, as features.merchant_daily_from_labels defines
+# them (per merchant and UTC day the label became known: labels, frauds, the latest fraud's
+# time). Fetching a backfill's 600,000 new labels back to aggregate them in Python took most
+# of its import. Merchant-days are upserted in key order, so two importers never deadlock;
+# GREATEST ignores NULLs: the latest fraud known for the day, whichever import had it.
+_INSERT_AND_AGGREGATE = """
+WITH new AS (
+    INSERT INTO labels SELECT * FROM tmp_labels ON CONFLICT (txn_id) DO NOTHING
+    RETURNING txn_id, is_fraud, labelled_at
+), known AS (
+    SELECT r.merchant_id,
+           floor(extract(epoch FROM new.labelled_at) / 86400)::integer AS day,
+           new.is_fraud, extract(epoch FROM r.ts)::float8 AS ts_s
+    FROM new JOIN tx_raw r USING (txn_id)
+), daily AS (
+    INSERT INTO merchant_label_daily AS d (merchant_id, day, n_labelled, n_fraud, last_fraud_ts)
+    SELECT merchant_id, DATE '1970-01-01' + day, count(*), count(*) FILTER (WHERE is_fraud),
+           max(ts_s) FILTER (WHERE is_fraud)
+    FROM known GROUP BY merchant_id, day ORDER BY merchant_id, day
+    ON CONFLICT (merchant_id, day) DO UPDATE SET
+        n_labelled = d.n_labelled + EXCLUDED.n_labelled,
+        n_fraud = d.n_fraud + EXCLUDED.n_fraud,
+        last_fraud_ts = GREATEST(d.last_fraud_ts, EXCLUDED.last_fraud_ts)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM known), (SELECT count(*) FROM daily)
+"""
 
 
 def write_file(labels: pd.DataFrame, path: Path) -> None:

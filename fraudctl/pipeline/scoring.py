@@ -22,10 +22,14 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    # Types only: `status` and the other commands that read the serving state import this
+    # module, and pandas costs them a third of a second.
+    import pandas as pd
 
 Mode = Literal["full", "canary", "shadow"]
 RULES_VERSION = "rules-v1"

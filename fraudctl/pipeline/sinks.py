@@ -7,6 +7,8 @@ were really new: only those update card state, so a redelivery can never count t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -41,9 +43,11 @@ def copy_rows(conn: psycopg.Connection[Any], table: str, frame: pd.DataFrame) ->
     this was a quarter of the consumer's time.) Timestamps are written by numpy, in a quarter
     of the time Arrow's writer takes for them.
     """
-    columns = sql.SQL(", ").join(sql.Identifier(name) for name in frame.columns)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-        sql.Identifier(table), columns)
+    copy_document(conn, table, list(frame.columns), csv_document(frame))
+
+
+def csv_document(frame: pd.DataFrame) -> pa.Buffer:
+    """``frame`` as the CSV document copy_rows sends."""
     table_data = pa.table({
         name: (pa.array(utc_text(values), mask=values.isna().to_numpy())
                if isinstance(values.dtype, pd.DatetimeTZDtype)
@@ -51,8 +55,32 @@ def copy_rows(conn: psycopg.Connection[Any], table: str, frame: pd.DataFrame) ->
         for name, values in frame.items()})
     buffer = pa.BufferOutputStream()
     pacsv.write_csv(table_data, buffer, write_options=_CSV_OPTIONS)
+    return buffer.getvalue()
+
+
+def copy_document(conn: psycopg.Connection[Any], table: str, columns: list[str],
+                  document: pa.Buffer) -> None:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(name) for name in columns))
     with conn.cursor().copy(statement) as copy:
-        copy.write(buffer.getvalue())
+        copy.write(document)
+
+
+def copy_pipelined(conn: psycopg.Connection[Any], parts: list[tuple[str, pd.DataFrame]],
+                   on_copied: Callable[[str, int], None] = lambda table, rows: None) -> None:
+    """COPY each (table, rows) in order, encoding the next part's CSV on a second thread while
+    the database takes the current one: on two cores the encoding hides behind the COPY (a
+    backfill's 600,000 rows in two thirds of the time of one after the other)."""
+    if not parts:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="csv") as encoder:
+        pending = encoder.submit(csv_document, parts[0][1])
+        for index, (table, frame) in enumerate(parts):
+            document = pending.result()
+            if index + 1 < len(parts):
+                pending = encoder.submit(csv_document, parts[index + 1][1])
+            copy_document(conn, table, list(frame.columns), document)
+            on_copied(table, len(frame))
 
 
 def utc_text(values: pd.Series) -> np.ndarray:
@@ -97,14 +125,21 @@ def insert_raw(conn: psycopg.Connection[Any], raw: pd.DataFrame, *, outbox: bool
     return {row[0] for row in conn.execute(statement).fetchall()}
 
 
-def copy_history(conn: psycopg.Connection[Any], raw: pd.DataFrame, scored: pd.DataFrame) -> None:
+def copy_history(conn: psycopg.Connection[Any], raw: pd.DataFrame, scored: pd.DataFrame, *,
+                 chunk: int, on_copied: Callable[[int], None]) -> None:
     """History for a stack that holds none (the backfill checked): COPY straight into tx_raw
-    and tx_scored, with no temp table, no conflict check and no outbox (the backfill writes
-    the lake itself). A transaction already there fails the COPY: nothing is written twice.
-    The caller counts the rows into the rollup, once for the whole history."""
-    copy_rows(conn, "tx_raw", raw[["txn_id", "amount", "merchant_id", "ts", "payload"]])
-    copy_rows(conn, "tx_scored", scored[["txn_id", "ts", "amount", "merchant_id", "score",
-                                         "high_risk", "features"]])
+    and tx_scored, ``chunk`` rows at a time, with no temp table, no conflict check and no
+    outbox (the backfill writes the lake itself). A transaction already there fails the COPY:
+    nothing is written twice. The caller counts the rows into the rollup, once."""
+    raw = raw[["txn_id", "amount", "merchant_id", "ts", "payload"]]
+    scored = scored[["txn_id", "ts", "amount", "merchant_id", "score", "high_risk",
+                     "features"]]
+    parts = []
+    for first in range(0, len(raw), chunk):
+        parts += [("tx_raw", raw.iloc[first:first + chunk]),
+                  ("tx_scored", scored.iloc[first:first + chunk])]
+    copy_pipelined(conn, parts, lambda table, rows: on_copied(rows) if table == "tx_scored"
+                   else None)
 
 
 def stored_transactions(conn: psycopg.Connection[Any], ids: list[str]
@@ -355,26 +390,3 @@ def load_merchant_daily(conn: psycopg.Connection[Any], since_day: int) -> pd.Dat
                                         "last_fraud_ts"])
     frame["last_fraud_ts"] = frame["last_fraud_ts"].astype("float64")      # None -> NaN
     return frame
-
-
-def add_merchant_daily(conn: psycopg.Connection[Any], daily: pd.DataFrame) -> None:
-    """Add label counts (labels are inserted once each, so adding is exact)."""
-    if daily.empty:
-        return
-    last_fraud = [None if np.isnan(v) else float(v)
-                  for v in daily["last_fraud_ts"].to_numpy("float64")]
-    rows = list(zip(daily["merchant_id"], daily["day"].astype(int),
-                    daily["n_labelled"].astype(int), daily["n_fraud"].astype(int), last_fraud,
-                    strict=True))
-    with conn.cursor() as cur:
-        # GREATEST ignores NULLs: the latest fraud known for the day, whichever import had it.
-        cur.executemany(
-            "INSERT INTO merchant_label_daily (merchant_id, day, n_labelled, n_fraud, "
-            "last_fraud_ts) VALUES (%s, DATE '1970-01-01' + %s::int, %s, %s, %s) "
-            "ON CONFLICT (merchant_id, day) DO UPDATE SET "
-            "n_labelled = merchant_label_daily.n_labelled + EXCLUDED.n_labelled, "
-            "n_fraud = merchant_label_daily.n_fraud + EXCLUDED.n_fraud, "
-            "last_fraud_ts = GREATEST(merchant_label_daily.last_fraud_ts, "
-            "EXCLUDED.last_fraud_ts)",
-            rows,
-        )
