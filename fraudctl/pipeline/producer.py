@@ -174,14 +174,16 @@ def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
     rows = pd.DataFrame({
         "txn_id": frame["txn_id"], "ts": frame["ts"], "amount": frame["amount"],
         "merchant_id": frame["merchant_id"], "score": scores, "high_risk": scored.high_risk,
-        "features": features_text, "model": scored.models, **scored.shadow_columns()})
+        "features": features_text, "model": scored.models, **scored.shadow_columns(),
+        # History is scored as of its own time, not as live traffic now: `status`'s rate of
+        # the last minute and drift's live window read scored_at.
+        "scored_at": frame["ts"]})
 
     # The lake gets these rows directly (no outbox), written on a second thread while the
     # database takes them: the lake's encoding is Arrow's, off the GIL, and the database's
     # work is the server's, so on two cores the lake costs no time of its own.
     lake = frame.assign(score=scores, high_risk=scored.high_risk, model=scored.models,
-                        features=features_text,
-                        scored_at=pd.Timestamp(time.time(), unit="s", tz="UTC"))
+                        features=features_text, scored_at=frame["ts"])
     with ThreadPoolExecutor(1, thread_name_prefix="lake") as lake_writer:
         lake_keys = lake_writer.submit(exporter.write_partitions, runtime.store, lake,
                                        f"part-backfill-{sim.run_id}", lake_format)

@@ -133,7 +133,7 @@ def copy_history(conn: psycopg.Connection[Any], raw: pd.DataFrame, scored: pd.Da
     nothing is written twice. The caller counts the rows into the rollup, once."""
     raw = raw[["txn_id", "amount", "merchant_id", "ts", "payload"]]
     scored = scored[["txn_id", "ts", "amount", "merchant_id", "score", "high_risk",
-                     "features"]]
+                     "features", "scored_at"]]
     parts = []
     for first in range(0, len(raw), chunk):
         parts += [("tx_raw", raw.iloc[first:first + chunk]),
