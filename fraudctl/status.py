@@ -225,7 +225,18 @@ def aws_status(settings: Settings) -> list[StatusRow]:
 def collect(settings: Settings) -> list[StatusRow]:
     require_stack(settings)
     rows = local_status(settings) if settings.target == "local" else aws_status(settings)
-    return [*rows, models_row(settings)]
+    return [*rows, dashboard_row(settings), models_row(settings)]
+
+
+def dashboard_row(settings: Settings) -> StatusRow:
+    """Where `fraudctl dashboard` serves this stack now. It is optional: not serving is not
+    unhealthy, and the row says how to start it."""
+    from fraudctl.dashboard import presence
+
+    urls = presence.serving(settings)
+    detail = (", ".join(urls) if urls
+              else "not running · `fraudctl dashboard --open` serves it on this machine")
+    return StatusRow("dashboard", "web page", "ok", detail, {"urls": urls})
 
 
 def models_row(settings: Settings) -> StatusRow:

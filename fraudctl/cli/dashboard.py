@@ -59,7 +59,10 @@ def dashboard(
     app = create_app(runtime, config, allowed_hosts=allowed_hosts(host))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
                                            access_log=False))
+    from fraudctl.dashboard import presence
+
     try:
-        server.run(sockets=[sock])
+        with presence.announced(settings, url):        # `status` shows where it is served
+            server.run(sockets=[sock])
     finally:
         runtime.close()

@@ -6,6 +6,7 @@ and back. Screenshots of each land in test-artifacts/ (FRAUDCTL_TEST_ARTIFACTS m
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -80,6 +81,9 @@ def test_the_dashboard_in_chromium_empty_live_and_database_down(
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         wait_serving(port, server)
+        # `status` knows where the dashboard is served while it runs.
+        row = dashboard_status()
+        assert row["health"] == "ok" and row["figures"]["urls"] == [f"http://127.0.0.1:{port}/"]
         page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=WAIT_MS)
 
         # Empty: every panel settles in an empty state, none in an error.
@@ -131,6 +135,15 @@ def test_the_dashboard_in_chromium_empty_live_and_database_down(
         page.close()
         server.terminate()
         output, _ = server.communicate(timeout=30)
+        stopped = dashboard_status()
         cli("down", "--yes", check=False)
     assert "dashboard of stack fraud on http://127.0.0.1" in output
     assert "Traceback" not in output
+    assert stopped["figures"]["urls"] == [] and "fraudctl dashboard" in stopped["detail"]
+
+
+def dashboard_status() -> dict[str, object]:
+    document = json.loads(cli("status", "-o", "json", check=False).stdout)
+    row: dict[str, object] = next(r for r in document["resources"]
+                                  if r["resource"] == "dashboard")
+    return row
