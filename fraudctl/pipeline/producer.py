@@ -187,6 +187,7 @@ def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
     with ThreadPoolExecutor(1, thread_name_prefix="lake") as lake_writer:
         lake_keys = lake_writer.submit(exporter.write_partitions, runtime.store, lake,
                                        f"part-backfill-{sim.run_id}", lake_format)
+        committed = False
         try:
             with runtime.connect() as conn:
                 sinks.prepare(conn)
@@ -196,13 +197,16 @@ def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
                                        on_copied=written.advance)
                     sinks.add_to_rollup(conn, rows)
                     sinks.save_card_state(conn, computed.state)
+                committed = True
                 progress.report(f"importing {len(labels):,} labels")
                 imported = label_io.import_labels(conn, labels)
             progress.report(f"writing {len(frame):,} transactions to the lake")
             keys = lake_keys.result()
         except BaseException:
-            # Nothing of a failed backfill stays in the lake: a run again simulates anew.
-            _remove_objects(runtime, lake_keys)
+            # Rows the database did not take leave nothing in the lake either: a run again
+            # simulates anew. (Once they are committed, their lake objects are theirs.)
+            if not committed:
+                _remove_objects(runtime, lake_keys)
             raise
     return BackfillResult(len(frame), int(frame["is_fraud"].sum()), imported, len(keys),
                           time.time() - started)
