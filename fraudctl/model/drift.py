@@ -210,6 +210,12 @@ def compare(described: dict[str, Any], live: pd.DataFrame, *, version: str = "",
                 if name in columns_ref:
                     left_out[name] = (f"velocity: live traffic is {ratio:.3g} times the training's "
                                       "volume, so counts per card differ by design")
+    # The score is a function of the features: when some were left out for volume or history,
+    # the score cannot be compared either (it moves with them by design).
+    unlike = sorted(name for name in left_out if name not in CALENDAR)
+    if unlike and "score" in columns_ref:
+        left_out["score"] = (f"the model reads features not compared here ({', '.join(unlike)})"
+                             ", so its score moves with them")
     weights = np.bincount(_strata(live), minlength=STRATA) / len(live)
     columns = []
     for name, ref in columns_ref.items():
@@ -243,12 +249,14 @@ def _compare_legacy(described: dict[str, Any], live: pd.DataFrame, version: str,
 
 
 def live_rows(runtime: Runtime, version: str, hours: float) -> pd.DataFrame:
-    """The features and score of the latest rows ``version`` scored within ``hours``."""
-    names = [*feature_fn.FEATURE_NAMES, "score"]
+    """The features, score and time (epoch seconds) of the latest rows ``version`` scored
+    within ``hours``."""
+    names = [*feature_fn.FEATURE_NAMES, "score", "ts_s"]
     columns = [sql.SQL("(features->>{})::float8").format(sql.Literal(name))
                for name in feature_fn.FEATURE_NAMES]
     query = sql.SQL(
-        "COPY (SELECT {}, score FROM tx_scored WHERE features->>'model' = {} "
+        "COPY (SELECT {}, score, extract(epoch FROM ts)::float8 FROM tx_scored "
+        "WHERE features->>'model' = {} "
         "AND scored_at >= now() - make_interval(secs => {}) "
         "ORDER BY scored_at DESC LIMIT {}) TO STDOUT WITH (FORMAT csv)").format(
         sql.SQL(", ").join(columns), sql.Literal(version), sql.Literal(hours * 3600.0),
@@ -263,19 +271,19 @@ def live_rows(runtime: Runtime, version: str, hours: float) -> pd.DataFrame:
     return pd.read_csv(buffer, header=None, names=names)
 
 
-def live_volume(runtime: Runtime, hours: float) -> float | None:
-    """Transactions per hour of all live traffic in the window (every model's: velocity
-    features count a card's transactions whoever scored them), over the span it covers."""
+def live_volume(runtime: Runtime, live: pd.DataFrame) -> float | None:
+    """Transactions per hour while the live rows happened: all traffic between their first
+    and last time (every model's: velocity features count a card's transactions whoever
+    scored them). A 30-second burst is a burst, not 30 seconds spread over the hour asked."""
+    if live.empty:
+        return None
+    first, last = float(live["ts_s"].min()), float(live["ts_s"].max())
     with runtime.pooled() as conn:
         row = conn.execute(
-            "SELECT count(*), extract(epoch FROM max(ts) - min(ts)) FROM tx_scored "
-            "WHERE ts >= now() - make_interval(secs => %s) "
-            "AND scored_at >= now() - make_interval(secs => %s)", (hours * 3600.0,) * 2
-        ).fetchone()
-    if row is None or not row[0]:
-        return None
-    span_h = max(float(row[1] or 0.0) / 3600.0, 1 / 60)
-    return float(row[0]) / span_h
+            "SELECT count(*) FROM tx_scored WHERE ts BETWEEN to_timestamp(%s) "
+            "AND to_timestamp(%s)", (first, last)).fetchone()
+    span_h = max((last - first) / 3600.0, 1 / 60)
+    return float(row[0] if row else len(live)) / span_h
 
 
 def drift(runtime: Runtime, version: str, *, hours: float) -> DriftReport:
@@ -289,4 +297,4 @@ def drift(runtime: Runtime, version: str, *, hours: float) -> DriftReport:
         raise errors.DataError(f"no transactions scored by {version} in the last {hours:g} h",
                                "produce traffic, or widen --hours")
     return compare(described, live, version=version, hours=hours,
-                   live_per_hour=live_volume(runtime, hours))
+                   live_per_hour=live_volume(runtime, live))

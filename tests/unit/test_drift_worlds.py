@@ -101,6 +101,8 @@ def test_a_model_trained_on_a_young_history_is_not_called_drifted(world: World) 
     assert filling == {name for name in feature_fn.MODEL_FEATURES
                        if feature_fn.WARM_UP_DAYS.get(name, 0) > 2}
     assert "began 2 days into their history" in report.left_out["card_base_count"]
+    # The score reads those features: it is not compared either, and says why.
+    assert "card_base_count" in report.left_out["score"]
     # The warm-up is needed: compared anyway, those features do drift.
     naive = drift.compare({**young, "warm_days": 60}, with_score(
         world.features[window(world, LIVE_DAY, 1)]), version="m", hours=24)
