@@ -30,6 +30,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from fraudctl import errors
+from fraudctl.model import windows
 from fraudctl.model.history import History
 
 CARD_PRECISION_K = 100
@@ -66,7 +67,8 @@ class Window:
                 f"test {self.test_days()}")
 
     def test_days(self) -> str:
-        return f"{self.test_start.date()} .. {(self.test_end - DAY).date()}"
+        # One spelling of a test window, shared with the commands that read manifests.
+        return windows.test_days_of(self.as_dict()) or ""
 
 
 
