@@ -24,7 +24,7 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from bench_consumer import ConsumerRun, run_consumer, scored, trained_model
 from common import run_prefix, scratch_stack, send, traffic
 
-from fraudctl.runtime import open_runtime
+from fraudctl.targets import open_runtime
 
 
 def broken(message: str, kind: int) -> str:

@@ -32,7 +32,7 @@ from common import run_prefix, scratch_stack, send, traffic
 
 from fraudctl.config import settings_env
 from fraudctl.local.postgres import free_port
-from fraudctl.runtime import open_runtime
+from fraudctl.targets import open_runtime
 
 
 def metric(port: int, name: str) -> int:

@@ -47,7 +47,8 @@ from fraudctl.dashboard import panels
 from fraudctl.local import postgres as local_postgres
 from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline import sinks
-from fraudctl.runtime import Runtime, open_runtime
+from fraudctl.runtime import Runtime
+from fraudctl.targets import open_runtime
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",

@@ -25,7 +25,8 @@ from common import percentile, scratch_stack
 
 from fraudctl.local.stack import LocalStack
 from fraudctl.pipeline import producer, simulator
-from fraudctl.runtime import Runtime, open_runtime
+from fraudctl.runtime import Runtime
+from fraudctl.targets import open_runtime
 
 
 def run_phase(runtime: Runtime, rate: float | None, seconds: float, seed: int

@@ -79,7 +79,7 @@ def copy_floor(home: Path) -> tuple[int, float]:
     tx_scored (same columns, same indexes) in one transaction: (rows, seconds)."""
     os.environ["FRAUDCTL_HOME"] = str(home)
     from fraudctl.config import load_settings
-    from fraudctl.runtime import open_runtime
+    from fraudctl.targets import open_runtime
 
     runtime = open_runtime(load_settings({"home": str(home)}), pool_size=1)
     try:

@@ -38,7 +38,7 @@ from fraudctl.model import retrain, swap, training
 from fraudctl.model.deployment import DeploymentSpec
 from fraudctl.pipeline import producer, simulator
 from fraudctl.pipeline.scoring import Deployment, RuleScorer
-from fraudctl.runtime import open_runtime
+from fraudctl.targets import open_runtime
 
 
 def paced(port: int, method: str, path: str, bodies: list[bytes], rate: float

@@ -1,16 +1,24 @@
 """The ports: what the pipeline needs from the outside world, each with an aws and a local adapter.
 
 Everything above these protocols is one code path for both targets. Adapters live in
-``fraudctl/aws`` (the only boto3 users) and ``fraudctl/local``.
+``fraudctl/aws`` (the only boto3 users) and ``fraudctl/local``; a target's whole stack is a
+:class:`Stack`, which only ``fraudctl.targets`` chooses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
+
+if TYPE_CHECKING:
+    from fraudctl.config import Settings
+    from fraudctl.probes import StatusRow
+    from fraudctl.provision.plan import Plan
+    from fraudctl.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -166,3 +174,90 @@ class QueryEngine(Protocol):
     """Athena, or the local engine that answers like it."""
 
     def run(self, sql: str) -> QueryResult: ...
+
+
+class LakeEngine(QueryEngine, Protocol):
+    """The engine that answers over the lake, and how it tells what a query cost."""
+
+    def describe(self, result: QueryResult) -> str:
+        """One line: rows, seconds, and what was read (and, on Athena, paid for)."""
+        ...
+
+
+# (state, seconds so far) while a lake query runs: what a CLI spinner shows.
+Heartbeat = Callable[[str, float], None]
+
+
+class Loop(Protocol):
+    """A long-lived process body that runs until its stop event is set."""
+
+    stop_event: Any
+
+    def run(self) -> None: ...
+
+
+class Stack(Protocol):
+    """One target's whole stack: how it is planned, opened, queried, run and looked at.
+
+    ``fraudctl.targets.open_stack`` is the only code that picks one; everything above it
+    (lifecycle, status, the CLI, the long-running processes) is given a Stack and never asks
+    which target it is.
+    """
+
+    settings: Settings
+
+    def identity_line(self) -> str:
+        """Who and where a command acts (account and region, or the stack's folder)."""
+        ...
+
+    def require(self) -> None:
+        """Raise StackNotFound when a command needs a stack that was never brought up."""
+        ...
+
+    def open_runtime(self, *, pool_size: int = 8, pool_wait_s: float = 30.0) -> Runtime: ...
+
+    def plan_up(self, before_workloads: Callable[[Plan], None] | None = None) -> Plan:
+        """The plan of `up`; ``before_workloads`` adds steps that need the database and the
+        object store and must run before any scoring process starts (the first model)."""
+        ...
+
+    def plan_down(self, *, keep_data: bool, final_snapshot: bool) -> Plan: ...
+
+    def verify_down(self, *, keep_data: bool) -> tuple[list[str], list[str]]:
+        """After `down`: what was kept on purpose, and what is left that should not be."""
+        ...
+
+    def status_rows(self) -> list[StatusRow]: ...
+
+    def object_store(self) -> ObjectStore: ...
+
+    def lake_engine(self, heartbeat: Heartbeat | None = None) -> LakeEngine: ...
+
+    def workloads(self) -> ColourWorkloads: ...
+
+    def api_url(self) -> str:
+        """Where /predict answers, or how to reach it."""
+        ...
+
+    @property
+    def labels_dir(self) -> Path:
+        """Where the simulator's delivered label files are kept."""
+        ...
+
+    @property
+    def trains_in_cluster(self) -> bool:
+        """Whether `retrain` runs as a job beside the data instead of in this process."""
+        ...
+
+    def run_retrain_job(self) -> tuple[str, float]:
+        """Run the retrain job to its end: its name and seconds."""
+        ...
+
+    def log_files(self) -> dict[str, Path]:
+        """The stack's process logs by name (raises ConfigError where they are elsewhere)."""
+        ...
+
+    def database_watchdog(self) -> Loop:
+        """What restarts a database server that died (raises ConfigError where the cloud
+        keeps it running)."""
+        ...

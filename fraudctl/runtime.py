@@ -1,6 +1,7 @@
 """The running pipeline's view of a stack: its queues, object store and database, on either
 target, behind the ports. Long-lived processes (consumer, exporter, API) and the producer open
-one of these and never ask which target they run on.
+one of these (`fraudctl.targets.open_runtime`, or a `Stack`'s) and never ask which target they
+run on. It closes its pool when used as a context manager.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from fraudctl import errors, naming
+from fraudctl import errors
 from fraudctl.config import Settings
 from fraudctl.db.connect import DbEndpoint, connect
 from fraudctl.ports import ObjectStore, Queue
@@ -62,8 +63,14 @@ class Runtime:
         if self._pool is not None:
             self._pool.close()
 
+    def __enter__(self) -> Runtime:
+        return self
 
-def _pool(endpoint: DbEndpoint, size: int, wait_s: float) -> ConnectionPool[Any]:
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def connection_pool(endpoint: DbEndpoint, size: int, wait_s: float) -> ConnectionPool[Any]:
     return ConnectionPool(
         conninfo="",
         kwargs={"host": endpoint.host, "port": endpoint.port, "dbname": endpoint.dbname,
@@ -74,33 +81,3 @@ def _pool(endpoint: DbEndpoint, size: int, wait_s: float) -> ConnectionPool[Any]
         # A server restart leaves dead connections in the pool: test each before lending it.
         check=ConnectionPool.check_connection,
     )
-
-
-def open_runtime(settings: Settings, *, pool_size: int = 8, pool_wait_s: float = 30.0
-                 ) -> Runtime:
-    """The stack's runtime; ``pool_wait_s`` bounds how long a pooled connection is waited
-    for (a dashboard says "database down" quickly; a worker may wait out a restart)."""
-    if settings.target == "local":
-        from fraudctl.local.stack import LocalStack
-
-        stack = LocalStack(settings)
-        endpoint = stack.endpoint(admin=False)
-        pool = _pool(endpoint, pool_size, pool_wait_s)
-        queue, dlq = stack.queues(pool)
-        return Runtime(settings, queue, dlq, stack.objects, endpoint, pool,
-                       reader_source=lambda: stack.endpoint(
-                           admin=False, purpose=naming.DB_READER_PURPOSE))
-    from fraudctl.aws.s3 import S3Store
-    from fraudctl.aws.session import AwsSession
-    from fraudctl.aws.sqs import SqsQueue
-    from fraudctl.provision.aws_plan import AwsStack
-
-    aws = AwsSession(settings)
-    aws_stack = AwsStack(settings, aws)
-    names = aws_stack.names
-    endpoint = aws_stack.endpoint(admin=False)
-    return Runtime(settings, SqsQueue(aws, names.queue), SqsQueue(aws, names.dead_letter_queue),
-                   S3Store(aws, aws_stack.bucket), endpoint,
-                   _pool(endpoint, pool_size, pool_wait_s),
-                   reader_source=lambda: aws_stack.endpoint(
-                       admin=False, purpose=naming.DB_READER_PURPOSE))

@@ -59,6 +59,14 @@ def find_group(aws: AwsSession, name: str, vpc_id: str | None = None) -> dict[st
     return groups[0] if groups else None
 
 
+def stack_group_ids(aws: AwsSession, name: str, stack: str) -> list[str]:
+    """The ids of the groups named ``name`` that carry the stack's tag, in any VPC."""
+    groups = aws.client("ec2").describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [name]},
+                 {"Name": "tag:fraudctl:stack", "Values": [stack]}])["SecurityGroups"]
+    return [str(group["GroupId"]) for group in groups]
+
+
 def group_rules(aws: AwsSession, group_id: str) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = aws.client("ec2").describe_security_group_rules(
         Filters=[{"Name": "group-id", "Values": [group_id]}]

@@ -7,6 +7,7 @@ import typer
 from fraudctl import errors, lifecycle, output
 from fraudctl.cli.options import stack_command
 from fraudctl.config import Settings
+from fraudctl.targets import open_runtime
 
 
 @stack_command
@@ -43,8 +44,6 @@ def dashboard(
     from fraudctl.cli.run import listen_socket
     from fraudctl.dashboard.server import DashboardConfig, create_app
     from fraudctl.loopback import allowed_hosts, is_loopback
-    from fraudctl.runtime import open_runtime
-
     if not is_loopback(host):
         output.err.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach this "
                          "address sees the stack's transactions (there is no login)")

@@ -9,6 +9,7 @@ from rich.table import Table
 from fraudctl import errors, lifecycle, output
 from fraudctl.cli.options import OutputFormat, check_output_format, command_group, stack_command
 from fraudctl.config import Settings
+from fraudctl.targets import open_runtime
 
 labels_app = command_group(help="Bring in labels (chargebacks, confirmed frauds).",
                          no_args_is_help=True)
@@ -25,17 +26,11 @@ def import_labels(
 ) -> None:
     """Import labels; the whole file is checked first, and a re-import changes nothing."""
     from fraudctl.pipeline import labels
-    from fraudctl.runtime import open_runtime
-
     check_output_format(output_format)
     lifecycle.require_stack(settings)
     frame = labels.read_file(file)
-    runtime = open_runtime(settings, pool_size=1)
-    try:
-        with runtime.connect() as conn:
-            result = labels.import_labels(conn, frame)
-    finally:
-        runtime.close()
+    with open_runtime(settings, pool_size=1) as runtime, runtime.connect() as conn:
+        result = labels.import_labels(conn, frame)
     summary = {"rows": result.rows, "imported": result.inserted,
                "already_known": result.already_known,
                "unknown_transactions": result.unknown_transactions}
@@ -59,15 +54,10 @@ def dlq_list(
 ) -> None:
     """Show dead letters and why they died (nothing is taken off the queue)."""
     from fraudctl.pipeline import dlq
-    from fraudctl.runtime import open_runtime
-
     check_output_format(output_format)
     lifecycle.require_stack(settings)
-    runtime = open_runtime(settings, pool_size=1)
-    try:
+    with open_runtime(settings, pool_size=1) as runtime:
         letters = dlq.peek(runtime.dead_letter_queue, limit)
-    finally:
-        runtime.close()
     if output_format == "json":
         output.print_json([letter.__dict__ for letter in letters])
         return
@@ -88,8 +78,6 @@ def dlq_redrive(
 ) -> None:
     """Send dead letters back to the queue to be consumed again."""
     from fraudctl.pipeline import dlq
-    from fraudctl.runtime import open_runtime
-
     lifecycle.require_stack(settings)
     if not yes:
         if not output.is_interactive():
@@ -97,11 +85,8 @@ def dlq_redrive(
                                               "there is no terminal to ask")
         if not typer.confirm(f"Send up to {limit} dead letters back?", err=True):
             raise typer.Exit(1)
-    runtime = open_runtime(settings, pool_size=1)
-    try:
+    with open_runtime(settings, pool_size=1) as runtime:
         result = dlq.redrive(runtime.queue, runtime.dead_letter_queue, limit)
-    finally:
-        runtime.close()
     output.out.print(f"moved={result.moved}  kept_truncated={result.kept_truncated}")
 
 
@@ -113,15 +98,10 @@ dlq_app.command("redrive")(dlq_redrive)
 def verify(settings: Settings, output_format: OutputFormat = "table") -> None:
     """Reconcile queue, database and lake: every transaction once in each. Exits 1 if not."""
     from fraudctl.pipeline.verify import reconcile
-    from fraudctl.runtime import open_runtime
-
     check_output_format(output_format)
     lifecycle.require_stack(settings)
-    runtime = open_runtime(settings, pool_size=1)
-    try:
+    with open_runtime(settings, pool_size=1) as runtime:
         found = reconcile(runtime)
-    finally:
-        runtime.close()
     if output_format == "json":
         output.print_json(found.as_dict())
     else:

@@ -1,15 +1,15 @@
 """`fraudctl image build [--push]`: the workloads' container image."""
 
-import dataclasses
 from typing import Annotated
 
 import typer
 
-from fraudctl import lifecycle, output
+from fraudctl import output
 from fraudctl.cli.options import command_group, stack_command
 from fraudctl.config import Settings
 
 app = command_group(help="The aws target's container image.", no_args_is_help=True)
+
 
 @stack_command
 def build(
@@ -26,16 +26,9 @@ def build(
     found = image.container_tool(tool)
     built = image.build(found, image.source_root())
     if push:
-        from fraudctl.aws import ecr
-        from fraudctl.aws.session import AwsSession
+        from fraudctl.aws.target import publish_image  # (always to the aws target's ECR)
 
-        aws_settings = dataclasses.replace(settings, target="aws")
-        aws = AwsSession(aws_settings)
-        output.err.print(lifecycle.identity_line(aws_settings))
-        uri = ecr.ensure_repository(aws, f"{image.REPOSITORY}-{settings.stack}")
-        login = ecr.login(aws)
-        built = image.push(built, uri, login.registry, login.username, login.password)
-        lifecycle.load_state(aws_settings).set_value(image.STATE_KEY, built.reference)
+        built = publish_image(settings, built)
         output.err.print("pushed; `fraudctl up --target aws` deploys it")
     output.out.print(built.reference)
 

@@ -10,17 +10,7 @@ import typer
 from fraudctl import errors, output
 from fraudctl.cli.options import stack_command
 from fraudctl.config import Settings
-from fraudctl.lifecycle import require_stack
-
-
-def _log_files(settings: Settings) -> dict[str, Path]:
-    from fraudctl.local.stack import LocalStack
-
-    stack = LocalStack(settings)
-    files = {"postgres": stack.postgres.layout.log_file}
-    if stack.supervisor.log_dir.exists():
-        files.update({p.stem: p for p in sorted(stack.supervisor.log_dir.glob("*.log"))})
-    return files
+from fraudctl.targets import open_stack
 
 
 def _tail(path: Path, lines: int) -> list[str]:
@@ -38,13 +28,9 @@ def logs(
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many last lines.")] = 50,
 ) -> None:
     """Show a local stack process's log, or list the processes that have one."""
-    if settings.target != "local":
-        raise errors.ConfigError(
-            "`fraudctl logs` reads the local stack's processes",
-            "on aws, use `kubectl logs -n fraudctl-<stack> deploy/<name>`",
-        )
-    require_stack(settings)
-    files = _log_files(settings)
+    stack = open_stack(settings)
+    files = stack.log_files()
+    stack.require()
     if name is None:
         for known in files:
             output.out.print(known)

@@ -20,12 +20,12 @@ from fraudctl.cli.options import (
     stack_command,
 )
 from fraudctl.config import Settings
+from fraudctl.targets import open_runtime, open_stack
 
 if TYPE_CHECKING:
-    from fraudctl.k8s.cluster import Cluster
     from fraudctl.model.evaluation import Report
     from fraudctl.model.retrain import RetrainResult, WindowRequest
-    from fraudctl.ports import ColourWorkloads
+    from fraudctl.ports import Stack
 
 model_app = command_group(help="Evaluate models and watch them for drift.", no_args_is_help=True)
 models_app = command_group(help="The model registry.", no_args_is_help=True)
@@ -100,8 +100,6 @@ def _train(settings: Settings, history: Path | None, window: "WindowRequest", *,
     file-only evaluation needs no stack; everything else does."""
     from fraudctl.model import retrain as retraining
     from fraudctl.model import training
-    from fraudctl.runtime import open_runtime
-
     runtime = None
     if register or history is None or lifecycle.load_state(settings).exists:
         lifecycle.require_stack(settings)
@@ -142,8 +140,9 @@ def retrain(
     window = _window(settings, train_start, train_days, delay_days, test_days)
     lifecycle.require_stack(settings)
     output.err.print(lifecycle.identity_line(settings))
-    if settings.target == "aws" and history is None and not settings.db_secret_file:
-        _retrain_in_cluster(settings, output_format)
+    stack = open_stack(settings)
+    if history is None and stack.trains_in_cluster:
+        _retrain_in_cluster(stack, output_format)
         return
     with stacklock.exclusive(settings, "retrain"):
         result = _train(settings, history, window, register=True, select=select)
@@ -157,18 +156,15 @@ def retrain(
                          f"precision. Promote: `fraudctl swap-model {result.version}`")
 
 
-def _retrain_in_cluster(settings: Settings, output_format: str) -> None:
+def _retrain_in_cluster(stack: "Stack", output_format: str) -> None:
     """On aws, the training runs where the data is: a Job made from the retrain CronJob. (In
-    that Job's pod, db_secret_file is set, and `retrain` trains in-process.)"""
-    from fraudctl.k8s import jobs
-
-    cluster = _cluster(settings)
+    that Job's pod, `retrain` trains in-process.)"""
     with output.err.status("retrain job running"):
-        outcome = jobs.run_retrain(cluster, settings.k8s_namespace, timeout_s=7200)
+        name, seconds = stack.run_retrain_job()
     if output_format == "json":
-        output.print_json({"job": outcome.name, "seconds": round(outcome.seconds, 1)})
+        output.print_json({"job": name, "seconds": round(seconds, 1)})
     else:
-        output.out.print(f"retrain job {outcome.name} succeeded in {outcome.seconds:.0f} s; "
+        output.out.print(f"retrain job {name} succeeded in {seconds:.0f} s; "
                          "see `fraudctl models list`")
 
 
@@ -246,19 +242,14 @@ def drift(
     from fraudctl.model import deployment
     from fraudctl.model import drift as drift_check
     from fraudctl.pipeline.scoring import RULES_VERSION
-    from fraudctl.runtime import open_runtime
-
     check_output_format(output_format)
     lifecycle.require_stack(settings)
     version = version or deployment.serving(lifecycle.load_state(settings)).spec.champion
     if version == RULES_VERSION:
         raise errors.ConfigError("the rule-based scorer has no training data to drift from",
                                  "train a model first: `fraudctl retrain`")
-    runtime = open_runtime(settings, pool_size=1)
-    try:
+    with open_runtime(settings, pool_size=1) as runtime:
         report = drift_check.drift(runtime, version, hours=hours)
-    finally:
-        runtime.close()
     if output_format == "json":
         output.print_json(report.as_dict())
         return
@@ -286,15 +277,10 @@ def list_models(settings: Settings, output_format: OutputFormat = "table") -> No
     """Registered model versions, oldest first, with their held-out metrics."""
     from fraudctl.model import deployment
     from fraudctl.model.registry import Registry
-    from fraudctl.runtime import open_runtime
-
     check_output_format(output_format)
     lifecycle.require_stack(settings)
-    runtime = open_runtime(settings, pool_size=1)
-    try:
+    with open_runtime(settings, pool_size=1) as runtime:
         versions = Registry(runtime.store).versions()
-    finally:
-        runtime.close()
     serving = deployment.serving(lifecycle.load_state(settings))
     serving_roles = {serving.spec.champion: "champion"}
     if serving.spec.challenger:
@@ -331,15 +317,10 @@ def show(settings: Settings, version: Annotated[str, typer.Argument(help="Model 
     """A version in a few lines: window, held-out metrics against the baseline, threshold,
     features. The whole manifest (parameters, drift reference, report) with --output json."""
     from fraudctl.model.registry import Registry
-    from fraudctl.runtime import open_runtime
-
     check_output_format(output_format)
     lifecycle.require_stack(settings)
-    runtime = open_runtime(settings, pool_size=1)
-    try:
+    with open_runtime(settings, pool_size=1) as runtime:
         manifest = dict(Registry(runtime.store).info(version).manifest)
-    finally:
-        runtime.close()
     if output_format == "json":
         output.print_json(manifest)
         return
@@ -391,34 +372,6 @@ def model_summary(version: str, manifest: dict[str, Any]) -> list[tuple[str, str
     return lines
 
 
-def _workloads(settings: Settings) -> "ColourWorkloads":
-    if settings.target == "local":
-        from fraudctl.local.stack import LocalStack
-        from fraudctl.local.workloads import LocalWorkloads
-
-        return LocalWorkloads(LocalStack(settings))
-    from fraudctl.aws.session import AwsSession
-    from fraudctl.k8s.workloads import KubernetesWorkloads
-    from fraudctl.provision import aws_workloads
-    from fraudctl.provision.aws_plan import AwsStack
-
-    cluster = _cluster(settings)
-    context = aws_workloads.live_context(settings, AwsStack(settings, AwsSession(settings)),
-                                         cluster)
-    return KubernetesWorkloads(cluster, context, replicas=settings.consumer_replicas)
-
-
-def _cluster(settings: Settings) -> "Cluster":
-    from fraudctl.provision import aws_workloads
-
-    cluster = aws_workloads.connect(settings)
-    if cluster is None:
-        raise errors.ConfigError("the aws target's workloads run on Kubernetes and no "
-                                 "kubeconfig was found",
-                                 "pass --kubeconfig (or set KUBECONFIG)")
-    return cluster
-
-
 @stack_command
 def swap_model(
     settings: Settings,
@@ -442,8 +395,6 @@ def swap_model(
 ) -> None:
     """Blue/green: start the idle colour with VERSION, let it take over, stop the old one."""
     from fraudctl.model import deployment, swap
-    from fraudctl.runtime import open_runtime
-
     check_output_format(output_format)
     if rollback == (version is not None):
         raise errors.ConfigError("give a VERSION or --rollback (one of the two)",
@@ -458,13 +409,11 @@ def swap_model(
         target = (swap.rollback_target(state) if rollback else
                   swap.promotion_target(deployment.serving(state), version or "", canary,
                                         shadow))
-        runtime = open_runtime(settings, pool_size=2)
-        try:
-            with output.err.status(f"swapping to {target.label}"):
-                result = swap.swap(runtime, state, _workloads(settings), target, force=force,
-                                   rollback=rollback, gate_days=7)
-        finally:
-            runtime.close()
+        workloads = open_stack(settings).workloads()
+        with (open_runtime(settings, pool_size=2) as runtime,
+              output.err.status(f"swapping to {target.label}")):
+            result = swap.swap(runtime, state, workloads, target, force=force,
+                               rollback=rollback, gate_days=7)
     summary = {"changed": result.changed, "serving": result.spec.label,
                "colour": result.colour, "previous": result.previous.label,
                "seconds": round(result.seconds, 2), "phases": result.phases}

@@ -12,6 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from fraudctl import errors, faults, lifecycle, output
 from fraudctl.cli.options import OutputFormat, check_output_format, stack_command
 from fraudctl.config import Settings
+from fraudctl.targets import open_runtime, open_stack
 
 if TYPE_CHECKING:
     from fraudctl.pipeline.simulator import SimulatorConfig
@@ -65,8 +66,6 @@ def produce(
     from fraudctl.lake_table import format_of
     from fraudctl.model import deployment as serving
     from fraudctl.pipeline import producer, simulator
-    from fraudctl.runtime import open_runtime
-
     check_output_format(output_format)
     for name, value in (("--rate", rate), ("--count", count), ("--backfill-days", backfill_days),
                         ("--cards", cards), ("--terminals", terminals)):
@@ -89,8 +88,7 @@ def produce(
         note = _velocity_note(rate, config)
         if note:
             output.err.print(note, markup=False)
-    runtime = open_runtime(settings, pool_size=2)
-    try:
+    with open_runtime(settings, pool_size=2) as runtime:
         if backfill_days is not None:
             with output.err.status(f"simulating and writing {backfill_days} days of history"):
                 active = serving.serving(lifecycle.load_state(settings)).spec
@@ -105,8 +103,6 @@ def produce(
         else:
             summary = _produce_live(runtime, config, rate, duration_s, count, delay_s,
                                     no_labels, settings)
-    finally:
-        runtime.close()
     if output_format == "json":
         output.print_json(summary)
     else:
@@ -131,11 +127,7 @@ def _velocity_note(rate: float, config: "SimulatorConfig") -> str | None:
 
 
 def _labels_dir(settings: Settings) -> Path:
-    if settings.target == "local":
-        from fraudctl.local.stack import LocalStack
-
-        return LocalStack(settings).labels_dir
-    return settings.stack_dir / "labels"
+    return open_stack(settings).labels_dir
 
 
 def _produce_live(runtime: "Runtime", config: "SimulatorConfig", rate: float | None,

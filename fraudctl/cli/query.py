@@ -13,6 +13,7 @@ from fraudctl import errors, lifecycle, output
 from fraudctl.cli.options import command_group, stack_command
 from fraudctl.config import Settings
 from fraudctl.ports import QueryResult
+from fraudctl.targets import open_runtime, open_stack
 
 if TYPE_CHECKING:
     from fraudctl.query.named import Engine
@@ -105,47 +106,19 @@ def athena(
         _list_named("athena", output_format)
         return
     text = _sql_of("athena", sql, file, name, param or [], output_format)
-    lifecycle.require_stack(settings)
-    if settings.target == "aws":
-        _athena_on_aws(settings, text, output_format)
-        return
-    from fraudctl.local.athena import LocalAthenaEngine
-    from fraudctl.local.stack import LocalStack
-
-    stack = LocalStack(settings)
-    engine = LocalAthenaEngine(stack.catalog, stack.objects, stack.names.glue_database,
-                               stack.names.table)
-    result = engine.run(text)
-    _print(result, output_format)
-    output.err.print(f"{len(result.rows)} row(s) in {result.seconds:.2f} s · "
-                     f"{result.partitions} partition(s), {result.objects_read} object(s), "
-                     f"{result.bytes_read / 2**20:.2f} MiB read")
-
-
-def _athena_on_aws(settings: Settings, sql: str, output_format: str) -> None:
-    from fraudctl import naming
-    from fraudctl.aws.athena import AthenaEngine, cost_usd
-    from fraudctl.aws.session import AwsSession
-    from fraudctl.provision.aws_plan import AwsStack
-
-    aws = AwsSession(settings)
-    output.err.print(lifecycle.identity_line(settings))
-    stack = AwsStack(settings, aws)
-    status = output.err.status("Athena: starting")
+    stack = open_stack(settings)
+    stack.require()
+    output.err.print(stack.identity_line())
+    status = output.err.status("lake query: starting")
 
     def heartbeat(state: str, elapsed: float) -> None:
-        status.update(f"Athena: {state.lower()} · {elapsed:.0f} s (Ctrl-C cancels)")
+        status.update(f"lake query: {state.lower()} · {elapsed:.0f} s (Ctrl-C cancels)")
 
-    engine = AthenaEngine(aws, database=stack.names.glue_database,
-                          workgroup=stack.names.workgroup,
-                          output_location=f"s3://{stack.bucket}/{naming.QUERY_RESULTS_PREFIX}",
-                          heartbeat=heartbeat)
+    engine = stack.lake_engine(heartbeat)
     with status:
-        result = engine.run(sql)
+        result = engine.run(text)
     _print(result, output_format)
-    output.err.print(f"{len(result.rows)} row(s) in {result.seconds:.2f} s · query "
-                     f"{result.query_id} · {result.bytes_read / 2**20:.2f} MiB scanned · "
-                     f"about ${cost_usd(result.bytes_read):.6f}")
+    output.err.print(engine.describe(result))
 
 
 @stack_command
@@ -164,15 +137,10 @@ def db(
         _list_named("postgres", output_format)
         return
     from fraudctl.query import database
-    from fraudctl.runtime import open_runtime
-
     text = _sql_of("postgres", sql, file, name, param or [], output_format)
     lifecycle.require_stack(settings)
-    runtime = open_runtime(settings, pool_size=1)
-    try:
+    with open_runtime(settings, pool_size=1) as runtime:
         result = database.run(runtime, text)
-    finally:
-        runtime.close()
     _print(result, output_format)
     output.err.print(f"{len(result.rows)} row(s) in {result.seconds:.2f} s")
 

@@ -12,6 +12,7 @@ import typer
 
 from fraudctl.cli.options import command_group, stack_command
 from fraudctl.config import Settings
+from fraudctl.targets import open_runtime, open_stack
 
 if TYPE_CHECKING:
     from fraudctl.pipeline.scoring import Deployment
@@ -55,8 +56,6 @@ def consumer(
     from fraudctl.model import deployment as serving
     from fraudctl.pipeline import health
     from fraudctl.pipeline.consumer import Consumer, ConsumerConfig
-    from fraudctl.runtime import open_runtime
-
     _logging()
     spec = serving.DeploymentSpec.from_args(model, challenger, canary, shadow)
     runtime = open_runtime(settings)
@@ -101,8 +100,6 @@ def exporter(
     from fraudctl.lake_table import format_of
     from fraudctl.pipeline import health
     from fraudctl.pipeline.exporter import Exporter
-    from fraudctl.runtime import open_runtime
-
     _logging()
     worker = Exporter(open_runtime(settings, pool_size=2), lake_format=format_of(settings))
     logging.getLogger("fraudctl.exporter").info(
@@ -140,8 +137,6 @@ def api(
     from fraudctl.loopback import allowed_hosts
     from fraudctl.model import deployment as serving
     from fraudctl.pipeline.api import create_app
-    from fraudctl.runtime import open_runtime
-
     _logging()
     spec = serving.DeploymentSpec.from_args(model, challenger, canary, shadow)
     runtime = open_runtime(settings, pool_size=4)
@@ -197,15 +192,9 @@ def scheduler(settings: Settings, port: Port = 0, host: Host = "127.0.0.1") -> N
 @stack_command
 def watchdog(settings: Settings, port: Port = 0, host: Host = "127.0.0.1") -> None:
     """local: start the stack's database server again whenever it has died, until SIGTERM."""
-    from fraudctl import errors
-    from fraudctl.local.stack import LocalStack
-    from fraudctl.local.watchdog import PostgresWatchdog
-
-    if settings.target != "local":
-        raise errors.ConfigError("the watchdog keeps the local target's database running",
-                                 "on aws the database is RDS, which AWS keeps running")
+    loop = open_stack(settings).database_watchdog()
     _logging()
-    _run_until_signalled(PostgresWatchdog(LocalStack(settings).postgres), host, port)
+    _run_until_signalled(loop, host, port)
 
 
 class _Loop(Protocol):

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fraudctl import errors, lifecycle, output
 from fraudctl.cli.options import OutputFormat, check_output_format, stack_command
 from fraudctl.config import Settings
+from fraudctl.targets import open_runtime
 
 # Invalid messages listed by line before the summary; the rest are counted.
 _LISTED = 20
@@ -98,20 +99,16 @@ class _opened:
 
 def _send_with_progress(settings: Settings, bodies: list[str], batch_size: int) -> int:
     from fraudctl.pipeline import sender
-    from fraudctl.runtime import open_runtime
 
     if not bodies:
         return 0
-    runtime = open_runtime(settings, pool_size=1)
-    try:
-        with Progress(TextColumn(f"sending to {runtime.queue.name}"), BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), console=output.err,
-                      transient=True) as progress:
-            task = progress.add_task("send", total=len(bodies))
-            return sender.send(runtime.queue, bodies, batch_size=batch_size,
-                               on_batch=lambda n: progress.advance(task, n))
-    finally:
-        runtime.close()
+    with (open_runtime(settings, pool_size=1) as runtime,
+          Progress(TextColumn(f"sending to {runtime.queue.name}"), BarColumn(),
+                   MofNCompleteColumn(), TimeElapsedColumn(), console=output.err,
+                   transient=True) as progress):
+        task = progress.add_task("send", total=len(bodies))
+        return sender.send(runtime.queue, bodies, batch_size=batch_size,
+                           on_batch=lambda n: progress.advance(task, n))
 
 
 def schema() -> None:

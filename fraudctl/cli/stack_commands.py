@@ -19,6 +19,7 @@ from fraudctl.cli.options import (
 from fraudctl.config import Settings
 from fraudctl.provision.apply import plan_table
 from fraudctl.provision.plan import Plan
+from fraudctl.targets import open_stack
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")]
 DbEndpoint = Annotated[str | None, typer.Option(
@@ -82,7 +83,7 @@ def up(
     if dry_run or plan.no_changes:
         _print_plan(plan, output_format)
         return
-    summary = stack_status.serving_summary(settings)
+    summary = stack_status.serving_summary(open_stack(settings))
     if output_format == "json":
         output.print_json({"stack": settings.stack, "target": settings.target,
                            "changes": len(plan.steps), "notes": plan.notes,
@@ -173,8 +174,9 @@ def status(
 ) -> None:
     """Every part of the stack with its live state. Exits 1 if any part is not healthy."""
     check_output_format(output_format)
-    output.err.print(lifecycle.identity_line(settings))
-    rows = stack_status.collect(settings)
+    stack = open_stack(settings)
+    output.err.print(stack.identity_line())
+    rows = stack_status.collect(stack)
     document = stack_status.summary(settings, rows)
     if output_format == "json":
         output.print_json(document)

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fraudctl import errors
 from fraudctl.config import Settings
 from fraudctl.model import deployment
 from fraudctl.model.deployment import DeploymentSpec
 from fraudctl.pipeline.scoring import RULES_VERSION, Deployment, RuleScorer
-from fraudctl.ports import ColourWorkloads
+from fraudctl.provision.plan import Plan, Step, StepResult
 from fraudctl.state import StackState
+
+if TYPE_CHECKING:
+    from fraudctl.ports import Stack
+    from fraudctl.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -67,53 +71,77 @@ def needed(settings: Settings, request: FirstModel | None) -> bool:
     return deployment.serving(state).spec.champion == RULES_VERSION
 
 
-def train_first_model(settings: Settings, request: FirstModel,
-                      workloads: ColourWorkloads | None) -> dict[str, Any]:
+def plan_first_model(plan: Plan, stack: Stack, request: FirstModel | None) -> None:
+    """The step that backfills (when asked) and trains the first model, if it is needed."""
+    settings = stack.settings
+    if not needed(settings, request):
+        return
+    assert request is not None
+
+    def train() -> StepResult:
+        facts = train_first_model(stack, request)
+        if "no_model" in facts:
+            plan.notes.append(facts["no_model"])
+        return facts
+
+    short = too_short(settings, request)
+    detail = request.describe() if short is None else (
+        f"backfill {request.backfill_days} days; too few to train (at least "
+        f"{days_needed(settings)}): the pipeline starts on the rules")
+    plan.add(Step("model", "train", detail, train, ("backfill", "train", "register"),
+                  "model/first"))
+
+
+def train_first_model(stack: Stack, request: FirstModel) -> dict[str, Any]:
+    settings = stack.settings
+    state = StackState.load(settings.stack_dir, stack=settings.stack, target=settings.target)
+    with stack.open_runtime(pool_size=2) as runtime:
+        return _train(stack, runtime, state, request)
+
+
+def _train(stack: Stack, runtime: Runtime, state: StackState, request: FirstModel
+           ) -> dict[str, Any]:
     # Training's imports (scikit-learn, skops) load only when a model is trained, not for
     # every `up` that plans this step away.
     from fraudctl.model import retrain, swap, training
     from fraudctl.pipeline import producer, simulator
-    from fraudctl.runtime import open_runtime
 
-    state = StackState.load(settings.stack_dir, stack=settings.stack, target=settings.target)
-    runtime = open_runtime(settings, pool_size=2)
+    settings = stack.settings
+    facts: dict[str, Any] = {}
+    if request.backfill_days:
+        with runtime.connect() as conn:
+            row = conn.execute("SELECT EXISTS (SELECT 1 FROM tx_raw)").fetchone()
+        if not (row and row[0]):
+            done = producer.backfill(
+                runtime, Deployment(RuleScorer()), days=request.backfill_days,
+                config=simulator.SimulatorConfig(),
+                delay_s=settings.label_delay_days * simulator.DAY_S)
+            facts["backfilled"] = done.transactions
+    why_not = too_short(settings, request)
+    if why_not is not None:
+        return {**facts, "no_model": why_not}
     try:
-        facts: dict[str, Any] = {}
-        if request.backfill_days:
-            with runtime.connect() as conn:
-                row = conn.execute("SELECT EXISTS (SELECT 1 FROM tx_raw)").fetchone()
-            if not (row and row[0]):
-                done = producer.backfill(
-                    runtime, Deployment(RuleScorer()), days=request.backfill_days,
-                    config=simulator.SimulatorConfig(),
-                    delay_s=settings.label_delay_days * simulator.DAY_S)
-                facts["backfilled"] = done.transactions
-        why_not = too_short(settings, request)
-        if why_not is not None:
-            return {**facts, "no_model": why_not}
-        try:
-            result = retrain.retrain(runtime, state, history_file=request.history_file,
-                                     window_request=retrain.WindowRequest(
-                                         train_days=FIRST_TRAIN_DAYS,
-                                         delay_days=settings.label_delay_days,
-                                         test_days=FIRST_TEST_DAYS),
-                                     params=training.TrainingParams(),
-                                     label_delay_days=settings.label_delay_days, register=True)
-        except errors.DataError as exc:
-            # The stack still comes up, scoring with the rules: a first model is a bonus, and
-            # failing `up` here left it half up (no consumer, no API) on every run again.
-            return {**facts, "no_model": f"no model trained: {exc.message}; the pipeline "
-                                         f"scores with the rules ({exc.hint})"}
-        assert result.version is not None
-        facts["version"] = result.version
-        spec = DeploymentSpec(champion=result.version)
-        if workloads is not None and workloads.running_colours():
-            swap.swap(runtime, state, workloads, spec, force=True)
-        else:
-            current = deployment.serving(state)
-            current.colours[current.active] = spec
-            deployment.save_serving(state, current)
-            swap.record(runtime, current.active, spec)
-        return facts
-    finally:
-        runtime.close()
+        result = retrain.retrain(runtime, state, history_file=request.history_file,
+                                 window_request=retrain.WindowRequest(
+                                     train_days=FIRST_TRAIN_DAYS,
+                                     delay_days=settings.label_delay_days,
+                                     test_days=FIRST_TEST_DAYS),
+                                 params=training.TrainingParams(),
+                                 label_delay_days=settings.label_delay_days, register=True)
+    except errors.DataError as exc:
+        # The stack still comes up, scoring with the rules: a first model is a bonus, and
+        # failing `up` here left it half up (no consumer, no API) on every run again.
+        return {**facts, "no_model": f"no model trained: {exc.message}; the pipeline "
+                                     f"scores with the rules ({exc.hint})"}
+    assert result.version is not None
+    facts["version"] = result.version
+    spec = DeploymentSpec(champion=result.version)
+    workloads = stack.workloads()
+    if workloads.running_colours():
+        swap.swap(runtime, state, workloads, spec, force=True)
+    else:
+        current = deployment.serving(state)
+        current.colours[current.active] = spec
+        deployment.save_serving(state, current)
+        swap.record(runtime, current.active, spec)
+    return facts

@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from fraudctl import errors, stacklock
 from fraudctl.config import Settings
 from fraudctl.model import retrain, selection, training
-from fraudctl.runtime import Runtime, open_runtime
+from fraudctl.runtime import Runtime
 from fraudctl.state import StackState
+from fraudctl.targets import open_runtime
 
 log = logging.getLogger("fraudctl.scheduler")
 
@@ -42,8 +43,7 @@ class RetrainSchedule:
 
     def _run_locked(self) -> str | None:
         settings = self.settings
-        runtime = open_runtime(settings, pool_size=1)
-        try:
+        with open_runtime(settings, pool_size=1) as runtime:
             state = StackState.load(settings.stack_dir, stack=settings.stack,
                                     target=settings.target)
             try:
@@ -52,8 +52,6 @@ class RetrainSchedule:
                 log.warning("no model selection tonight (%s): training the default learner",
                             exc.message)
                 result = self._retrain(runtime, state, select=False)
-        finally:
-            runtime.close()
         candidate, baseline = result.report.candidate, result.report.baseline
         log.info("registered %s: average precision %.4f (baseline %s %.4f) on %s; promote "
                  "with `fraudctl swap-model %s`", result.version,

@@ -122,38 +122,38 @@ def _start(workloads: ColourWorkloads, colour: str, target: DeploymentSpec) -> N
 
 
 def swap(runtime: Runtime, state: StackState, workloads: ColourWorkloads,
-         target: DeploymentSpec, *, force: bool, rollback: bool = False,
+         wanted: DeploymentSpec, *, force: bool, rollback: bool = False,
          gate_days: int = 7) -> SwapResult:
     started = time.monotonic()
     current = deployment.serving(state)
     running = current.active in workloads.running_colours()
-    if target == current.spec and running:
-        return SwapResult(False, target, current.active, current.spec, None,
+    if wanted == current.spec and running:
+        return SwapResult(False, wanted, current.active, current.spec, None,
                           time.monotonic() - started)
     lap = _Laps()
     models = registry.Registry(runtime.store)
-    for version in target.versions:                  # refuses a missing or tampered artifact
+    for version in wanted.versions:                  # refuses a missing or tampered artifact
         if version != RULES_VERSION:
             models.verify(version)
     lap("check")
     judgement = None
-    if (target.mode == "full" and target.champion != current.spec.champion and not rollback
+    if (wanted.mode == "full" and wanted.champion != current.spec.champion and not rollback
             and not force):
-        judgement = _gate(runtime, target, current.spec.champion, gate_days)
+        judgement = _gate(runtime, wanted, current.spec.champion, gate_days)
         lap("gate")
 
     new_colour = current.idle if running else current.active
-    _start(workloads, new_colour, target)
+    _start(workloads, new_colour, wanted)
     lap("start")
     history = current.history[:-1] if rollback else (
         [*current.history, current.spec] if running else list(current.history))
     colours: dict[str, DeploymentSpec | None] = {c: None for c in deployment.COLOURS}
-    colours[new_colour] = target
+    colours[new_colour] = wanted
     if running:
         colours[current.active] = current.spec       # until it has stopped
     deployment.save_serving(state, Serving(new_colour, colours, history))
     try:
-        record(runtime, new_colour, target)
+        record(runtime, new_colour, wanted)
     except psycopg.Error as exc:
         raise errors.DatabaseUnreachable(f"swap done, but model_deployments was not updated: "
                                          f"{exc}") from None
@@ -163,7 +163,7 @@ def swap(runtime: Runtime, state: StackState, workloads: ColourWorkloads,
             lap("stop")
             colours[current.active] = None
             deployment.save_serving(state, Serving(new_colour, colours, history))
-    return SwapResult(True, target, new_colour, current.spec, judgement,
+    return SwapResult(True, wanted, new_colour, current.spec, judgement,
                       time.monotonic() - started, lap.phases)
 
 

@@ -17,7 +17,7 @@ from fraudctl.aws.session import AwsSession
 from fraudctl.config import Settings, load_settings
 from fraudctl.db import migrate
 from fraudctl.model.registry import Registry
-from fraudctl.provision import aws_workloads
+from fraudctl.aws import workloads as aws_workloads
 from tests.conftest import client, invoke
 from tests.k8s_fake import FakeKubernetes
 

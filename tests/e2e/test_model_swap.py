@@ -26,7 +26,7 @@ def versions() -> list[str]:
 
 def scored_rows() -> list[tuple[str, str, float]]:
     from fraudctl.config import load_settings
-    from fraudctl.runtime import open_runtime
+    from fraudctl.targets import open_runtime
 
     runtime = open_runtime(load_settings({}), pool_size=1)
     try:
@@ -40,7 +40,7 @@ def scored_rows() -> list[tuple[str, str, float]]:
 
 def shadow_rows(since: float) -> list[tuple[str, str, float]]:
     from fraudctl.config import load_settings
-    from fraudctl.runtime import open_runtime
+    from fraudctl.targets import open_runtime
 
     runtime = open_runtime(load_settings({}), pool_size=1)
     try:

@@ -110,7 +110,7 @@ def test_produce_20000_exactly_once_everywhere(isolated_env: Path) -> None:
 
 def test_dead_letters_listed_and_redriven(isolated_env: Path) -> None:
     from fraudctl.config import load_settings
-    from fraudctl.runtime import open_runtime
+    from fraudctl.targets import open_runtime
 
     cli("up")
     try:
@@ -200,7 +200,7 @@ def test_produce_stops_cleanly_on_ctrl_c(isolated_env: Path) -> None:
         # Ctrl-C while it sends (not while it starts: on a loaded machine start-up can take
         # seconds, and an interrupted start-up is a different case, exit 130).
         from fraudctl.config import load_settings
-        from fraudctl.runtime import open_runtime
+        from fraudctl.targets import open_runtime
 
         runtime = open_runtime(load_settings({}), pool_size=1)
         deadline = time.monotonic() + 60

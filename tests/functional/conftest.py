@@ -9,7 +9,8 @@ import pytest
 from fraudctl import lifecycle
 from fraudctl.config import Settings, load_settings
 from fraudctl.local.stack import LocalStack
-from fraudctl.runtime import Runtime, open_runtime
+from fraudctl.runtime import Runtime
+from fraudctl.targets import open_runtime
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from fraudctl.pipeline import heartbeat, simulator, sinks
 from fraudctl.pipeline.consumer import ConsumerConfig
 from fraudctl.pipeline.scoring import Deployment, RuleScorer
 from fraudctl.query import database, named
-from fraudctl.runtime import Runtime, _pool
+from fraudctl.runtime import Runtime, connection_pool
 from tests.conftest import invoke
 from tests.functional.test_data_path import bodies, consume_all
 
@@ -178,9 +178,10 @@ def test_the_rollup_counts_every_scored_transaction_once(runtime: Runtime,
 def invoke_status(settings: Settings) -> dict[str, Any]:
     """`status --output json`'s document."""
     from fraudctl import status
+    from fraudctl.targets import open_stack
 
     document: dict[str, Any] = json.loads(json.dumps(
-        status.summary(settings, status.collect(settings)), default=str))
+        status.summary(settings, status.collect(open_stack(settings))), default=str))
     return document
 
 
@@ -248,7 +249,7 @@ def test_with_the_database_down_the_api_says_so(runtime: Runtime,
                                                   stack_settings: Settings) -> None:
     nowhere = dataclasses.replace(runtime.endpoint, port=local_postgres.free_port())
     down = Runtime(stack_settings, runtime.queue, runtime.dead_letter_queue, runtime.store,
-                   nowhere, _pool(nowhere, 1, wait_s=1.0))
+                   nowhere, connection_pool(nowhere, 1, wait_s=1.0))
     try:
         client = client_for(down, stack_settings)
         assert client.get("/").status_code == 200

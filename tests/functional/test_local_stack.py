@@ -19,6 +19,7 @@ from fraudctl import status as stack_status
 from fraudctl.config import load_settings
 from fraudctl.db.connect import connect
 from fraudctl.local.stack import LocalStack
+from fraudctl.targets import open_stack
 from tests.conftest import fraudctl_executable
 
 pytestmark = pytest.mark.slow
@@ -180,7 +181,7 @@ def test_status_reports_a_stopped_database(isolated_env: Path) -> None:
     stack = LocalStack(settings)
     try:
         stack.postgres.stop()
-        rows = {row.resource: row for row in stack_status.collect(settings)}
+        rows = {row.resource: row for row in stack_status.collect(open_stack(settings))}
         assert rows["postgres"].health == "down"
         assert rows[f"database {naming.DB_NAME}"].health == "down"
         assert "cannot connect" in rows[f"database {naming.DB_NAME}"].detail
@@ -188,7 +189,7 @@ def test_status_reports_a_stopped_database(isolated_env: Path) -> None:
         assert next(step.action for step in plan.steps) == "start"
         # The workloads ran on through the outage; their pools reconnect within seconds.
         deadline = time.monotonic() + 60
-        while not_ok := [r for r in stack_status.collect(settings) if r.health != "ok"]:
+        while not_ok := [r for r in stack_status.collect(open_stack(settings)) if r.health != "ok"]:
             assert time.monotonic() < deadline, f"still not healthy: {not_ok}"
             time.sleep(1)
         assert lifecycle.plan_up(settings).no_changes

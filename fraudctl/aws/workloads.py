@@ -20,14 +20,14 @@ from pathlib import Path
 from fraudctl import errors, naming
 from fraudctl import image as container_image
 from fraudctl.aws import sqs
+from fraudctl.aws.stack import APP_SECRET, READER_SECRET, AwsStack
 from fraudctl.config import Settings
 from fraudctl.k8s import rollout
 from fraudctl.k8s.cluster import Cluster
 from fraudctl.k8s.render import Database, Manifest, RenderContext, context_for, render
 from fraudctl.model import deployment
-from fraudctl.provision.aws_plan import APP_SECRET, READER_SECRET, AwsStack
-from fraudctl.provision.local_plan import new_password
 from fraudctl.provision.plan import Plan, Step, StepResult
+from fraudctl.provision.secrets import new_password
 from fraudctl.state import StackState
 
 GRAFANA_PURPOSE = "grafana-admin"

@@ -7,87 +7,16 @@ one: every name is deterministic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from fraudctl import errors, lake_table, naming
-from fraudctl.aws import athena, ec2, ecr, glue, rds, s3, sqs
-from fraudctl.aws.secrets import SecretsManagerSecrets
-from fraudctl.aws.session import AwsSession
-from fraudctl.config import Settings
+from fraudctl.aws import athena, ec2, ecr, glue, rds, s3, sqs, workloads
+from fraudctl.aws.stack import ADMIN_SECRET, DB_SECRETS, READER_SECRET, AwsStack
 from fraudctl.db.connect import DbEndpoint
 from fraudctl.provision import database
-from fraudctl.provision.local_plan import new_password
 from fraudctl.provision.plan import Plan, Step, StepResult
-
-ADMIN_SECRET = naming.DB_ADMIN_PURPOSE
-APP_SECRET = naming.DB_APP_PURPOSE
-READER_SECRET = naming.DB_READER_PURPOSE
-# the database's login secrets, each recording the instance's endpoint
-DB_SECRETS = (ADMIN_SECRET, APP_SECRET, READER_SECRET)
-
-
-@dataclass(frozen=True)
-class AwsStack:
-    settings: Settings
-    aws: AwsSession
-
-    @property
-    def names(self) -> naming.StackNames:
-        return naming.names_for(self.settings)
-
-    @property
-    def bucket(self) -> str:
-        return self.names.bucket(self.aws.identity.account, self.aws.region)
-
-    @property
-    def secrets(self) -> SecretsManagerSecrets:
-        return SecretsManagerSecrets(self.aws)
-
-    def queue_arn(self, name: str) -> str:
-        return f"arn:aws:sqs:{self.aws.region}:{self.aws.identity.account}:{name}"
-
-    def endpoint(self, *, admin: bool, purpose: str | None = None) -> DbEndpoint:
-        """The admin's or the app role's endpoint (or, by ``purpose``, another role's)."""
-        purpose = purpose or (ADMIN_SECRET if admin else APP_SECRET)
-        if self.settings.db_secret_file and purpose == APP_SECRET:
-            # In a pod: the Kubernetes Secret `up` made from Secrets Manager's, mounted 0400.
-            secret = orjson.loads(Path(self.settings.db_secret_file).read_bytes())
-        else:
-            secret = self.secrets.get(self.names.secret(purpose))
-        if self.settings.db_endpoint:
-            host, _, port = self.settings.db_endpoint.rpartition(":")
-        elif secret.get("host"):
-            host, port = secret["host"], str(secret["port"])
-        else:
-            raise errors.StackNotFound("the RDS instance has no endpoint yet")
-        return DbEndpoint(
-            host, int(port), naming.DB_NAME, secret["username"], secret["password"],
-            sslmode="require",
-            unreachable_hint="RDS is private: run from a cluster node, or open a tunnel "
-                             "(e.g. SSM port forwarding) and pass --db-endpoint HOST:PORT",
-        )
-
-
-def _plan_secrets(plan: Plan, stack: AwsStack) -> None:
-    users = (naming.DB_ADMIN_USER, naming.DB_APP_USER, naming.DB_READER_USER)
-    for purpose, user in zip(DB_SECRETS, users, strict=True):
-        name = stack.names.secret(purpose)
-        key = f"secret/{purpose}"
-        if stack.secrets.exists(name):
-            plan.found(key, f"secret {name}", name=name)
-            continue
-
-        def run(name: str = name, user: str = user) -> StepResult:
-            created = stack.secrets.create(name, {"username": user, "password": new_password(),
-                                                  "engine": "postgres", "dbname": naming.DB_NAME})
-            return {"name": name, "created": created}
-
-        plan.add(Step(f"secret {name}", "create", f"generated password for {user}", run,
-                      ("secretsmanager:CreateSecret",), key))
+from fraudctl.provision.secrets import plan_db_secrets
 
 
 def _plan_queue(plan: Plan, stack: AwsStack, name: str, desired: dict[str, str]) -> None:
@@ -346,11 +275,12 @@ def _record_endpoint(stack: AwsStack) -> StepResult:
     return {"host": host, "port": port}
 
 
-def plan_up(settings: Settings, aws: AwsSession) -> Plan:
-    stack = AwsStack(settings, aws)
+def plan_up(stack: AwsStack, before_workloads: Callable[[Plan], None] | None = None) -> Plan:
+    settings = stack.settings
     names = stack.names
     plan = Plan(settings.stack, "aws")
-    _plan_secrets(plan, stack)
+    plan_db_secrets(plan, stack.secrets, stack.names, kept_as="in Secrets Manager",
+                    calls=("secretsmanager:CreateSecret",))
     _plan_queue(plan, stack, names.dead_letter_queue, sqs.desired_dlq_attributes())
     _plan_queue(plan, stack, names.queue, sqs.desired_queue_attributes(
         stack.queue_arn(names.dead_letter_queue), settings.max_receive_count,
@@ -372,22 +302,18 @@ def plan_up(settings: Settings, aws: AwsSession) -> Plan:
     database.plan_reader_role(plan, admin, lambda: stack.endpoint(admin=False,
                                                                   purpose=READER_SECRET),
                               inspect=ready)
-    from fraudctl.provision import aws_workloads  # (it builds on this module)
-
-    aws_workloads.plan_workloads(plan, settings, stack, ready=ready)
+    if before_workloads is not None:
+        before_workloads(plan)
+    workloads.plan_workloads(plan, settings, stack, ready=ready)
     return plan
 
 
-def plan_down(
-    settings: Settings, aws: AwsSession, *, keep_data: bool, final_snapshot: bool
-) -> Plan:
+def plan_down(stack: AwsStack, *, keep_data: bool, final_snapshot: bool) -> Plan:
     """Workloads, database, security groups, bucket, queues, Glue, secrets (state is last)."""
-    from fraudctl.provision import aws_workloads
-
-    stack = AwsStack(settings, aws)
+    settings, aws = stack.settings, stack.aws
     names = stack.names
     plan = Plan(settings.stack, "aws")
-    aws_workloads.plan_delete_workloads(plan, settings)
+    workloads.plan_delete_workloads(plan, settings)
     if rds.describe_instance(aws, names.db_instance) is not None:
         snapshot = names.db_final_snapshot if final_snapshot else None
         plan.add(Step(f"rds instance {names.db_instance}", "delete",
@@ -399,13 +325,10 @@ def plan_down(
         plan.add(Step(f"db subnet group {names.db_subnet_group}", "delete", "",
                       lambda: rds.delete_subnet_group(aws, names.db_subnet_group),
                       ("rds:DeleteDBSubnetGroup",), "db-subnet-group"))
-    for group in aws.client("ec2").describe_security_groups(
-        Filters=[{"Name": "group-name", "Values": [names.db_security_group]},
-                 {"Name": "tag:fraudctl:stack", "Values": [settings.stack]}]
-    )["SecurityGroups"]:
-        plan.add(Step(f"security group {group['GroupId']}", "delete",
+    for group_id in ec2.stack_group_ids(aws, names.db_security_group, settings.stack):
+        plan.add(Step(f"security group {group_id}", "delete",
                       "revoke cross-group rules, then delete",
-                      lambda gid=group["GroupId"]: ec2.delete_group(aws, gid),  # type: ignore[misc]
+                      lambda gid=group_id: ec2.delete_group(aws, gid),  # type: ignore[misc]
                       ("ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"),
                       "security-group"))
     if not keep_data and s3.bucket_exists(aws, stack.bucket):
@@ -438,7 +361,7 @@ def plan_down(
         plan.add(Step(f"glue database {db}", "delete", f"with table {names.table}",
                       delete_glue, ("glue:DeleteTable", "glue:DeleteDatabase"),
                       "glue/database"))
-    for purpose in (*DB_SECRETS, aws_workloads.GRAFANA_PURPOSE):
+    for purpose in (*DB_SECRETS, workloads.GRAFANA_PURPOSE):
         name = names.secret(purpose)
         if stack.secrets.exists(name):
             plan.add(Step(f"secret {name}", "delete", "without recovery window",

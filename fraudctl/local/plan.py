@@ -5,14 +5,13 @@ the embedded database instead of pretending.
 
 from __future__ import annotations
 
-import secrets
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 from pgmq.install import get_embedded_install_sql, get_embedded_sql_version
 
 from fraudctl import lake_table, naming
-from fraudctl.config import Settings
 from fraudctl.db.connect import DbEndpoint, connect
 from fraudctl.local import pgmq_queue
 from fraudctl.local.postgres import free_port
@@ -25,19 +24,14 @@ from fraudctl.local.workloads import (
     LocalWorkloads,
     colour_processes,
 )
-from fraudctl.model import bootstrap, deployment
-from fraudctl.model.bootstrap import FirstModel
+from fraudctl.model import deployment
 from fraudctl.provision import database
 from fraudctl.provision.plan import Plan, Step, StepResult
+from fraudctl.provision.secrets import plan_db_secrets
 from fraudctl.state import StackState, ensure_private_dir
 
 # Prefixes the object store starts with, so `status` and the query engine find them.
 STORE_PREFIXES = (naming.LAKE_PREFIX, naming.MODELS_PREFIX, naming.QUERY_RESULTS_PREFIX)
-
-
-def new_password() -> str:
-    # URL-safe: valid in a libpq connection string and in RDS's allowed characters.
-    return secrets.token_urlsafe(32)
 
 
 def _plan_folder(plan: Plan, stack: LocalStack) -> None:
@@ -50,26 +44,6 @@ def _plan_folder(plan: Plan, stack: LocalStack) -> None:
         return {"path": str(stack.dir)}
 
     plan.add(Step("stack folder", "create", str(stack.dir), run, ("mkdir 0700",), "folder"))
-
-
-def _plan_secrets(plan: Plan, stack: LocalStack) -> None:
-    for purpose, user in ((naming.DB_ADMIN_PURPOSE, naming.DB_ADMIN_USER),
-                          (naming.DB_APP_PURPOSE, naming.DB_APP_USER),
-                          (naming.DB_READER_PURPOSE, naming.DB_READER_USER)):
-        name = stack.secret_name(purpose)
-        key = f"secret/{purpose}"
-        if stack.secrets.exists(name):
-            plan.found(key, f"secret {purpose}", name=name)
-            continue
-
-        def run(name: str = name, user: str = user) -> StepResult:
-            created = stack.secrets.create(name, {"username": user, "password": new_password(),
-                                                  "engine": "postgres", "dbname": naming.DB_NAME})
-            return {"name": name, "created": created}
-
-        plan.add(Step(f"secret {purpose}", "create",
-                      f"generated password for {user}, owner-only file", run,
-                      ("write secrets/ 0600",), key))
 
 
 def _plan_postgres(plan: Plan, stack: LocalStack) -> bool:
@@ -259,41 +233,23 @@ def _plan_workloads(plan: Plan, stack: LocalStack) -> None:
                           "model", start_colour, ("spawn", "GET /ready"), f"process/{colour}"))
 
 
-def _plan_first_model(plan: Plan, stack: LocalStack, request: FirstModel | None) -> None:
-    if not bootstrap.needed(stack.settings, request):
-        return
-    assert request is not None
-
-    def train() -> StepResult:
-        facts = bootstrap.train_first_model(stack.settings, request, LocalWorkloads(stack))
-        if "no_model" in facts:
-            plan.notes.append(facts["no_model"])
-        return facts
-
-    short = bootstrap.too_short(stack.settings, request)
-    detail = request.describe() if short is None else (
-        f"backfill {request.backfill_days} days; too few to train (at least "
-        f"{bootstrap.days_needed(stack.settings)}): the pipeline starts on the rules")
-    plan.add(Step("model", "train", detail, train, ("backfill", "train", "register"),
-                  "model/first"))
-
-
-def plan_up(settings: Settings, first_model: FirstModel | None = None) -> Plan:
-    stack = LocalStack(settings)
-    plan = Plan(settings.stack, "local")
+def plan_up(stack: LocalStack, before_workloads: Callable[[Plan], None] | None = None
+            ) -> Plan:
+    plan = Plan(stack.settings.stack, "local")
     _plan_folder(plan, stack)
-    _plan_secrets(plan, stack)
+    plan_db_secrets(plan, stack.secrets, stack.names, kept_as="owner-only file",
+                    calls=("write secrets/ 0600",))
     running = _plan_postgres(plan, stack)
     _plan_database(plan, stack, inspect=running)
     _plan_store_and_catalog(plan, stack)
-    _plan_first_model(plan, stack, first_model)
+    if before_workloads is not None:
+        before_workloads(plan)
     _plan_workloads(plan, stack)
     return plan
 
 
-def plan_down(settings: Settings, *, keep_data: bool) -> Plan:
-    stack = LocalStack(settings)
-    plan = Plan(settings.stack, "local")
+def plan_down(stack: LocalStack, *, keep_data: bool) -> Plan:
+    plan = Plan(stack.settings.stack, "local")
     names = stack.supervisor.names()
     if names:
         plan.add(Step("processes", "stop", f"{', '.join(names)}: SIGTERM to all, SIGKILL "

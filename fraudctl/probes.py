@@ -1,0 +1,130 @@
+"""The probes `fraudctl status` is made of: one row per part, read from the part itself.
+
+Each target's status module (`local/status.py`, `aws/status.py`) lists its parts and probes
+them with these; a probe's failure is that part's row, never the whole command's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from fraudctl import errors, naming
+from fraudctl.query import named
+
+Health = Literal["ok", "down", "missing", "degraded"]
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    resource: str
+    kind: str
+    health: Health
+    detail: str
+    # The detail's figures as numbers, for `--output json` (the detail is for people).
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def checked(resource: str, kind: str, probe: Callable[[], StatusRow]) -> StatusRow:
+    """Run one probe; a failure is that part's status, never the whole command's."""
+    try:
+        return probe()
+    except errors.FraudctlError as exc:
+        return StatusRow(resource, kind, "down", exc.message)
+
+
+def size(num_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if num_bytes < 1024 or unit == "GiB":
+            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1024
+    return f"{num_bytes:.1f} TiB"
+
+
+def database_row(resource: str, connect: Callable[[], Any]) -> StatusRow:
+    with connect() as conn:
+        row = conn.execute(
+            "SELECT pg_database_size(current_database()), "
+            "(SELECT max(version) FROM schema_migrations)"
+        ).fetchone()
+    return StatusRow(resource, "database", "ok",
+                     f"reachable · {size(row[0])} · schema v{row[1]}",
+                     {"size_bytes": int(row[0]), "schema_version": row[1]})
+
+
+def queue_row(resource: str, depth: Callable[[], Any]) -> StatusRow:
+    found = depth()
+    return StatusRow(resource, "queue", "ok",
+                     f"{found.visible} waiting · {found.in_flight} in flight",
+                     {"waiting": found.visible, "in_flight": found.in_flight})
+
+
+def pipeline_row(connect: Callable[[], Any], oldest_age_s: Callable[[], float | None]
+                  ) -> StatusRow:
+    """Throughput over the last minute, queue lag, the latest batch of any consumer, and the
+    high-risk count of the last 15 minutes as the dashboards count it (the same named query:
+    the scoring models' decisions)."""
+    high_risk_sql = named.get("postgres", "high_risk_recent").render({"minutes": "15"})
+    with connect() as conn:
+        flagged, seen = conn.execute(high_risk_sql).fetchone()
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM tx_scored "
+            "        WHERE scored_at > clock_timestamp() - interval '60 seconds'), "
+            "       last_batch_at, last_batch_size, last_batch_ms, "
+            "       extract(epoch FROM clock_timestamp() - last_batch_at) "
+            "FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM consumer_status "
+            "      ORDER BY last_batch_at DESC NULLS LAST LIMIT 1) c ON true").fetchone()
+    recent, last_at, size, millis, age = row
+    lag = oldest_age_s()
+    parts = [f"{recent / 60:,.1f} tx/s (last minute)",
+             "lag " + ("n/a" if lag is None else f"{lag:.1f}s"),
+             f"{flagged:,} high-risk of {seen:,} in 15 min (the models' decisions)"]
+    if last_at is None:
+        parts.append("no batch committed yet")
+    else:
+        parts.append(f"last batch {size} tx in {millis or 0:.0f} ms, {age:.0f}s ago")
+    figures = {"tx_per_s": round(recent / 60, 2), "lag_s": lag,
+               "high_risk_15m": int(flagged), "transactions_15m": int(seen),
+               "last_batch_size": size, "last_batch_ms": None if millis is None else float(millis),
+               "last_batch_age_s": None if age is None else float(age)}
+    return StatusRow("pipeline", "data path", "ok", " · ".join(parts), figures)
+
+
+def store_row(resource: str, store: Any) -> StatusRow:
+    count = total = 0
+    for item in store.list(naming.LAKE_PREFIX):
+        count += 1
+        total += item.size
+    return StatusRow(resource, "object store", "ok",
+                     f"{count} lake objects · {size(total)} · {store.location}",
+                     {"objects": count, "bytes": total, "location": store.location})
+
+
+def table_row(resource: str, catalog: Any, database: str, table: str) -> StatusRow:
+    found = catalog.table(database, table)
+    if found is None:
+        return StatusRow(resource, "catalog table", "missing", "run `fraudctl up`")
+    projection = found.get("Parameters", {}).get("projection.enabled") == "true"
+    return StatusRow(resource, "catalog table", "ok",
+                     "partition projection on" if projection else "projection OFF")
+
+
+def api_row(base: str) -> StatusRow:
+    """The scoring API's address, and whether it answers there now."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base}/health", timeout=1.0) as response:  # noqa: S310 -- our loopback URL
+            answered = int(response.status) == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        answered = False
+    return StatusRow("api", "endpoint", "ok" if answered else "down",
+                     f"POST {base}/predict" + ("" if answered else " · not answering"),
+                     {"url": f"{base}/predict"})
+
+
