@@ -7,8 +7,10 @@ import is per branch, so the local target starts without loading boto3.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
+from fraudctl import errors
 from fraudctl.config import Settings
 from fraudctl.ports import Stack
 
@@ -40,3 +42,13 @@ def publish_image(settings: Settings, built: BuiltImage) -> BuiltImage:
     from fraudctl.aws.target import publish_image as push_to_ecr
 
     return push_to_ecr(settings, built)
+
+
+def translate_error(exc: BaseException) -> errors.FraudctlError | None:
+    """A cloud driver's failure that reached the CLI's error boundary, as a FraudctlError
+    (None: not one). Without botocore loaded, no exception can be one of its own."""
+    if "botocore" not in sys.modules:
+        return None
+    from fraudctl.aws.session import translate_error as translate_aws_error
+
+    return translate_aws_error(exc)

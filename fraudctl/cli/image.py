@@ -26,7 +26,7 @@ def build(
     found = image.container_tool(tool)
     built = image.build(found, image.source_root())
     if push:
-        from fraudctl.aws.target import publish_image  # (always to the aws target's ECR)
+        from fraudctl.targets import publish_image
 
         built = publish_image(settings, built)
         output.err.print("pushed; `fraudctl up --target aws` deploys it")

@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from fraudctl import errors, output
+from fraudctl import errors, output, targets
 from fraudctl.config import Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,11 +81,7 @@ def fail(exc: errors.FraudctlError, *, debug: bool) -> typer.Exit:
 def _translate(exc: BaseException) -> errors.FraudctlError | None:
     if isinstance(exc, errors.FraudctlError):
         return exc
-    try:
-        from fraudctl.aws.session import translate_error
-    except ImportError:  # pragma: no cover - boto3 is a dependency
-        return None
-    return translate_error(exc)
+    return targets.translate_error(exc)
 
 
 def stack_command(fn: F) -> F:

@@ -186,7 +186,8 @@ def scheduler(settings: Settings, port: Port = 0, host: Host = "127.0.0.1") -> N
     from fraudctl.model.schedule import RetrainSchedule
 
     _logging()
-    _run_until_signalled(RetrainSchedule(settings), host, port)
+    schedule = RetrainSchedule(settings, lambda: open_runtime(settings, pool_size=1))
+    _run_until_signalled(schedule, host, port)
 
 
 @stack_command

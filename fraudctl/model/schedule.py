@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from fraudctl import errors, stacklock
@@ -18,7 +19,6 @@ from fraudctl.config import Settings
 from fraudctl.model import retrain, selection, training
 from fraudctl.runtime import Runtime
 from fraudctl.state import StackState
-from fraudctl.targets import open_runtime
 
 log = logging.getLogger("fraudctl.scheduler")
 
@@ -32,8 +32,10 @@ def next_run(after: datetime, at: str) -> datetime:
 
 
 class RetrainSchedule:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, open_runtime: Callable[[], Runtime]) -> None:
         self.settings = settings
+        # Given by the caller, who knows the target: the model layer never picks one.
+        self.open_runtime = open_runtime
         self.stop_event = threading.Event()
 
     def run_once(self) -> str | None:
@@ -43,7 +45,7 @@ class RetrainSchedule:
 
     def _run_locked(self) -> str | None:
         settings = self.settings
-        with open_runtime(settings, pool_size=1) as runtime:
+        with self.open_runtime() as runtime:
             state = StackState.load(settings.stack_dir, stack=settings.stack,
                                     target=settings.target)
             try:

@@ -20,6 +20,7 @@ from fraudctl.config import load_settings
 from fraudctl.db.connect import connect
 from fraudctl.local.stack import LocalStack
 from fraudctl.targets import open_stack
+from tests.unit.test_layers import modules_loaded_by
 from tests.conftest import fraudctl_executable
 
 pytestmark = pytest.mark.slow
@@ -54,6 +55,8 @@ def test_full_cycle_through_the_console_script(isolated_env: Path) -> None:
 
     again = run_cli("up")
     assert again.stdout.strip() == "no changes"
+    # A local stack's status reads every part and loads no cloud SDK to do it.
+    assert not modules_loaded_by("status") & {"boto3", "botocore", "kubernetes"}
 
     stack = LocalStack(load_settings({}))
     pid, port = stack.postgres.pid(), stack.postgres.configured_port()
