@@ -12,12 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from fraudctl import lifecycle
+from fraudctl.aws import workloads as aws_workloads
 from fraudctl.aws.s3 import S3Store
 from fraudctl.aws.session import AwsSession
 from fraudctl.config import Settings, load_settings
 from fraudctl.db import migrate
 from fraudctl.model.registry import Registry
-from fraudctl.aws import workloads as aws_workloads
 from tests.conftest import client, invoke
 from tests.k8s_fake import FakeKubernetes
 

@@ -20,8 +20,8 @@ from fraudctl.config import load_settings
 from fraudctl.db.connect import connect
 from fraudctl.local.stack import LocalStack
 from fraudctl.targets import open_stack
-from tests.unit.test_layers import modules_loaded_by
 from tests.conftest import fraudctl_executable
+from tests.unit.test_layers import modules_loaded_by
 
 pytestmark = pytest.mark.slow
 
