@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 
+from fraudctl import errors
+
 if TYPE_CHECKING:
     from fraudctl.config import Settings
     from fraudctl.probes import StatusRow
@@ -78,8 +80,18 @@ class ObjectInfo:
     size: int
 
 
+def check_object_key(key: str) -> str:
+    """The key, if every adapter can hold it as itself: not empty, not absolute, no '..'
+    segment (a directory store would resolve it outside its root). Raises ConfigError."""
+    if not key or key.startswith("/") or ".." in key.split("/"):
+        raise errors.ConfigError(f"invalid object key {key!r}",
+                                 "keys are relative, '/'-separated, without '..' segments")
+    return key
+
+
 class ObjectStore(Protocol):
-    """A flat key space with S3 semantics: put replaces, keys use '/' as a separator."""
+    """A flat key space with S3 semantics: put replaces, keys use '/' as a separator, a
+    listing is in key order. Every adapter refuses a key :func:`check_object_key` refuses."""
 
     @property
     def location(self) -> str:
@@ -100,6 +112,10 @@ class ObjectStore(Protocol):
 class Catalog(Protocol):
     def table(self, database: str, name: str) -> dict[str, Any] | None:
         """The table definition in Glue's TableInput shape, or None if absent."""
+        ...
+
+    def put_table(self, database: str, table_input: dict[str, Any]) -> None:
+        """Create the table, or replace its definition (the database must exist)."""
         ...
 
 

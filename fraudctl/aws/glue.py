@@ -88,3 +88,7 @@ class GlueCatalog:
 
     def table(self, database: str, name: str) -> dict[str, Any] | None:
         return get_table(self._aws, database, name)
+
+    def put_table(self, database: str, table_input: dict[str, Any]) -> None:
+        exists = get_table(self._aws, database, table_input["Name"]) is not None
+        put_table(self._aws, database, table_input, exists)

@@ -13,7 +13,7 @@ from typing import Any
 
 from fraudctl import errors, naming
 from fraudctl.aws.session import AwsSession, error_code, temporary_as
-from fraudctl.ports import ObjectInfo, ObjectMissing
+from fraudctl.ports import ObjectInfo, ObjectMissing, check_object_key
 
 _PUBLIC_ACCESS_BLOCK = {
     "BlockPublicAcls": True,
@@ -212,10 +212,12 @@ class S3Store:
         return f"s3://{self.bucket}/"
 
     def put(self, key: str, data: bytes) -> None:
+        key = check_object_key(key)
         with temporary_as(errors.StorageUnavailable, f"writing {self.location}{key}"):
             self._aws.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data)
 
     def get(self, key: str) -> bytes:
+        key = check_object_key(key)
         client = self._aws.client("s3")
         try:
             with temporary_as(errors.StorageUnavailable, f"reading {self.location}{key}"):
@@ -233,4 +235,4 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         with temporary_as(errors.StorageUnavailable, f"deleting {self.location}{key}"):
-            self._aws.client("s3").delete_object(Bucket=self.bucket, Key=key)
+            self._aws.client("s3").delete_object(Bucket=self.bucket, Key=check_object_key(key))

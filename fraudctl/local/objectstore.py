@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fraudctl import errors
-from fraudctl.ports import ObjectInfo, ObjectMissing
+from fraudctl.ports import ObjectInfo, ObjectMissing, check_object_key
 
 _TEMP_PREFIX = ".tmp-"
 
@@ -37,9 +37,7 @@ class DirectoryStore:
         return self.root.as_uri() + "/"
 
     def _path(self, key: str) -> Path:
-        if not key or key.startswith("/") or ".." in key.split("/"):
-            raise errors.ConfigError(f"invalid object key {key!r}")
-        return self.root / key
+        return self.root / check_object_key(key)
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -70,14 +68,17 @@ class DirectoryStore:
         start = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
         if not start.is_dir():
             return
+        found = []
         for dirpath, _, filenames in os.walk(start):
-            for filename in sorted(filenames):
+            for filename in filenames:
                 if filename.startswith(_TEMP_PREFIX):
                     continue
                 path = Path(dirpath) / filename
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
-                    yield ObjectInfo(key, path.stat().st_size)
+                    found.append(ObjectInfo(key, path.stat().st_size))
+        # In key order, as S3 lists (a walk's order is the file system's).
+        yield from sorted(found, key=lambda info: info.key.encode())
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

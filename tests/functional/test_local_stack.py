@@ -6,7 +6,6 @@ import json
 import socket
 import stat
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -121,59 +120,6 @@ def test_database_is_private_and_least_privileged(isolated_env: Path) -> None:
                 "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = %s",
                 (naming.DB_APP_USER,)).fetchone()
         assert row == (False, False, False)
-    finally:
-        lifecycle.down(settings)
-
-
-def test_queue_send_receive_delete_with_visibility(isolated_env: Path) -> None:
-    settings = load_settings({})
-    lifecycle.up(settings)
-    LocalStack(settings).supervisor.stop_all()        # the consumer would take the messages
-    queue = LocalStack(settings).queue
-    try:
-        queue.send_batch(['{"txn_id": "a"}', '{"txn_id": "b"}', "not json"])
-        assert queue.depth().visible == 3
-        got = queue.receive(10, wait_s=1, visibility_s=30)
-        # jsonb may respace a body; its content is what it was
-        bodies = sorted(m.body if m.body == "not json" else str(json.loads(m.body)["txn_id"])
-                        for m in got)
-        assert bodies == ["a", "b", "not json"]
-        assert all(m.receive_count == 1 for m in got)
-        assert queue.depth().in_flight == 3
-        assert queue.receive(10, wait_s=1, visibility_s=30) == []    # hidden while on loan
-        queue.delete([m.receipt for m in got[:2]])
-        assert queue.depth().total == 1
-
-        # In order of visibility, past the messages on loan: a batch in the order it was sent,
-        # and what comes back after its visibility timeout after what was visible before it.
-        queue.send_batch([f'{{"n": {i}}}' for i in range(30)])
-        first = queue.receive(10, wait_s=1, visibility_s=1)
-        assert [json.loads(m.body)["n"] for m in first] == list(range(10))
-        second = queue.receive(10, wait_s=1, visibility_s=30)
-        assert [json.loads(m.body)["n"] for m in second] == list(range(10, 20))
-        time.sleep(1.2)
-        again = queue.receive(30, wait_s=1, visibility_s=30)
-        numbers = [json.loads(m.body).get("n") for m in again if m.body != "not json"]
-        assert numbers == list(range(20, 30)) + list(range(10))
-        assert {m.receive_count for m in again if m.body != "not json"} == {1, 2}
-    finally:
-        lifecycle.down(settings)
-
-
-def test_queue_long_poll_waits_for_a_message(isolated_env: Path) -> None:
-    settings = load_settings({})
-    lifecycle.up(settings)
-    LocalStack(settings).supervisor.stop_all()
-    queue = LocalStack(settings).queue
-    try:
-        started = time.monotonic()
-        assert queue.receive(10, wait_s=1, visibility_s=30) == []
-        assert time.monotonic() - started >= 1.0          # it waited the whole poll
-        later = threading.Timer(0.5, lambda: queue.send_batch(['{"late": true}']))
-        later.start()
-        got = queue.receive(10, wait_s=20, visibility_s=30)   # returns as soon as it comes
-        later.join()
-        assert [json.loads(m.body) for m in got] == [{"late": True}]
     finally:
         lifecycle.down(settings)
 
