@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import psycopg
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, StrictUndefined
-from psycopg_pool import PoolTimeout
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from fraudctl import faults
 from fraudctl.dashboard import panels
 from fraudctl.dashboard.model_status import ModelStatus
 from fraudctl.runtime import Runtime
@@ -98,7 +97,9 @@ def create_app(runtime: Runtime, config: DashboardConfig, *,
         try:
             with runtime.pooled() as conn:
                 data, timings = panels.snapshot(conn, queries)
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except Exception as exc:
+            if not faults.is_transient(exc):        # a broken query is a bug: a 500, logged
+                raise
             return _database_down(exc)
         last_champion["version"] = _champion(data["deployment"])
         total = (time.perf_counter() - started) * 1000
