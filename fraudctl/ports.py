@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import psycopg
-
 from fraudctl import errors
 
 if TYPE_CHECKING:
+    import psycopg
+
     from fraudctl.config import Settings
     from fraudctl.probes import StatusRow
     from fraudctl.provision.plan import Plan

@@ -8,6 +8,7 @@ one: every name is deterministic.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from fraudctl import errors, lake_table, naming
@@ -280,7 +281,9 @@ def plan_up(stack: AwsStack, before_workloads: Callable[[Plan], None] | None = N
     names = stack.names
     plan = Plan(settings.stack, "aws")
     plan_db_secrets(plan, stack.secrets, stack.names, kept_as="in Secrets Manager",
-                    calls=("secretsmanager:CreateSecret",))
+                    calls=("secretsmanager:CreateSecret",
+                           # (one a past `down` scheduled for deletion is restored instead)
+                           "secretsmanager:RestoreSecret", "secretsmanager:PutSecretValue"))
     _plan_queue(plan, stack, names.dead_letter_queue, sqs.desired_dlq_attributes())
     _plan_queue(plan, stack, names.queue, sqs.desired_queue_attributes(
         stack.queue_arn(names.dead_letter_queue), settings.max_receive_count,
@@ -328,7 +331,7 @@ def plan_down(stack: AwsStack, *, keep_data: bool, final_snapshot: bool) -> Plan
     for group_id in ec2.stack_group_ids(aws, names.db_security_group, settings.stack):
         plan.add(Step(f"security group {group_id}", "delete",
                       "revoke cross-group rules, then delete",
-                      lambda gid=group_id: ec2.delete_group(aws, gid),  # type: ignore[misc]
+                      partial(ec2.delete_group, aws, group_id),
                       ("ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"),
                       "security-group"))
     if not keep_data and s3.bucket_exists(aws, stack.bucket):
@@ -340,7 +343,7 @@ def plan_down(stack: AwsStack, *, keep_data: bool, final_snapshot: bool) -> Plan
     for queue in (names.queue, names.dead_letter_queue):
         if sqs.queue_url(aws, queue) is not None:
             plan.add(Step(f"sqs queue {queue}", "delete", "",
-                          lambda queue=queue: sqs.delete_queue(aws, queue),  # type: ignore[misc]
+                          partial(sqs.delete_queue, aws, queue),
                           ("sqs:DeleteQueue",), f"queue/{queue}"))
     repository = f"fraudctl-{settings.stack}"
     if ecr.repository_exists(aws, repository):
@@ -365,6 +368,6 @@ def plan_down(stack: AwsStack, *, keep_data: bool, final_snapshot: bool) -> Plan
         name = names.secret(purpose)
         if stack.secrets.exists(name):
             plan.add(Step(f"secret {name}", "delete", "without recovery window",
-                          lambda name=name: stack.secrets.delete(name),  # type: ignore[misc]
+                          partial(stack.secrets.delete, name),
                           ("secretsmanager:DeleteSecret",), f"secret/{purpose}"))
     return plan

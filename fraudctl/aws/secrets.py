@@ -40,7 +40,7 @@ class SecretsManagerSecrets:
         client = self._aws.client("secretsmanager")
         text = json.dumps(value)
         try:
-            client.describe_secret(SecretId=name)
+            described = client.describe_secret(SecretId=name)
         except Exception as exc:
             if not is_not_found(exc, *_NOT_FOUND):
                 raise
@@ -51,8 +51,9 @@ class SecretsManagerSecrets:
                 Tags=self._aws.tags(),
             )
             return
-        # Scheduled for deletion by an earlier `down`: bring it back before writing.
-        client.restore_secret(SecretId=name)
+        if "DeletedDate" in described:
+            # Scheduled for deletion by an earlier `down`: bring it back before writing.
+            client.restore_secret(SecretId=name)
         client.put_secret_value(SecretId=name, SecretString=text)
 
     def create(self, name: str, value: dict[str, Any]) -> bool:

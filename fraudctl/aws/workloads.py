@@ -116,7 +116,9 @@ def plan_workloads(plan: Plan, settings: Settings, stack: AwsStack, *, ready: bo
             return {"name": name, "created": created}
 
         plan.add(Step(f"secret {name}", "create", "generated Grafana admin password",
-                      create_grafana_secret, ("secretsmanager:CreateSecret",),
+                      create_grafana_secret, ("secretsmanager:CreateSecret",
+                                              "secretsmanager:RestoreSecret",
+                                              "secretsmanager:PutSecretValue"),
                       f"secret/{GRAFANA_PURPOSE}"))
     else:
         plan.found(f"secret/{GRAFANA_PURPOSE}", f"secret {name}", name=name)

@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 
 from fraudctl import errors, lifecycle, output
-from fraudctl.cli.options import OutputFormat, check_output_format, command_group, stack_command
+from fraudctl.cli.options import OutputFormat, command_group, stack_command
 from fraudctl.config import Settings
 from fraudctl.targets import open_runtime
 
@@ -26,7 +26,6 @@ def import_labels(
 ) -> None:
     """Import labels; the whole file is checked first, and a re-import changes nothing."""
     from fraudctl.pipeline import labels
-    check_output_format(output_format)
     lifecycle.require_stack(settings)
     frame = labels.read_file(file)
     with open_runtime(settings, pool_size=1) as runtime, runtime.connect() as conn:
@@ -54,7 +53,6 @@ def dlq_list(
 ) -> None:
     """Show dead letters and why they died (nothing is taken off the queue)."""
     from fraudctl.pipeline import dlq
-    check_output_format(output_format)
     lifecycle.require_stack(settings)
     with open_runtime(settings, pool_size=1) as runtime:
         letters = dlq.peek(runtime.dead_letter_queue, limit)
@@ -98,7 +96,6 @@ dlq_app.command("redrive")(dlq_redrive)
 def verify(settings: Settings, output_format: OutputFormat = "table") -> None:
     """Reconcile queue, database and lake: every transaction once in each. Exits 1 if not."""
     from fraudctl.pipeline.verify import reconcile
-    check_output_format(output_format)
     lifecycle.require_stack(settings)
     with open_runtime(settings, pool_size=1) as runtime:
         found = reconcile(runtime)

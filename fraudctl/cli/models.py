@@ -15,7 +15,6 @@ from fraudctl.cli.options import (
     Kubeconfig,
     KubeContext,
     OutputFormat,
-    check_output_format,
     command_group,
     stack_command,
 )
@@ -135,7 +134,6 @@ def retrain(
     On aws: a Job made from the retrain CronJob, followed until it ends."""
     from fraudctl.model import retrain as retraining
 
-    check_output_format(output_format)
     retraining.check_scores_path(scores_out)
     window = _window(settings, train_start, train_days, delay_days, test_days)
     lifecycle.require_stack(settings)
@@ -183,7 +181,6 @@ def evaluate(
     """Train and evaluate as `retrain` does, and register nothing."""
     from fraudctl.model import retrain as retraining
 
-    check_output_format(output_format)
     retraining.check_scores_path(scores_out)
     window = _window(settings, train_start, train_days, delay_days, test_days)
     result = _train(settings, history, window, register=False, select=select)
@@ -242,7 +239,6 @@ def drift(
     from fraudctl.model import deployment
     from fraudctl.model import drift as drift_check
     from fraudctl.pipeline.scoring import RULES_VERSION
-    check_output_format(output_format)
     lifecycle.require_stack(settings)
     version = version or deployment.serving(lifecycle.load_state(settings)).spec.champion
     if version == RULES_VERSION:
@@ -277,7 +273,6 @@ def list_models(settings: Settings, output_format: OutputFormat = "table") -> No
     """Registered model versions, oldest first, with their held-out metrics."""
     from fraudctl.model import deployment
     from fraudctl.model.registry import Registry
-    check_output_format(output_format)
     lifecycle.require_stack(settings)
     with open_runtime(settings, pool_size=1) as runtime:
         versions = Registry(runtime.store).versions()
@@ -317,7 +312,6 @@ def show(settings: Settings, version: Annotated[str, typer.Argument(help="Model 
     """A version in a few lines: window, held-out metrics against the baseline, threshold,
     features. The whole manifest (parameters, drift reference, report) with --output json."""
     from fraudctl.model.registry import Registry
-    check_output_format(output_format)
     lifecycle.require_stack(settings)
     with open_runtime(settings, pool_size=1) as runtime:
         manifest = dict(Registry(runtime.store).info(version).manifest)
@@ -395,7 +389,6 @@ def swap_model(
 ) -> None:
     """Blue/green: start the idle colour with VERSION, let it take over, stop the old one."""
     from fraudctl.model import deployment, swap
-    check_output_format(output_format)
     if rollback == (version is not None):
         raise errors.ConfigError("give a VERSION or --rollback (one of the two)",
                                  "`fraudctl swap-model 20261122-030000-ab12cd`")

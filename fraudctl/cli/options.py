@@ -45,9 +45,13 @@ _COMMON: list[inspect.Parameter] = [
 _COMMON_NAMES = {p.name for p in _COMMON}
 
 
-OUTPUT_FORMATS = ("table", "json")
-# The --output option of every command that prints a result (checked by check_output_format).
+# The --output option of every command that prints a result, and of those that print rows.
+# `stack_command` checks the value against the choices of the option a command declares,
+# before the command runs: one place, for every command.
 OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
+RowsFormat = Annotated[str, typer.Option("--output", "-o", help="table, csv or json.")]
+OUTPUT_CHOICES: list[tuple[object, tuple[str, ...]]] = [
+    (OutputFormat, ("table", "json")), (RowsFormat, ("table", "csv", "json"))]
 
 # The aws target's Kubernetes: options of the commands that reach the cluster (all settings).
 Kubeconfig = Annotated[str | None, typer.Option(
@@ -65,9 +69,18 @@ def command_group(**options: Any) -> typer.Typer:
     return typer.Typer(rich_markup_mode=None, **options)
 
 
-def check_output_format(fmt: str) -> None:
-    if fmt not in OUTPUT_FORMATS:
-        raise errors.ConfigError(f"unknown output format {fmt!r}", "use --output table or json")
+def check_output_format(fmt: str, choices: tuple[str, ...] = ("table", "json")) -> None:
+    if fmt not in choices:
+        raise errors.ConfigError(f"unknown output format {fmt!r}",
+                                 f"use --output {', '.join(choices[:-1])} or {choices[-1]}")
+
+
+def _output_choices(signature: inspect.Signature) -> tuple[str, ...] | None:
+    declared = signature.parameters.get("output_format")
+    if declared is None:
+        return None
+    return next(choices for option, choices in OUTPUT_CHOICES
+                if declared.annotation == option)
 
 
 def fail(exc: errors.FraudctlError, *, debug: bool) -> typer.Exit:
@@ -88,6 +101,7 @@ def stack_command(fn: F) -> F:
     """Give ``fn(settings, ...)`` the common options and the error boundary."""
     signature = inspect.signature(fn)
     own = [p for p in signature.parameters.values() if p.name != "settings"]
+    output_choices = _output_choices(signature)
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> Any:
@@ -98,6 +112,8 @@ def stack_command(fn: F) -> F:
         # The command's own options that are settings (--node-sg, …) join the flags.
         flags.update({name: kwargs.pop(name) for name in list(kwargs) if name in _SETTING_FIELDS})
         try:
+            if output_choices is not None:
+                check_output_format(kwargs["output_format"], output_choices)
             settings = load_settings(flags, config_file=config)
             return fn(settings=settings, **kwargs)
         except typer.Exit:

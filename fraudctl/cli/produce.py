@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from fraudctl import errors, faults, lifecycle, output
-from fraudctl.cli.options import OutputFormat, check_output_format, stack_command
+from fraudctl.cli.options import OutputFormat, stack_command
 from fraudctl.config import Settings
 from fraudctl.targets import open_runtime, open_stack
 
@@ -66,7 +66,6 @@ def produce(
     from fraudctl.lake_table import format_of
     from fraudctl.model import deployment as serving
     from fraudctl.pipeline import producer, simulator
-    check_output_format(output_format)
     for name, value in (("--rate", rate), ("--count", count), ("--backfill-days", backfill_days),
                         ("--cards", cards), ("--terminals", terminals)):
         if value is not None and not (math.isfinite(value) and value > 0):

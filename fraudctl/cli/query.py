@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from fraudctl import errors, lifecycle, output
-from fraudctl.cli.options import command_group, stack_command
+from fraudctl.cli.options import RowsFormat, command_group, stack_command
 from fraudctl.config import Settings
 from fraudctl.ports import QueryResult
 from fraudctl.targets import open_runtime, open_stack
@@ -24,19 +24,14 @@ SqlFile = Annotated[Path | None, typer.Option("--file", help="Read the SQL from 
 QueryName = Annotated[str | None, typer.Option("--name", help="A named query.")]
 QueryParams = Annotated[list[str] | None, typer.Option(
     "--param", help="NAME=VALUE for a named query's parameter (repeatable).")]
-Format = Annotated[str, typer.Option("--output", "-o", help="table, csv or json.")]
 ListNamed = Annotated[bool, typer.Option(
     "--list", help="List the named queries, what each answers and its parameters.")]
-QUERY_FORMATS = ("table", "csv", "json")
 
 
 def _list_named(engine: "Engine", fmt: str) -> None:
     """Every named query of ``engine``: its name, what it answers, its parameters."""
     from fraudctl.query import named
 
-    if fmt not in QUERY_FORMATS:
-        raise errors.ConfigError(f"unknown output format {fmt!r}",
-                                 "use --output table, csv or json")
     queries = sorted(named.catalog(engine).values(), key=lambda q: q.name)
     rows = [[query.name, query.description,
              ", ".join(f"{p.name} ({p.kind}, default {p.shown_default})"
@@ -66,13 +61,9 @@ def _print(result: QueryResult, fmt: str) -> None:
 
 
 def _sql_of(engine: "Engine", sql: str | None, file: Path | None, name: str | None,
-            params: list[str], output_format: str) -> str:
-    """The query to run (checked with the output format, before anything is touched)."""
+            params: list[str]) -> str:
+    """The query to run (checked before anything is touched)."""
     from fraudctl.query import named
-
-    if output_format not in QUERY_FORMATS:
-        raise errors.ConfigError(f"unknown output format {output_format!r}",
-                                 "use --output table, csv or json")
 
     given = [x for x in (sql, file, name) if x is not None]
     if len(given) != 1:
@@ -99,13 +90,13 @@ def athena(
     name: QueryName = None,
     param: QueryParams = None,
     list_named: ListNamed = False,
-    output_format: Format = "table",
+    output_format: RowsFormat = "table",
 ) -> None:
     """Query the lake table fraud.fraud_tx with Athena's SQL."""
     if list_named:
         _list_named("athena", output_format)
         return
-    text = _sql_of("athena", sql, file, name, param or [], output_format)
+    text = _sql_of("athena", sql, file, name, param or [])
     stack = open_stack(settings)
     stack.require()
     output.err.print(stack.identity_line())
@@ -129,7 +120,7 @@ def db(
     name: QueryName = None,
     param: QueryParams = None,
     list_named: ListNamed = False,
-    output_format: Format = "table",
+    output_format: RowsFormat = "table",
 ) -> None:
     """Query the live database in a read-only transaction (the dashboards' named queries
     too: --name pipeline_health)."""
@@ -137,7 +128,7 @@ def db(
         _list_named("postgres", output_format)
         return
     from fraudctl.query import database
-    text = _sql_of("postgres", sql, file, name, param or [], output_format)
+    text = _sql_of("postgres", sql, file, name, param or [])
     lifecycle.require_stack(settings)
     with open_runtime(settings, pool_size=1) as runtime:
         result = database.run(runtime, text)

@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fraudctl import errors, lifecycle, output
-from fraudctl.cli.options import OutputFormat, check_output_format, stack_command
+from fraudctl.cli.options import OutputFormat, stack_command
 from fraudctl.config import Settings
 from fraudctl.targets import open_runtime
 
@@ -39,7 +39,6 @@ def send(
     """
     from fraudctl.pipeline import sender
 
-    check_output_format(output_format)
     if not 1 <= batch_size <= 10_000:
         raise errors.ConfigError(f"--batch-size must be 1 to 10000, got {batch_size}")
     chosen = sender.format_for(source, input_format)

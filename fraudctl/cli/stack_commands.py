@@ -13,7 +13,6 @@ from fraudctl.cli.options import (
     Kubeconfig,
     KubeContext,
     OutputFormat,
-    check_output_format,
     stack_command,
 )
 from fraudctl.config import Settings
@@ -70,7 +69,6 @@ def up(
     """Create or repair the stack's resources. Safe to run again: the second run changes nothing."""
     from fraudctl.model.bootstrap import FirstModel
 
-    check_output_format(output_format)
     if backfill_days is not None and backfill_days < 1:
         raise errors.ConfigError(f"--backfill-days must be positive, got {backfill_days}")
     if history is not None and not history.exists():
@@ -132,7 +130,6 @@ def down(
     output_format: OutputFormat = "table",
 ) -> None:
     """Delete every resource of the stack, wait for each deletion, and verify nothing is left."""
-    check_output_format(output_format)
     output.err.print(lifecycle.identity_line(settings))
     if not dry_run and not yes:
         if not output.is_interactive():
@@ -173,7 +170,6 @@ def status(
     settings: Settings, db_endpoint: DbEndpoint = None, output_format: OutputFormat = "table"
 ) -> None:
     """Every part of the stack with its live state. Exits 1 if any part is not healthy."""
-    check_output_format(output_format)
     stack = open_stack(settings)
     output.err.print(stack.identity_line())
     rows = stack_status.collect(stack)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pgmq.install import get_embedded_install_sql, get_embedded_sql_version
@@ -158,7 +159,7 @@ def _plan_database(plan: Plan, stack: LocalStack, inspect: bool) -> None:
             receives = stack.settings.max_receive_count
             plan.add(Step(f"queue {queue}", "create",
                           f"PGMQ queue for {purpose} (max receives {receives})",
-                          lambda queue=queue: _ensure_queue(stack, queue),  # type: ignore[misc]
+                          partial(_ensure_queue, stack, queue),
                           ("pgmq.create",), key))
 
     database.plan_app_role(plan, admin, app, inspect=inspect_db and version is not None)
@@ -225,7 +226,7 @@ def _plan_workloads(plan: Plan, stack: LocalStack) -> None:
             plan.found(f"process/{name}", f"process {name}", pid=running[name].pid)
         elif name in SHARED:
             plan.add(Step(f"process {name}", "start", f"`fraudctl run {name}` under the "
-                          "supervisor", lambda name=name: workloads.start_shared(name),  # type: ignore[misc]
+                          "supervisor", partial(workloads.start_shared, name),
                           ("spawn", "GET /health"), f"process/{name}"))
         elif not colour_planned:
             colour_planned = True
@@ -268,7 +269,7 @@ def plan_down(stack: LocalStack, *, keep_data: bool) -> Plan:
     for folder, what, key, is_data in folders:
         if folder.exists() and not (is_data and keep_data):
             plan.add(Step(folder.name, "delete", what,
-                          lambda folder=folder: _rmtree(folder),  # type: ignore[misc]
+                          partial(_rmtree, folder),
                           ("rm -r",), key))
     return plan
 

@@ -16,6 +16,7 @@ import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, BinaryIO, Literal
 
 import orjson
@@ -163,7 +164,7 @@ def send(queue: Queue, bodies: list[str], *, batch_size: int = BATCH_SIZE,
         try:
             faults.retry_transient(
                 f"sending to queue {queue.name}",
-                lambda batch=batch: queue.send_batch(batch),  # type: ignore[misc]
+                partial(queue.send_batch, batch),
                 attempts=_SEND_ATTEMPTS)
         except errors.FraudctlError as exc:
             raise type(exc)(f"{exc.message} (after {sent:,} of {len(bodies):,} messages "

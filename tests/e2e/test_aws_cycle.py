@@ -3,6 +3,7 @@ the migrations run over TLS against a PostgreSQL standing in for RDS (--db-endpo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -276,3 +277,74 @@ def test_down_keeps_a_final_snapshot_and_kept_data(aws_stack: Settings, moto: st
     assert any(":snapshot:fraud-db-final-" in arn for arn in result.kept)
     snapshots = client(moto, "rds").describe_db_snapshots()["DBSnapshots"]
     assert [s["DBSnapshotIdentifier"].startswith("fraud-db-final-") for s in snapshots] == [True]
+
+
+_READ_ONLY_OPERATIONS = ("Describe", "Get", "List", "Head", "Lookup")
+
+
+def test_every_change_a_step_makes_is_a_call_it_declares(
+    moto: str, node_sg: str, rds_stand_in: str, isolated_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--dry-run` prints each step's API calls: applying `up` and `down`, every call that
+    changes something is one its step declared (reads are the planner's and the steps' own)."""
+    from fraudctl.aws.session import AwsSession
+    from fraudctl.provision import apply
+
+    made: list[str] = []
+    original_client = AwsSession.client
+
+    def recording_client(self: AwsSession, service: str) -> object:
+        made_client = original_client(self, service)
+        if not getattr(made_client, "_fraudctl_recorded", False):
+            def record(model: object, **_: object) -> None:
+                made.append(f"{model.service_model.service_name}:{model.name}")  # type: ignore[attr-defined]
+
+            made_client.meta.events.register("before-call", record)
+            made_client._fraudctl_recorded = True
+        return made_client
+
+    monkeypatch.setattr(AwsSession, "client", recording_client)
+    undeclared: list[tuple[str, str]] = []
+    original_run_step = apply._run_step
+
+    def checked_run_step(step: apply.Step, state: object) -> None:
+        start = len(made)
+        original_run_step(step, state)  # type: ignore[arg-type]
+        for call in made[start:]:
+            operation = call.partition(":")[2]
+            if not operation.startswith(_READ_ONLY_OPERATIONS) and call not in step.calls:
+                undeclared.append((step.resource, call))
+
+    monkeypatch.setattr(apply, "_run_step", checked_run_step)
+    settings = load_settings({"target": "aws", "endpoint_url": moto, "node_sg": node_sg,
+                              "db_endpoint": rds_stand_in})
+    up = lifecycle.up(settings)
+    down = lifecycle.down(settings, final_snapshot=True)
+    assert len(up.steps) > 10 and len(down.plan.steps) > 5
+    assert any(":Create" in call for call in made)        # the recorder saw the changes
+    assert undeclared == []
+
+
+def test_an_up_stopped_part_way_resumes_where_it_stopped(
+    moto: str, node_sg: str, rds_stand_in: str, isolated_env: Path,
+) -> None:
+    """A plan applied in part (Ctrl-C, a failure) and planned again: what the first part made
+    is found as it should be, and only the rest is planned; after it, nothing is left."""
+    from fraudctl.provision.apply import apply_plan
+    from fraudctl.provision.plan import Plan
+
+    settings = load_settings({"target": "aws", "endpoint_url": moto, "node_sg": node_sg,
+                              "db_endpoint": rds_stand_in})
+    full = lifecycle.plan_up(settings)
+    done = full.steps[:len(full.steps) // 2]
+    apply_plan(dataclasses.replace(full, steps=done), lifecycle.load_state(settings))
+    resumed = lifecycle.plan_up(settings)
+    def creates(plan: Plan) -> set[str]:
+        return {step.resource for step in plan.steps if step.action == "create"}
+
+    made = creates(dataclasses.replace(full, steps=done))
+    assert made and creates(resumed) and creates(resumed) <= creates(full) - made
+    lifecycle.up(settings)
+    assert lifecycle.plan_up(settings).no_changes
+    lifecycle.down(settings, final_snapshot=False)
