@@ -36,7 +36,8 @@ def _print_plan(plan: Plan, fmt: str) -> None:
             "stack": plan.stack, "target": plan.target, "no_changes": plan.no_changes,
             "notes": plan.notes,
             "steps": [{"resource": s.resource, "action": s.action, "detail": s.detail,
-                       "calls": list(s.calls)} for s in plan.steps],
+                       "calls": list(s.calls), "state_key": s.state_key}
+                      for s in plan.steps],
         })
     elif plan.no_changes:
         output.out.print("no changes")
