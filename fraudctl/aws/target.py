@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 
 from fraudctl import errors, image, naming, output
@@ -39,7 +40,12 @@ class AwsLakeEngine(AthenaEngine):
 class AwsTarget:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.parts = AwsStack(settings, AwsSession(settings))
+
+    @cached_property
+    def parts(self) -> AwsStack:
+        # Made when first needed: what needs no AWS call (the local-only commands' refusals,
+        # the labels folder) works without a region or credentials.
+        return AwsStack(self.settings, AwsSession(self.settings))
 
     @property
     def aws(self) -> AwsSession:
