@@ -38,8 +38,9 @@ REGION = "us-east-1"
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own FRAUDCTL_HOME, no FRAUDCTL_* leaking in, fake AWS credentials."""
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own FRAUDCTL_HOME, no FRAUDCTL_* leaking in, fake AWS credentials;
+    a local stack a failed test left up in it is taken down after it."""
     for name in list(os.environ):
         if name.startswith(("FRAUDCTL_", "AWS_")) or name == "KUBECONFIG":
             monkeypatch.delenv(name)
@@ -54,7 +55,27 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
     monkeypatch.chdir(tmp_path)
-    return home
+    yield home
+    _down_leftover_local_stacks(home)
+
+
+def _down_leftover_local_stacks(home: Path) -> None:
+    """A test that fails between `up` and `down` would leave its server and supervised
+    processes running (restarted by their keepers) for the rest of the session."""
+    from fraudctl import lifecycle
+    from fraudctl.config import load_settings
+
+    stacks = home / "local"
+    if not stacks.is_dir():
+        return
+    for stack_dir in sorted(stacks.iterdir()):
+        if (stack_dir / "postgres").exists() or (stack_dir / "run").exists():
+            settings = load_settings({"home": str(home), "stack": stack_dir.name}, env={})
+            try:
+                lifecycle.down(settings)
+            except Exception as exc:    # the test's own failure is the one to see
+                logging.getLogger(__name__).warning("could not take down %s: %s",
+                                                    stack_dir, exc)
 
 
 @pytest.fixture
