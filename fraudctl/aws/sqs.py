@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from fraudctl import errors
 from fraudctl.aws.session import AwsSession, is_not_found, temporary_as
 from fraudctl.ports import QueueDepth, ReceivedMessage
 
+log = logging.getLogger(__name__)
 _NOT_FOUND = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 LONG_POLL_S = 20
 # Dead letters are evidence: keep them as long as SQS allows (14 days), longer than the
@@ -141,6 +143,10 @@ class SqsQueue:
         ]
 
     def delete(self, receipts: Sequence[str]) -> None:
+        """Delete what the receipts hold. A receipt SQS no longer honours (the message was
+        handed out again, or the handle expired) is skipped with a warning: its message comes
+        back and is counted as a duplicate, which loses nothing. SQS's own failure of an
+        entry is temporary (the caller retries the batch; a repeated delete is harmless)."""
         sqs = self._aws.client("sqs")
         for start in range(0, len(receipts), _BATCH):
             chunk = receipts[start : start + _BATCH]
@@ -148,8 +154,15 @@ class SqsQueue:
             with temporary_as(errors.QueueUnavailable, f"deleting from SQS queue {self.name}"):
                 result = sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
             failed = result.get("Failed", [])
+            theirs = [entry for entry in failed if not entry.get("SenderFault", True)]
+            if theirs:
+                raise errors.QueueUnavailable(
+                    f"SQS could not delete {len(theirs)} of {len(chunk)} messages from "
+                    f"{self.name}: {theirs[0].get('Code')}: {theirs[0].get('Message')}")
             if failed:
-                raise errors.CloudError(f"SQS could not delete {len(failed)} messages")
+                log.warning("%d of %d receipts no longer hold their message in %s (%s); "
+                            "those messages come back and are counted as duplicates",
+                            len(failed), len(chunk), self.name, failed[0].get("Code"))
 
     def peek(self, limit: int) -> list[ReceivedMessage]:
         """SQS has no peek: receive with a zero visibility timeout, so nothing is hidden."""

@@ -136,6 +136,30 @@ def test_an_undeleted_message_comes_back_after_its_visibility_timeout(queue: Que
     assert queue.depth().total == 0
 
 
+def test_a_stale_receipt_is_no_error(queue: Queue) -> None:
+    """A receipt whose message was deleted, or handed out again since: deleting with it
+    raises nothing (the message, if still there, comes back and is a duplicate)."""
+    queue.send_batch(['{"n": 1}', '{"n": 2}'])
+    first, second = take(queue, 2, visibility_s=1)
+    queue.delete([first.receipt])
+    queue.delete([first.receipt])                                      # deleted already
+    time.sleep(1.5)
+    [again] = take(queue, 1)                                           # handed out again
+    assert content(again) == content(second)
+    queue.delete([second.receipt, again.receipt])                      # one of them stale
+    assert queue.depth().total == 0
+
+
+@pytest.mark.parametrize("queue", ["sqs"], indirect=True)
+def test_sqs_skips_a_receipt_it_refuses_and_deletes_the_rest(queue: Queue) -> None:
+    """SQS fails single entries of a batch delete (a handle it no longer knows): a consumer
+    must not die of it after its batch is committed; the others are deleted."""
+    queue.send_batch(['{"n": 1}'])
+    [message] = take(queue, 1)
+    queue.delete(["a-handle-sqs-does-not-know", message.receipt])
+    assert queue.depth().total == 0
+
+
 def test_a_batch_larger_than_a_call_is_sent_whole(queue: Queue) -> None:
     queue.send_batch([f'{{"n": {n}}}' for n in range(25)])
     got = take(queue, 25)
