@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from fraudctl.model.evaluation import Report
     from fraudctl.model.retrain import RetrainResult, WindowRequest
     from fraudctl.ports import Stack
+    from fraudctl.runtime import Runtime
 
 model_app = command_group(help="Evaluate models and watch them for drift.", no_args_is_help=True)
 models_app = command_group(help="The model registry.", no_args_is_help=True)
@@ -99,21 +100,19 @@ def _train(settings: Settings, history: Path | None, window: "WindowRequest", *,
     file-only evaluation needs no stack; everything else does."""
     from fraudctl.model import retrain as retraining
     from fraudctl.model import training
-    runtime = None
-    if register or history is None or lifecycle.load_state(settings).exists:
+
+    needs_stack = register or history is None or lifecycle.load_state(settings).exists
+    if needs_stack:
         lifecycle.require_stack(settings)
-        runtime = open_runtime(settings, pool_size=2)
-    try:
-        doing = "selecting the model class, training" if select else "training"
-        with output.err.status(f"reading history, computing features, {doing}"):
-            return retraining.retrain(
-                runtime, lifecycle.load_state(settings) if runtime else None,
-                history_file=history, window_request=window,
-                params=training.TrainingParams(), label_delay_days=settings.label_delay_days,
-                register=register, select=select)
-    finally:
-        if runtime is not None:
-            runtime.close()
+    opened: contextlib.AbstractContextManager[Runtime | None] = (
+        open_runtime(settings, pool_size=2) if needs_stack else contextlib.nullcontext())
+    doing = "selecting the model class, training" if select else "training"
+    with opened as runtime, output.err.status(f"reading history, computing features, {doing}"):
+        return retraining.retrain(
+            runtime, lifecycle.load_state(settings) if runtime else None,
+            history_file=history, window_request=window,
+            params=training.TrainingParams(), label_delay_days=settings.label_delay_days,
+            register=register, select=select)
 
 
 @stack_command
