@@ -44,24 +44,21 @@ def dashboard(
     from fraudctl.cli.run import listen_socket
     from fraudctl.dashboard.server import DashboardConfig, create_app
     from fraudctl.loopback import allowed_hosts, is_loopback
+
     if not is_loopback(host):
         output.err.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach this "
                          "address sees the stack's transactions (there is no login)")
+    from fraudctl.dashboard import presence
+
     sock = listen_socket(host, port, shared=False)
-    runtime = open_runtime(settings, pool_size=4, pool_wait_s=3.0)
     config = DashboardConfig(stack=settings.stack, target=settings.target, refresh_s=refresh,
                              threshold=threshold)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
-    output.err.print(f"dashboard of stack {settings.stack} on {url} (Ctrl-C stops)")
-    if open_browser:
-        webbrowser.open(url)
-    app = create_app(runtime, config, allowed_hosts=allowed_hosts(host))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
-                                           access_log=False))
-    from fraudctl.dashboard import presence
-
-    try:
+    with open_runtime(settings, pool_size=4, pool_wait_s=3.0) as runtime:
+        output.err.print(f"dashboard of stack {settings.stack} on {url} (Ctrl-C stops)")
+        if open_browser:
+            webbrowser.open(url)
+        app = create_app(runtime, config, allowed_hosts=allowed_hosts(host))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
         with presence.announced(settings, url):        # `status` shows where it is served
             server.run(sockets=[sock])
-    finally:
-        runtime.close()
