@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 
+from fraudctl import process_identity
 from fraudctl.config import Settings
 from fraudctl.state import ensure_private_dir, write_private_file
 
@@ -31,9 +32,8 @@ def announced(settings: Settings, url: str) -> Iterator[None]:
     """Note ``url`` as served by this process until the block ends."""
     ensure_private_dir(_folder(settings))
     note = _folder(settings) / f"{os.getpid()}.json"
-    started = psutil.Process().create_time()
     write_private_file(note, json.dumps({"pid": os.getpid(), "url": url,
-                                         "create_time": started}).encode())
+                                         **process_identity.identity(os.getpid())}).encode())
     try:
         yield
     finally:
@@ -51,7 +51,7 @@ def serving(settings: Settings) -> list[str]:
             record = json.loads(note.read_text())
             process = psutil.Process(int(record["pid"]))
             # The same process, not a later one that was given the same pid.
-            if abs(process.create_time() - float(record["create_time"])) < 1.0:
+            if process_identity.is_same(process, record):
                 urls.append(str(record["url"]))
         except (OSError, ValueError, KeyError, TypeError, psutil.Error):
             continue

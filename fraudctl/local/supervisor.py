@@ -29,12 +29,14 @@ from typing import Any
 
 import psutil
 
+from fraudctl import process_identity
 from fraudctl.local.keeper import KeeperState, RestartPolicy
 from fraudctl.ports import ProcessStatus
 from fraudctl.state import ensure_private_dir, write_private_file
 
 _PID_SUFFIX = ".pid.json"
 _KEEPER_SUFFIX = ".keeper.json"
+_KEEPER_MODULE = "fraudctl.local.keeper"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class _Record:
     argv: list[str]
     health_url: str | None
     log_offset: int
+    # What process_identity recorded of the process (its start after boot, wall clock).
+    identity: dict[str, Any]
 
 
 def python_argv(*args: str) -> list[str]:
@@ -91,7 +95,7 @@ class Supervisor:
         except (OSError, ValueError):
             return None
         return _Record(data["pid"], data["create_time"], data["argv"], data.get("health_url"),
-                       data.get("log_offset", 0))
+                       data.get("log_offset", 0), data)
 
     def _process(self, name: str) -> psutil.Process | None:
         """The live process behind ``name``, or None (dead, zombie, or pid reused)."""
@@ -100,7 +104,7 @@ class Supervisor:
             return None
         try:
             process = psutil.Process(record.pid)
-            if abs(process.create_time() - record.create_time) > 1.0:
+            if not process_identity.is_same(process, record.identity):
                 return None
             if process.status() == psutil.STATUS_ZOMBIE:
                 process.wait(0)
@@ -125,7 +129,7 @@ class Supervisor:
         ensure_private_dir(self.run_dir)
         ensure_private_dir(self.log_dir)
         self._keeper_file(name).unlink(missing_ok=True)
-        keeper = python_argv("-m", "fraudctl.local.keeper", "--name", name,
+        keeper = python_argv("-m", _KEEPER_MODULE, "--name", name,
                              "--state", str(self._keeper_file(name)), *self.policy.argv(),
                              "--", *argv)
         with open(self.log_file(name), "ab") as log:
@@ -144,7 +148,7 @@ class Supervisor:
             )
         record = {
             "pid": child.pid,
-            "create_time": psutil.Process(child.pid).create_time(),
+            **process_identity.identity(child.pid),
             "argv": list(argv),
             "health_url": health_url,
             "log_offset": log_offset,
@@ -175,10 +179,28 @@ class Supervisor:
         self._pid_file(name).unlink(missing_ok=True)
         self._keeper_file(name).unlink(missing_ok=True)
 
+    def strays(self) -> list[psutil.Process]:
+        """Keepers of this folder's workloads that no pid record points to (a record lost,
+        or one that no longer recognises its process): found by the keeper state file, in
+        this folder, that each names on its command line."""
+        recorded = {p.pid for name in self.names() if (p := self._process(name)) is not None}
+        marker = f"{self.run_dir}{os.sep}"
+        found = []
+        for process in psutil.process_iter(["cmdline"]):
+            cmdline = process.info.get("cmdline") or []
+            if (process.pid not in recorded and _KEEPER_MODULE in cmdline
+                    and any(arg.startswith(marker) for arg in cmdline)):
+                found.append(process)
+        return found
+
     def stop_all(self, *, timeout_s: float = 30) -> list[str]:
         """Stop every process at once: all get SIGTERM, then all get the same grace period
-        (one slow process does not hold up the others). Returns the names that were killed."""
-        processes = {name: self._process(name) for name in self.names()}
+        (one slow process does not hold up the others). Strays of this folder go too. Returns
+        the names that were killed."""
+        names = self.names()
+        processes: dict[str, psutil.Process | None] = {
+            name: self._process(name) for name in names}
+        processes.update({f"stray pid {p.pid}": p for p in self.strays()})
         for process in processes.values():
             if process is not None:
                 with contextlib.suppress(psutil.NoSuchProcess):
@@ -188,7 +210,7 @@ class Supervisor:
         for process in stubborn:
             _kill_group(process)
         killed = [name for name, p in processes.items() if p is not None and p in stubborn]
-        for name in processes:
+        for name in names:
             self._forget(name)
         return killed
 

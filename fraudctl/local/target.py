@@ -62,6 +62,8 @@ class LocalTarget:
             leftovers.append(f"postgres server pid {parts.postgres.pid()}")
         leftovers += [f"process {s.name} pid {s.pid}" for s in parts.supervisor.status()
                       if s.running]
+        leftovers += [f"process pid {p.pid} (a keeper of this stack)"
+                      for p in parts.supervisor.strays()]
         kept = []
         if parts.dir.exists():
             for path in sorted(parts.dir.iterdir()):

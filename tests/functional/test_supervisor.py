@@ -61,6 +61,7 @@ def test_a_recycled_pid_is_not_mistaken_for_ours(tmp_path: Path) -> None:
     record_path = tmp_path / "run" / "worker.pid.json"
     record = json.loads(record_path.read_text())
     record["create_time"] -= 3600                          # as if the pid now belonged to another
+    record["started_after_boot_s"] -= 3600
     record_path.write_text(json.dumps(record))
     status = supervisor.status()[0]
     assert not status.running
@@ -148,3 +149,25 @@ def test_workloads_never_import_fraudctl_from_the_callers_folder(
     assert not marker.exists()
     assert supervisor.output_since_start("cli") == [fraudctl.__version__]  # the installed one
     supervisor.stop("cli")
+
+
+def test_a_keeper_its_record_lost_sight_of_is_still_stopped(tmp_path: Path) -> None:
+    """A pid record that no longer points to its keeper (lost, or not recognising it) must
+    not leave the keeper and its workload running after `down`: stop_all finds it by the
+    state file in this folder that its command line names."""
+    supervisor = Supervisor(tmp_path, QUICK)
+    keeper = supervisor.start("worker", [sys.executable, "-c", "import time; time.sleep(60)"])
+    assert wait_for(lambda: supervisor.status()[0].pid is not None)
+    worker = supervisor.status()[0].pid
+    record = json.loads((supervisor.run_dir / "worker.pid.json").read_text())
+    record["started_after_boot_s"] -= 100                  # no longer recognises its keeper
+    (supervisor.run_dir / "worker.pid.json").write_text(json.dumps(record))
+    assert not supervisor.status()[0].running
+    assert [p.pid for p in supervisor.strays()] == [keeper]
+    other = Supervisor(tmp_path / "elsewhere", QUICK)     # another stack's keepers are not ours
+    assert other.strays() == []
+    supervisor.stop_all(timeout_s=5)
+    for gone in (keeper, worker):
+        assert wait_for(lambda gone=gone: not psutil.pid_exists(gone)
+                        or psutil.Process(gone).status() == psutil.STATUS_ZOMBIE)
+    assert supervisor.strays() == []
