@@ -252,6 +252,7 @@ def plan_up(stack: LocalStack, before_workloads: Callable[[Plan], None] | None =
 def plan_down(stack: LocalStack, *, keep_data: bool) -> Plan:
     plan = Plan(stack.settings.stack, "local")
     names = stack.supervisor.names()
+    names += [f"stray keeper pid {p.pid}" for p in stack.supervisor.strays()]
     if names:
         plan.add(Step("processes", "stop", f"{', '.join(names)}: SIGTERM to all, SIGKILL "
                       "after 30 s", lambda: _stop_processes(stack), ("kill",), None))
