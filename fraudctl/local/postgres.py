@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -292,13 +293,29 @@ class EmbeddedPostgres:
         if port is not None and not port_is_free(port):
             raise errors.PortInUse(f"port {port} on 127.0.0.1 is in use by another process")
         self.layout.stop_marker.unlink(missing_ok=True)
-        self._run(
-            ["pg_ctl", "-D", str(self.layout.data_dir), "-l", str(self.layout.log_file),
-             "-w", "-t", str(_START_TIMEOUT_S), "start"],
-            # Its own session: the server must not die with the terminal that started it.
-            start_new_session=True,
-            stdin=subprocess.DEVNULL,
-        )
+        try:
+            self._run(
+                ["pg_ctl", "-D", str(self.layout.data_dir), "-l", str(self.layout.log_file),
+                 "-w", "-t", str(_START_TIMEOUT_S), "start"],
+                # Its own session: the server must not die with the terminal that started it.
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+            )
+        except errors.FraudctlError:
+            # Another starter (the watchdog, or a second command) may have won the race for
+            # postmaster.pid: the server runs as asked once it listens.
+            if not self._started_by_another(port):
+                raise
+
+    def _started_by_another(self, port: int | None) -> bool:
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not self.running:
+                return False
+            if port is None or not port_is_free(port):
+                return True
+            time.sleep(0.1)
+        return False
 
     def stop(self) -> None:
         if self.layout.root.exists():

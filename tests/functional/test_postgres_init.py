@@ -128,3 +128,29 @@ def test_the_watchdog_starts_a_killed_server_again_but_not_a_stopped_one(
     assert not dog.check_once() and not server.running and dog.restarts == 1
     server.start()                                           # and a start clears the marker
     assert not server.stopped_on_purpose
+
+
+def test_two_starters_racing_both_get_a_running_server(
+    cluster: tuple[EmbeddedPostgres, int],
+) -> None:
+    """A command's start racing the watchdog's (or another command's): one wins the lock
+    file, and the other's start still succeeds once the server listens. (The dashboard's
+    browser test once failed on this: its `start` lost to the watchdog.)"""
+    import threading
+
+    server, port = cluster
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            server.start()
+        except BaseException as exc:    # collected for the assert below
+            failures.append(exc)
+
+    starters = [threading.Thread(target=start) for _ in range(3)]
+    for starter in starters:
+        starter.start()
+    for starter in starters:
+        starter.join(120)
+    assert failures == []
+    assert server.running and _connects(port, "first-password")
