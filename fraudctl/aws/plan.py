@@ -13,8 +13,7 @@ from typing import Any
 
 from fraudctl import errors, lake_table, naming
 from fraudctl.aws import athena, ec2, ecr, glue, rds, s3, sqs, workloads
-from fraudctl.aws.stack import ADMIN_SECRET, DB_SECRETS, READER_SECRET, AwsStack
-from fraudctl.db.connect import DbEndpoint
+from fraudctl.aws.stack import ADMIN_SECRET, DB_SECRETS, AwsStack
 from fraudctl.provision import database
 from fraudctl.provision.plan import Plan, Step, StepResult
 from fraudctl.provision.secrets import plan_db_secrets
@@ -27,7 +26,7 @@ def _plan_queue(plan: Plan, stack: AwsStack, name: str, desired: dict[str, str])
     if url is None:
         plan.add(Step(f"sqs queue {name}", "create", _describe_queue(desired),
                       lambda: sqs.create_queue(aws, name, desired),
-                      ("sqs:CreateQueue", "sqs:GetQueueAttributes"), key))
+                      ("sqs:CreateQueue", "sqs:GetQueueAttributes"), key, desired=desired))
         return
     differing = sqs.drift(sqs.attributes(aws, url), desired)
     if not differing:
@@ -39,7 +38,7 @@ def _plan_queue(plan: Plan, stack: AwsStack, name: str, desired: dict[str, str])
         return {"url": url, "arn": stack.queue_arn(name)}
 
     plan.add(Step(f"sqs queue {name}", "update", "set " + ", ".join(differing), update,
-                  ("sqs:SetQueueAttributes",), key))
+                  ("sqs:SetQueueAttributes",), key, desired=desired))
 
 
 def _describe_queue(attrs: dict[str, str]) -> str:
@@ -65,7 +64,8 @@ def _plan_bucket(plan: Plan, stack: AwsStack) -> None:
                       create, ("s3:CreateBucket", "s3:PutPublicAccessBlock",
                                "s3:PutBucketEncryption", "s3:PutBucketVersioning",
                                "s3:PutBucketPolicy", "s3:PutBucketLifecycleConfiguration",
-                               "s3:PutBucketTagging"), "bucket"))
+                               "s3:PutBucketTagging"), "bucket",
+                      desired=s3.desired_properties(aws, bucket, expire)))
         return
     differing = s3.bucket_drift(aws, bucket, expire)
     if not differing:
@@ -76,8 +76,10 @@ def _plan_bucket(plan: Plan, stack: AwsStack) -> None:
         s3.configure_bucket(aws, bucket, expire, differing)
         return {"name": bucket}
 
+    want = s3.desired_properties(aws, bucket, expire)
     plan.add(Step(f"s3 bucket {bucket}", "update", "set " + ", ".join(differing), configure,
-                  ("s3:PutBucket*",), "bucket"))
+                  ("s3:PutBucket*",), "bucket",
+                  desired={prop: want[prop] for prop in differing}))
 
 
 def _plan_workgroup(plan: Plan, stack: AwsStack) -> None:
@@ -93,7 +95,8 @@ def _plan_workgroup(plan: Plan, stack: AwsStack) -> None:
 
     plan.add(Step(f"athena workgroup {name}", "create",
                   f"results enforced to {output}, encrypted; 10 GiB scan cutoff per query",
-                  create, ("athena:CreateWorkGroup",), "athena/workgroup"))
+                  create, ("athena:CreateWorkGroup",), "athena/workgroup",
+                  desired=athena.workgroup_configuration(output)))
 
 
 def _plan_glue(plan: Plan, stack: AwsStack) -> None:
@@ -108,7 +111,8 @@ def _plan_glue(plan: Plan, stack: AwsStack) -> None:
             return {"name": db}
 
         plan.add(Step(f"glue database {db}", "create", "the lake's catalog database",
-                      create_database, ("glue:CreateDatabase",), "glue/database"))
+                      create_database, ("glue:CreateDatabase",), "glue/database",
+                      desired={"name": db}))
     desired = lake_table.table_input(
         stack=stack.settings.stack, location=f"s3://{stack.bucket}/{naming.LAKE_PREFIX}",
         lake_format=lake_table.format_of(stack.settings),
@@ -127,7 +131,7 @@ def _plan_glue(plan: Plan, stack: AwsStack) -> None:
     plan.add(Step(resource, "create" if current is None else "update",
                   "partition projection: dt date yyyy-MM-dd, hr integer 00-23",
                   put, ("glue:CreateTable" if current is None else "glue:UpdateTable",),
-                  "glue/table"))
+                  "glue/table", desired=desired))
 
 
 def _node_group(stack: AwsStack) -> dict[str, Any]:
@@ -154,6 +158,8 @@ def _plan_network(plan: Plan, stack: AwsStack) -> str:
     vpc_id: str = node["VpcId"]
     group = ec2.find_group(aws, names.db_security_group, vpc_id)
     resource = f"security group {names.db_security_group}"
+    ingress = {"protocol": "tcp", "port": ec2.POSTGRES_PORT, "from_group": node_id,
+               "other_rules": []}
     if group is None:
         def create() -> StepResult:
             found = ec2.find_group(aws, names.db_security_group, vpc_id)
@@ -165,7 +171,7 @@ def _plan_network(plan: Plan, stack: AwsStack) -> str:
 
         plan.add(Step(resource, "create", f"ingress 5432/tcp from {node_id} only", create,
                       ("ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress"),
-                      "security-group"))
+                      "security-group", desired={"vpc": vpc_id, "ingress": ingress}))
     else:
         has_rule, unexpected = ec2.ingress_drift(aws, group["GroupId"], node_id)
         if has_rule and not unexpected:
@@ -181,7 +187,8 @@ def _plan_network(plan: Plan, stack: AwsStack) -> str:
             what += [f"revoke {len(unexpected)} unexpected ingress rule(s)"] if unexpected else []
             plan.add(Step(resource, "update", "; ".join(what), fix,
                           ("ec2:RevokeSecurityGroupIngress",
-                           "ec2:AuthorizeSecurityGroupIngress"), "security-group"))
+                           "ec2:AuthorizeSecurityGroupIngress"), "security-group",
+                          desired={"vpc": vpc_id, "ingress": ingress}))
 
     if rds.describe_subnet_group(aws, names.db_subnet_group) is not None:
         plan.found("db-subnet-group", f"db subnet group {names.db_subnet_group}",
@@ -193,7 +200,8 @@ def _plan_network(plan: Plan, stack: AwsStack) -> str:
 
         plan.add(Step(f"db subnet group {names.db_subnet_group}", "create",
                       f"the subnets of {vpc_id}", create_subnets,
-                      ("rds:CreateDBSubnetGroup",), "db-subnet-group"))
+                      ("rds:CreateDBSubnetGroup",), "db-subnet-group",
+                      desired={"vpc": vpc_id}))
     return vpc_id
 
 
@@ -211,6 +219,10 @@ def _plan_rds(plan: Plan, stack: AwsStack, vpc_id: str) -> bool:
     identifier = names.db_instance
     instance = rds.describe_instance(aws, identifier)
     resource = f"rds instance {identifier}"
+    shape = {"engine": "postgres", "class": settings.db_instance_class,
+             "storage_gb": settings.db_allocated_storage_gb, "storage_type": "gp3",
+             "publicly_accessible": False, "encrypted": True,
+             "security_group": names.db_security_group, "subnet_group": names.db_subnet_group}
     if instance is None:
         def create() -> StepResult:
             admin = stack.secrets.get(names.secret(ADMIN_SECRET))
@@ -225,7 +237,7 @@ def _plan_rds(plan: Plan, stack: AwsStack, vpc_id: str) -> bool:
         plan.add(Step(resource, "create",
                       f"postgres {settings.db_instance_class}, private, encrypted, "
                       f"{settings.db_allocated_storage_gb} GB gp3",
-                      create, ("rds:CreateDBInstance",), "rds"))
+                      create, ("rds:CreateDBInstance",), "rds", desired=shape))
     else:
         rds.check_encrypted(instance)
         group_ids = [g["VpcSecurityGroupId"] for g in instance.get("VpcSecurityGroups", [])]
@@ -237,7 +249,9 @@ def _plan_rds(plan: Plan, stack: AwsStack, vpc_id: str) -> bool:
                 return {"id": identifier}
 
             plan.add(Step(resource, "update", "set " + ", ".join(differing), make_private,
-                          ("rds:ModifyDBInstance",), "rds"))
+                          ("rds:ModifyDBInstance",), "rds",
+                          desired={"publicly_accessible": False,
+                                   "security_group": names.db_security_group}))
         else:
             plan.found("rds", resource, id=identifier, security_groups=group_ids)
 
@@ -250,11 +264,14 @@ def _plan_rds(plan: Plan, stack: AwsStack, vpc_id: str) -> bool:
     )
     if not available:
         plan.add(Step(resource, "wait", "until available (5-15 minutes on AWS)",
-                      lambda: _await_instance(stack), ("rds:DescribeDBInstances",), "rds"))
+                      lambda: _await_instance(stack), ("rds:DescribeDBInstances",), "rds",
+                      desired={"status": "available"}))
     if not secrets_current:
         plan.add(Step("database secrets", "update", "record the instance endpoint",
                       lambda: _record_endpoint(stack), ("secretsmanager:PutSecretValue",),
-                      "db-endpoint"))
+                      "db-endpoint",
+                      desired={"secrets": [names.secret(p) for p in DB_SECRETS],
+                               "hold": "the instance's address and port"}))
     return available and secrets_current
 
 
@@ -276,7 +293,10 @@ def _record_endpoint(stack: AwsStack) -> StepResult:
     return {"host": host, "port": port}
 
 
-def plan_up(stack: AwsStack, before_workloads: Callable[[Plan], None] | None = None) -> Plan:
+def plan_up(stack: AwsStack, before_workloads: Callable[[Plan], None] | None = None, *,
+            db_view: database.DatabaseView | None = None) -> Plan:
+    """The steps that bring the stack to its desired state. The database, once RDS is up and
+    its endpoint recorded, is read through ``db_view`` (the live server unless given)."""
     settings = stack.settings
     names = stack.names
     plan = Plan(settings.stack, "aws")
@@ -293,18 +313,11 @@ def plan_up(stack: AwsStack, before_workloads: Callable[[Plan], None] | None = N
     _plan_workgroup(plan, stack)
     vpc_id = _plan_network(plan, stack)
     ready = _plan_rds(plan, stack, vpc_id)
-
-    def admin() -> DbEndpoint:
-        return stack.endpoint(admin=True)
-
-    def app() -> DbEndpoint:
-        return stack.endpoint(admin=False)
-
-    database.plan_migrations(plan, admin, inspect=ready)
-    database.plan_app_role(plan, admin, app, inspect=ready)
-    database.plan_reader_role(plan, admin, lambda: stack.endpoint(admin=False,
-                                                                  purpose=READER_SECRET),
-                              inspect=ready)
+    logins = database.logins_of(stack)
+    seen = (db_view or database.LiveDatabase(logins)) if ready else None
+    database.plan_migrations(plan, logins, seen)
+    database.plan_app_role(plan, logins, seen)
+    database.plan_reader_role(plan, logins, seen)
     if before_workloads is not None:
         before_workloads(plan)
     workloads.plan_workloads(plan, settings, stack, ready=ready)

@@ -137,28 +137,39 @@ def create_bucket(aws: AwsSession, bucket: str) -> None:
             raise
 
 
+def desired_properties(aws: AwsSession, bucket: str, expire_days: int) -> dict[str, Any]:
+    """Each locked-down property and the value it is set to: the plan's data and what
+    :func:`configure_bucket` puts, from one place."""
+    return {
+        "public-access-block": _PUBLIC_ACCESS_BLOCK,
+        "encryption": _ENCRYPTION,
+        "versioning": {"Status": "Enabled"},
+        "tls-only-policy": tls_only_policy(bucket),
+        "lifecycle": lifecycle(expire_days),
+        "tags": {"TagSet": aws.tags()},
+    }
+
+
 def configure_bucket(aws: AwsSession, bucket: str, expire_days: int, only: list[str]) -> None:
     """Apply the locked-down properties named in ``only`` (all of them on creation)."""
     s3 = aws.client("s3")
+    want = desired_properties(aws, bucket, expire_days)
     # Public access is blocked before anything else, so no window exists where it is open.
     if "public-access-block" in only:
         s3.put_public_access_block(
-            Bucket=bucket, PublicAccessBlockConfiguration=_PUBLIC_ACCESS_BLOCK
-        )
+            Bucket=bucket, PublicAccessBlockConfiguration=want["public-access-block"])
     if "encryption" in only:
         s3.put_bucket_encryption(
-            Bucket=bucket, ServerSideEncryptionConfiguration=_ENCRYPTION
-        )
+            Bucket=bucket, ServerSideEncryptionConfiguration=want["encryption"])
     if "versioning" in only:
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=want["versioning"])
     if "tls-only-policy" in only:
-        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(want["tls-only-policy"]))
     if "lifecycle" in only:
         s3.put_bucket_lifecycle_configuration(
-            Bucket=bucket, LifecycleConfiguration=lifecycle(expire_days)
-        )
+            Bucket=bucket, LifecycleConfiguration=want["lifecycle"])
     if "tags" in only:
-        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": aws.tags()})
+        s3.put_bucket_tagging(Bucket=bucket, Tagging=want["tags"])
 
 
 ALL_PROPERTIES = ["public-access-block", "encryption", "versioning", "tls-only-policy",

@@ -24,7 +24,14 @@ from fraudctl.aws.stack import APP_SECRET, READER_SECRET, AwsStack
 from fraudctl.config import Settings
 from fraudctl.k8s import rollout
 from fraudctl.k8s.cluster import Cluster
-from fraudctl.k8s.render import Database, Manifest, RenderContext, context_for, render
+from fraudctl.k8s.render import (
+    FIELD_MANAGER,
+    Database,
+    Manifest,
+    RenderContext,
+    context_for,
+    render,
+)
 from fraudctl.model import deployment
 from fraudctl.provision.plan import Plan, Step, StepResult
 from fraudctl.provision.secrets import new_password
@@ -119,7 +126,9 @@ def plan_workloads(plan: Plan, settings: Settings, stack: AwsStack, *, ready: bo
                       create_grafana_secret, ("secretsmanager:CreateSecret",
                                               "secretsmanager:RestoreSecret",
                                               "secretsmanager:PutSecretValue"),
-                      f"secret/{GRAFANA_PURPOSE}"))
+                      f"secret/{GRAFANA_PURPOSE}",
+                      desired={"name": name, "username": "fraudctl-admin",
+                               "password": "generated on apply, never shown"}))
     else:
         plan.found(f"secret/{GRAFANA_PURPOSE}", f"secret {name}", name=name)
     namespace = settings.k8s_namespace
@@ -141,7 +150,9 @@ def plan_workloads(plan: Plan, settings: Settings, stack: AwsStack, *, ready: bo
 
     plan.add(Step(f"kubernetes namespace {namespace}", "update",
                   f"apply the workloads server-side at {cluster.server}, wait for rollouts",
-                  deploy, ("kubernetes:apply", "kubernetes:get"), STATE_KEY))
+                  deploy, ("kubernetes:apply", "kubernetes:get"), STATE_KEY,
+                  desired={"namespace": namespace, "rolled_out": True,
+                           "field_manager": FIELD_MANAGER}))
 
 
 def plan_delete_workloads(plan: Plan, settings: Settings) -> None:

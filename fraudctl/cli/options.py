@@ -79,8 +79,12 @@ def _output_choices(signature: inspect.Signature) -> tuple[str, ...] | None:
     declared = signature.parameters.get("output_format")
     if declared is None:
         return None
-    return next(choices for option, choices in OUTPUT_CHOICES
-                if declared.annotation == option)
+    for option, choices in OUTPUT_CHOICES:
+        if declared.annotation == option:
+            return choices
+    # A developer's mistake, found when the command is defined, not when a user runs it.
+    raise TypeError(f"output_format must be annotated with one of the OUTPUT_CHOICES options, "
+                    f"not {declared.annotation!r}")
 
 
 def fail(exc: errors.FraudctlError, *, debug: bool) -> typer.Exit:

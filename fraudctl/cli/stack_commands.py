@@ -34,10 +34,9 @@ def _print_plan(plan: Plan, fmt: str) -> None:
     if fmt == "json":
         output.print_json({
             "stack": plan.stack, "target": plan.target, "no_changes": plan.no_changes,
-            "notes": plan.notes,
-            "steps": [{"resource": s.resource, "action": s.action, "detail": s.detail,
-                       "calls": list(s.calls), "state_key": s.state_key}
-                      for s in plan.steps],
+            "notes": plan.notes, "steps": [step.as_data() for step in plan.steps],
+            "found": [{"resource": o.resource, "state_key": o.state_key,
+                       "attributes": o.attributes} for o in plan.observed],
         })
     elif plan.no_changes:
         output.out.print("no changes")

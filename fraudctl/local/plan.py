@@ -44,7 +44,8 @@ def _plan_folder(plan: Plan, stack: LocalStack) -> None:
         ensure_private_dir(stack.dir)
         return {"path": str(stack.dir)}
 
-    plan.add(Step("stack folder", "create", str(stack.dir), run, ("mkdir 0700",), "folder"))
+    plan.add(Step("stack folder", "create", str(stack.dir), run, ("mkdir 0700",), "folder",
+                  desired={"path": str(stack.dir), "mode": "0700"}))
 
 
 def _plan_postgres(plan: Plan, stack: LocalStack) -> bool:
@@ -61,7 +62,9 @@ def _plan_postgres(plan: Plan, stack: LocalStack) -> bool:
 
         plan.add(Step("postgres cluster", "create",
                       "embedded PostgreSQL: 127.0.0.1 only, SCRAM passwords, no socket",
-                      init, ("initdb",), "postgres-cluster"))
+                      init, ("initdb",), "postgres-cluster",
+                      desired={"listen": "127.0.0.1", "auth": "scram-sha-256",
+                               "unix_socket": False}))
     if pg.initialized and pg.running:
         plan.found("postgres-server", "postgres server", pid=pg.pid(), port=pg.configured_port())
         return True
@@ -71,7 +74,8 @@ def _plan_postgres(plan: Plan, stack: LocalStack) -> bool:
         return {"pid": pg.pid(), "port": pg.configured_port()}
 
     plan.add(Step("postgres server", "start", "pg_ctl start, wait until it accepts connections",
-                  start, ("pg_ctl start",), "postgres-server"))
+                  start, ("pg_ctl start",), "postgres-server",
+                  desired={"running": True, "accepts_connections": True}))
     return False
 
 
@@ -126,16 +130,14 @@ def _plan_database(plan: Plan, stack: LocalStack, inspect: bool) -> None:
         inspect_db = True
     else:
         plan.add(Step(f"database {naming.DB_NAME}", "create", "the pipeline's database",
-                      lambda: _create_database(stack), ("CREATE DATABASE",), "database"))
+                      lambda: _create_database(stack), ("CREATE DATABASE",), "database",
+                      desired={"name": naming.DB_NAME}))
         inspect_db = False
 
-    def admin() -> DbEndpoint:
-        return stack.endpoint(admin=True)
-
-    def app() -> DbEndpoint:
-        return stack.endpoint(admin=False)
-
-    database.plan_migrations(plan, admin, inspect=inspect_db)
+    logins = database.logins_of(stack)
+    admin = logins.admin
+    seen = database.LiveDatabase(logins) if inspect_db else None
+    database.plan_migrations(plan, logins, seen)
 
     version = _pgmq_version(admin()) if inspect_db else None
     if version is not None:
@@ -143,7 +145,8 @@ def _plan_database(plan: Plan, stack: LocalStack, inspect: bool) -> None:
     else:
         plan.add(Step("pgmq schema", "create",
                       f"PGMQ {get_embedded_sql_version()} from the SQL the pgmq package ships",
-                      lambda: _install_pgmq(stack), ("psql:pgmq.sql",), "pgmq"))
+                      lambda: _install_pgmq(stack), ("psql:pgmq.sql",), "pgmq",
+                      desired={"version": get_embedded_sql_version()}))
 
     names = stack.names
     for queue, purpose in ((names.pgmq_dead_letter_queue, "dead letters"),
@@ -160,12 +163,12 @@ def _plan_database(plan: Plan, stack: LocalStack, inspect: bool) -> None:
             plan.add(Step(f"queue {queue}", "create",
                           f"PGMQ queue for {purpose} (max receives {receives})",
                           partial(_ensure_queue, stack, queue),
-                          ("pgmq.create",), key))
+                          ("pgmq.create",), key,
+                          desired={"name": queue, "max_receives": receives}))
 
-    database.plan_app_role(plan, admin, app, inspect=inspect_db and version is not None)
-    database.plan_reader_role(
-        plan, admin, lambda: stack.endpoint(admin=False, purpose=naming.DB_READER_PURPOSE),
-        inspect=inspect_db)
+    # The app role's grants cover the PGMQ schema, so they can be checked only once it is there.
+    database.plan_app_role(plan, logins, seen if version is not None else None)
+    database.plan_reader_role(plan, logins, seen)
 
 
 def _plan_store_and_catalog(plan: Plan, stack: LocalStack) -> None:
@@ -179,7 +182,8 @@ def _plan_store_and_catalog(plan: Plan, stack: LocalStack) -> None:
             return {"location": stack.objects.location}
 
         plan.add(Step("object store", "create", f"directory lake at {stack.objects.root}",
-                      create_store, ("mkdir",), "store"))
+                      create_store, ("mkdir",), "store",
+                      desired={"prefixes": list(STORE_PREFIXES)}))
 
     names = stack.names
     desired = lake_table.table_input(
@@ -199,7 +203,7 @@ def _plan_store_and_catalog(plan: Plan, stack: LocalStack) -> None:
 
     plan.add(Step(resource, "create" if current is None else "update",
                   "partition projection: dt date yyyy-MM-dd, hr integer 00-23",
-                  put, ("write catalog/",), key))
+                  put, ("write catalog/",), key, desired=desired))
 
 
 def _plan_workloads(plan: Plan, stack: LocalStack) -> None:
@@ -227,11 +231,16 @@ def _plan_workloads(plan: Plan, stack: LocalStack) -> None:
         elif name in SHARED:
             plan.add(Step(f"process {name}", "start", f"`fraudctl run {name}` under the "
                           "supervisor", partial(workloads.start_shared, name),
-                          ("spawn", "GET /health"), f"process/{name}"))
+                          ("spawn", "GET /health"), f"process/{name}",
+                          desired={"command": f"fraudctl run {name}", "supervised": True,
+                                   "healthy": True}))
         elif not colour_planned:
             colour_planned = True
             plan.add(Step(f"colour {colour}", "start", "consumer and API, each ready with its "
-                          "model", start_colour, ("spawn", "GET /ready"), f"process/{colour}"))
+                          "model", start_colour, ("spawn", "GET /ready"), f"process/{colour}",
+                          desired={"commands": [f"fraudctl run {n}"
+                                                for n in colour_processes(colour)],
+                                   "supervised": True, "ready": True}))
 
 
 def plan_up(stack: LocalStack, before_workloads: Callable[[Plan], None] | None = None

@@ -89,7 +89,14 @@ def plan_first_model(plan: Plan, stack: Stack, request: FirstModel | None) -> No
         f"backfill {request.backfill_days} days; too few to train (at least "
         f"{days_needed(settings)}): the pipeline starts on the rules")
     plan.add(Step("model", "train", detail, train, ("backfill", "train", "register"),
-                  "model/first"))
+                  "model/first", desired={
+                      "backfill_days": request.backfill_days,
+                      "history_file": str(request.history_file) if request.history_file
+                      else None,
+                      "windows_days": {"train": FIRST_TRAIN_DAYS,
+                                       "gap": settings.label_delay_days,
+                                       "test": FIRST_TEST_DAYS},
+                      "champion": "the trained model" if short is None else "the rules"}))
 
 
 def train_first_model(stack: Stack, request: FirstModel) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 A planner only reads (describe/list/get calls, file and process checks) and returns a
 :class:`Plan`; nothing changes until :func:`fraudctl.provision.apply.apply_plan` runs the steps.
-Each step names the API calls it will make, which is what `--dry-run` prints.
+A step is data beside its ``run``: the resource, the action, the attributes it will make true
+and the API calls it will make. `--dry-run` prints exactly that, and the tests hold the planners
+to it (the calls a step declares are the calls it makes; what it desires is what is there after).
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ class Step:
     calls: tuple[str, ...] = ()
     # Where the result lives in the stack state; deletions forget the key instead.
     state_key: str | None = None
+    # The attributes the step makes true (secrets by name only, never a value).
+    desired: dict[str, Any] = field(default_factory=dict)
+
+    def as_data(self) -> dict[str, Any]:
+        """The step without its ``run``: what `--dry-run -o json` prints."""
+        return {"resource": self.resource, "action": self.action, "detail": self.detail,
+                "calls": list(self.calls), "state_key": self.state_key,
+                "desired": self.desired}
 
 
 @dataclass

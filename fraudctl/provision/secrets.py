@@ -8,6 +8,7 @@ database's back.
 from __future__ import annotations
 
 import secrets
+from functools import partial
 
 from fraudctl import naming
 from fraudctl.ports import Secrets
@@ -34,10 +35,13 @@ def plan_db_secrets(plan: Plan, store: Secrets, names: naming.StackNames, *, kep
             plan.found(key, f"secret {name}", name=name)
             continue
 
-        def run(name: str = name, user: str = user) -> StepResult:
-            created = store.create(name, {"username": user, "password": new_password(),
-                                          "engine": "postgres", "dbname": naming.DB_NAME})
-            return {"name": name, "created": created}
-
         plan.add(Step(f"secret {name}", "create", f"generated password for {user}, {kept_as}",
-                      run, calls, key))
+                      partial(_create_login, store, name, user), calls, key,
+                      desired={"name": name, "username": user, "dbname": naming.DB_NAME,
+                               "password": "generated on apply, never shown"}))
+
+
+def _create_login(store: Secrets, name: str, user: str) -> StepResult:
+    created = store.create(name, {"username": user, "password": new_password(),
+                                  "engine": "postgres", "dbname": naming.DB_NAME})
+    return {"name": name, "created": created}

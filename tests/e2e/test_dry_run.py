@@ -16,7 +16,11 @@ def test_local_dry_run_changes_nothing(cli: CliRunner, isolated_env: Path) -> No
     plan = json.loads(result.stdout)
     resources = [step["resource"] for step in plan["steps"]]
     assert "postgres cluster" in resources and "queue fraud_tx" in resources
-    assert all(step["calls"] for step in plan["steps"])
+    assert all(step["calls"] and step["desired"] for step in plan["steps"])
+    secret = next(step for step in plan["steps"] if step["state_key"] == "secret/db-app")
+    assert secret["desired"]["username"] == "fraudctl_app"
+    assert secret["desired"]["password"] == "generated on apply, never shown"
+    assert plan["found"] == []
     assert not isolated_env.exists()
 
 
