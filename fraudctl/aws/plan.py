@@ -24,7 +24,7 @@ def _plan_queue(plan: Plan, stack: AwsStack, name: str, desired: dict[str, str])
     key = f"queue/{name}"
     url = sqs.queue_url(aws, name)
     if url is None:
-        plan.add(Step(f"sqs queue {name}", "create", _describe_queue(desired),
+        plan.add(Step("sqs queue", name, "create", _describe_queue(desired),
                       lambda: sqs.create_queue(aws, name, desired),
                       ("sqs:CreateQueue", "sqs:GetQueueAttributes"), key, desired=desired))
         return
@@ -37,7 +37,7 @@ def _plan_queue(plan: Plan, stack: AwsStack, name: str, desired: dict[str, str])
         sqs.set_attributes(aws, url, desired)
         return {"url": url, "arn": stack.queue_arn(name)}
 
-    plan.add(Step(f"sqs queue {name}", "update", "set " + ", ".join(differing), update,
+    plan.add(Step("sqs queue", name, "update", "set " + ", ".join(differing), update,
                   ("sqs:SetQueueAttributes",), key, desired=desired))
 
 
@@ -59,7 +59,7 @@ def _plan_bucket(plan: Plan, stack: AwsStack) -> None:
             s3.configure_bucket(aws, bucket, expire, s3.ALL_PROPERTIES)
             return {"name": bucket}
 
-        plan.add(Step(f"s3 bucket {bucket}", "create",
+        plan.add(Step("s3 bucket", bucket, "create",
                       "versioned, public access blocked, encrypted, TLS only, results expire",
                       create, ("s3:CreateBucket", "s3:PutPublicAccessBlock",
                                "s3:PutBucketEncryption", "s3:PutBucketVersioning",
@@ -77,7 +77,7 @@ def _plan_bucket(plan: Plan, stack: AwsStack) -> None:
         return {"name": bucket}
 
     want = s3.desired_properties(aws, bucket, expire)
-    plan.add(Step(f"s3 bucket {bucket}", "update", "set " + ", ".join(differing), configure,
+    plan.add(Step("s3 bucket", bucket, "update", "set " + ", ".join(differing), configure,
                   ("s3:PutBucket*",), "bucket",
                   desired={prop: want[prop] for prop in differing}))
 
@@ -93,7 +93,7 @@ def _plan_workgroup(plan: Plan, stack: AwsStack) -> None:
         athena.create_workgroup(aws, name, output, stack.settings.stack)
         return {"name": name}
 
-    plan.add(Step(f"athena workgroup {name}", "create",
+    plan.add(Step("athena workgroup", name, "create",
                   f"results enforced to {output}, encrypted; 10 GiB scan cutoff per query",
                   create, ("athena:CreateWorkGroup",), "athena/workgroup",
                   desired=athena.workgroup_configuration(output)))
@@ -110,7 +110,7 @@ def _plan_glue(plan: Plan, stack: AwsStack) -> None:
             glue.create_database(aws, db, stack.settings.stack)
             return {"name": db}
 
-        plan.add(Step(f"glue database {db}", "create", "the lake's catalog database",
+        plan.add(Step("glue database", db, "create", "the lake's catalog database",
                       create_database, ("glue:CreateDatabase",), "glue/database",
                       desired={"name": db}))
     desired = lake_table.table_input(
@@ -118,9 +118,9 @@ def _plan_glue(plan: Plan, stack: AwsStack) -> None:
         lake_format=lake_table.format_of(stack.settings),
     )
     current = glue.get_table(aws, db, names.table) if db_exists else None
-    resource = f"glue table {db}.{names.table}"
+    resource = ("glue table", f"{db}.{names.table}")
     if current is not None and glue.table_matches(current, desired):
-        plan.found("glue/table", resource, database=db, table=names.table)
+        plan.found("glue/table", " ".join(resource), database=db, table=names.table)
         return
 
     def put() -> StepResult:
@@ -128,7 +128,7 @@ def _plan_glue(plan: Plan, stack: AwsStack) -> None:
         glue.put_table(aws, db, desired, exists)
         return {"database": db, "table": names.table}
 
-    plan.add(Step(resource, "create" if current is None else "update",
+    plan.add(Step(*resource, "create" if current is None else "update",
                   "partition projection: dt date yyyy-MM-dd, hr integer 00-23",
                   put, ("glue:CreateTable" if current is None else "glue:UpdateTable",),
                   "glue/table", desired=desired))
@@ -157,7 +157,7 @@ def _plan_network(plan: Plan, stack: AwsStack) -> str:
     node_id: str = node["GroupId"]
     vpc_id: str = node["VpcId"]
     group = ec2.find_group(aws, names.db_security_group, vpc_id)
-    resource = f"security group {names.db_security_group}"
+    resource = ("security group", names.db_security_group)
     ingress = {"protocol": "tcp", "port": ec2.POSTGRES_PORT, "from_group": node_id,
                "other_rules": []}
     if group is None:
@@ -169,13 +169,13 @@ def _plan_network(plan: Plan, stack: AwsStack) -> str:
             ec2.allow_nodes(aws, group_id, node_id)
             return {"id": group_id, "vpc": vpc_id, "node_group": node_id}
 
-        plan.add(Step(resource, "create", f"ingress 5432/tcp from {node_id} only", create,
+        plan.add(Step(*resource, "create", f"ingress 5432/tcp from {node_id} only", create,
                       ("ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress"),
                       "security-group", desired={"vpc": vpc_id, "ingress": ingress}))
     else:
         has_rule, unexpected = ec2.ingress_drift(aws, group["GroupId"], node_id)
         if has_rule and not unexpected:
-            plan.found("security-group", resource, id=group["GroupId"], vpc=vpc_id,
+            plan.found("security-group", " ".join(resource), id=group["GroupId"], vpc=vpc_id,
                        node_group=node_id)
         else:
             def fix(group_id: str = group["GroupId"]) -> StepResult:
@@ -185,7 +185,7 @@ def _plan_network(plan: Plan, stack: AwsStack) -> str:
 
             what = [] if has_rule else [f"allow 5432 from {node_id}"]
             what += [f"revoke {len(unexpected)} unexpected ingress rule(s)"] if unexpected else []
-            plan.add(Step(resource, "update", "; ".join(what), fix,
+            plan.add(Step(*resource, "update", "; ".join(what), fix,
                           ("ec2:RevokeSecurityGroupIngress",
                            "ec2:AuthorizeSecurityGroupIngress"), "security-group",
                           desired={"vpc": vpc_id, "ingress": ingress}))
@@ -198,7 +198,7 @@ def _plan_network(plan: Plan, stack: AwsStack) -> str:
             rds.create_subnet_group(aws, names.db_subnet_group, vpc_id)
             return {"name": names.db_subnet_group}
 
-        plan.add(Step(f"db subnet group {names.db_subnet_group}", "create",
+        plan.add(Step("db subnet group", names.db_subnet_group, "create",
                       f"the subnets of {vpc_id}", create_subnets,
                       ("rds:CreateDBSubnetGroup",), "db-subnet-group",
                       desired={"vpc": vpc_id}))
@@ -218,7 +218,7 @@ def _plan_rds(plan: Plan, stack: AwsStack, vpc_id: str) -> bool:
     aws, names, settings = stack.aws, stack.names, stack.settings
     identifier = names.db_instance
     instance = rds.describe_instance(aws, identifier)
-    resource = f"rds instance {identifier}"
+    resource = ("rds instance", identifier)
     shape = {"engine": "postgres", "class": settings.db_instance_class,
              "storage_gb": settings.db_allocated_storage_gb, "storage_type": "gp3",
              "publicly_accessible": False, "encrypted": True,
@@ -234,7 +234,7 @@ def _plan_rds(plan: Plan, stack: AwsStack, vpc_id: str) -> bool:
             )
             return {"id": identifier}
 
-        plan.add(Step(resource, "create",
+        plan.add(Step(*resource, "create",
                       f"postgres {settings.db_instance_class}, private, encrypted, "
                       f"{settings.db_allocated_storage_gb} GB gp3",
                       create, ("rds:CreateDBInstance",), "rds", desired=shape))
@@ -248,12 +248,12 @@ def _plan_rds(plan: Plan, stack: AwsStack, vpc_id: str) -> bool:
                 rds.make_private(aws, identifier, _db_group_id(stack, vpc_id))
                 return {"id": identifier}
 
-            plan.add(Step(resource, "update", "set " + ", ".join(differing), make_private,
+            plan.add(Step(*resource, "update", "set " + ", ".join(differing), make_private,
                           ("rds:ModifyDBInstance",), "rds",
                           desired={"publicly_accessible": False,
                                    "security_group": names.db_security_group}))
         else:
-            plan.found("rds", resource, id=identifier, security_groups=group_ids)
+            plan.found("rds", " ".join(resource), id=identifier, security_groups=group_ids)
 
     available = instance is not None and instance.get("DBInstanceStatus") == "available"
     endpoint = (instance or {}).get("Endpoint") or {}
@@ -263,11 +263,11 @@ def _plan_rds(plan: Plan, stack: AwsStack, vpc_id: str) -> bool:
         for p in DB_SECRETS
     )
     if not available:
-        plan.add(Step(resource, "wait", "until available (5-15 minutes on AWS)",
+        plan.add(Step(*resource, "wait", "until available (5-15 minutes on AWS)",
                       lambda: _await_instance(stack), ("rds:DescribeDBInstances",), "rds",
                       desired={"status": "available"}))
     if not secrets_current:
-        plan.add(Step("database secrets", "update", "record the instance endpoint",
+        plan.add(Step("database secrets", "", "update", "record the instance endpoint",
                       lambda: _record_endpoint(stack), ("secretsmanager:PutSecretValue",),
                       "db-endpoint",
                       desired={"secrets": [names.secret(p) for p in DB_SECRETS],
@@ -332,39 +332,39 @@ def plan_down(stack: AwsStack, *, keep_data: bool, final_snapshot: bool) -> Plan
     workloads.plan_delete_workloads(plan, settings)
     if rds.describe_instance(aws, names.db_instance) is not None:
         snapshot = names.db_final_snapshot if final_snapshot else None
-        plan.add(Step(f"rds instance {names.db_instance}", "delete",
+        plan.add(Step("rds instance", names.db_instance, "delete",
                       f"final snapshot {snapshot}-<time>" if snapshot else "no final snapshot",
                       lambda: ({"snapshot": rds.delete_instance(aws, names.db_instance,
                                                                  snapshot)}),
                       ("rds:DeleteDBInstance",), "rds"))
     if rds.describe_subnet_group(aws, names.db_subnet_group) is not None:
-        plan.add(Step(f"db subnet group {names.db_subnet_group}", "delete", "",
+        plan.add(Step("db subnet group", names.db_subnet_group, "delete", "",
                       lambda: rds.delete_subnet_group(aws, names.db_subnet_group),
                       ("rds:DeleteDBSubnetGroup",), "db-subnet-group"))
     for group_id in ec2.stack_group_ids(aws, names.db_security_group, settings.stack):
-        plan.add(Step(f"security group {group_id}", "delete",
+        plan.add(Step("security group", group_id, "delete",
                       "revoke cross-group rules, then delete",
                       partial(ec2.delete_group, aws, group_id),
                       ("ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"),
                       "security-group"))
     if not keep_data and s3.bucket_exists(aws, stack.bucket):
-        plan.add(Step(f"s3 bucket {stack.bucket}", "delete",
+        plan.add(Step("s3 bucket", stack.bucket, "delete",
                       "every object version and delete marker, then the bucket",
                       lambda: {"objects_deleted": s3.delete_bucket(aws, stack.bucket)},
                       ("s3:ListObjectVersions", "s3:DeleteObjects", "s3:DeleteBucket"),
                       "bucket"))
     for queue in (names.queue, names.dead_letter_queue):
         if sqs.queue_url(aws, queue) is not None:
-            plan.add(Step(f"sqs queue {queue}", "delete", "",
+            plan.add(Step("sqs queue", queue, "delete", "",
                           partial(sqs.delete_queue, aws, queue),
                           ("sqs:DeleteQueue",), f"queue/{queue}"))
     repository = f"fraudctl-{settings.stack}"
     if ecr.repository_exists(aws, repository):
-        plan.add(Step(f"ecr repository {repository}", "delete", "with its images",
+        plan.add(Step("ecr repository", repository, "delete", "with its images",
                       lambda: {"deleted": ecr.delete_repository(aws, repository)},
                       ("ecr:DeleteRepository",), "ecr"))
     if athena.get_workgroup(aws, names.workgroup) is not None:
-        plan.add(Step(f"athena workgroup {names.workgroup}", "delete", "with its saved queries",
+        plan.add(Step("athena workgroup", names.workgroup, "delete", "with its saved queries",
                       lambda: athena.delete_workgroup(aws, names.workgroup),
                       ("athena:DeleteWorkGroup",), "athena/workgroup"))
     db = names.glue_database
@@ -374,13 +374,13 @@ def plan_down(stack: AwsStack, *, keep_data: bool, final_snapshot: bool) -> Plan
             glue.delete_database(aws, db)
             return None
 
-        plan.add(Step(f"glue database {db}", "delete", f"with table {names.table}",
+        plan.add(Step("glue database", db, "delete", f"with table {names.table}",
                       delete_glue, ("glue:DeleteTable", "glue:DeleteDatabase"),
                       "glue/database"))
     for purpose in (*DB_SECRETS, workloads.GRAFANA_PURPOSE):
         name = names.secret(purpose)
         if stack.secrets.exists(name):
-            plan.add(Step(f"secret {name}", "delete", "without recovery window",
+            plan.add(Step("secret", name, "delete", "without recovery window",
                           partial(stack.secrets.delete, name),
                           ("secretsmanager:DeleteSecret",), f"secret/{purpose}"))
     return plan

@@ -122,7 +122,7 @@ def plan_workloads(plan: Plan, settings: Settings, stack: AwsStack, *, ready: bo
             )
             return {"name": name, "created": created}
 
-        plan.add(Step(f"secret {name}", "create", "generated Grafana admin password",
+        plan.add(Step("secret", name, "create", "generated Grafana admin password",
                       create_grafana_secret, ("secretsmanager:CreateSecret",
                                               "secretsmanager:RestoreSecret",
                                               "secretsmanager:PutSecretValue"),
@@ -148,7 +148,7 @@ def plan_workloads(plan: Plan, settings: Settings, stack: AwsStack, *, ready: bo
                            timeout_s=ROLLOUT_TIMEOUT_S)
         return {"namespace": namespace, "digest": digest(manifests)}
 
-    plan.add(Step(f"kubernetes namespace {namespace}", "update",
+    plan.add(Step("kubernetes namespace", namespace, "update",
                   f"apply the workloads server-side at {cluster.server}, wait for rollouts",
                   deploy, ("kubernetes:apply", "kubernetes:get"), STATE_KEY,
                   desired={"namespace": namespace, "rolled_out": True,
@@ -164,7 +164,7 @@ def plan_delete_workloads(plan: Plan, settings: Settings) -> None:
     namespace = settings.k8s_namespace
     if cluster.get("Namespace", namespace, None) is None:
         return
-    plan.add(Step(f"kubernetes namespace {namespace}", "delete",
+    plan.add(Step("kubernetes namespace", namespace, "delete",
                   "every object labelled with the stack, then the namespace",
                   lambda: {"deleted": len(rollout.delete_stack(
                       cluster, namespace, settings.stack, timeout_s=DELETE_TIMEOUT_S))},

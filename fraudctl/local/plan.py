@@ -44,7 +44,7 @@ def _plan_folder(plan: Plan, stack: LocalStack) -> None:
         ensure_private_dir(stack.dir)
         return {"path": str(stack.dir)}
 
-    plan.add(Step("stack folder", "create", str(stack.dir), run, ("mkdir 0700",), "folder",
+    plan.add(Step("stack folder", "", "create", str(stack.dir), run, ("mkdir 0700",), "folder",
                   desired={"path": str(stack.dir), "mode": "0700"}))
 
 
@@ -60,7 +60,7 @@ def _plan_postgres(plan: Plan, stack: LocalStack) -> bool:
             pg.init(admin["username"], admin["password"], port)
             return {"data_dir": str(pg.layout.data_dir), "port": port}
 
-        plan.add(Step("postgres cluster", "create",
+        plan.add(Step("postgres cluster", "", "create",
                       "embedded PostgreSQL: 127.0.0.1 only, SCRAM passwords, no socket",
                       init, ("initdb",), "postgres-cluster",
                       desired={"listen": "127.0.0.1", "auth": "scram-sha-256",
@@ -73,7 +73,7 @@ def _plan_postgres(plan: Plan, stack: LocalStack) -> bool:
         pg.start()
         return {"pid": pg.pid(), "port": pg.configured_port()}
 
-    plan.add(Step("postgres server", "start", "pg_ctl start, wait until it accepts connections",
+    plan.add(Step("postgres server", "", "start", "pg_ctl start, wait until it accepts connections",
                   start, ("pg_ctl start",), "postgres-server",
                   desired={"running": True, "accepts_connections": True}))
     return False
@@ -129,7 +129,7 @@ def _plan_database(plan: Plan, stack: LocalStack, inspect: bool) -> None:
         plan.found("database", f"database {naming.DB_NAME}", name=naming.DB_NAME)
         inspect_db = True
     else:
-        plan.add(Step(f"database {naming.DB_NAME}", "create", "the pipeline's database",
+        plan.add(Step("database", naming.DB_NAME, "create", "the pipeline's database",
                       lambda: _create_database(stack), ("CREATE DATABASE",), "database",
                       desired={"name": naming.DB_NAME}))
         inspect_db = False
@@ -143,7 +143,7 @@ def _plan_database(plan: Plan, stack: LocalStack, inspect: bool) -> None:
     if version is not None:
         plan.found("pgmq", "pgmq schema", version=version.removeprefix("pgmq "))
     else:
-        plan.add(Step("pgmq schema", "create",
+        plan.add(Step("pgmq schema", "", "create",
                       f"PGMQ {get_embedded_sql_version()} from the SQL the pgmq package ships",
                       lambda: _install_pgmq(stack), ("psql:pgmq.sql",), "pgmq",
                       desired={"version": get_embedded_sql_version()}))
@@ -160,7 +160,7 @@ def _plan_database(plan: Plan, stack: LocalStack, inspect: bool) -> None:
             plan.found(key, f"queue {queue}", name=queue)
         else:
             receives = stack.settings.max_receive_count
-            plan.add(Step(f"queue {queue}", "create",
+            plan.add(Step("queue", queue, "create",
                           f"PGMQ queue for {purpose} (max receives {receives})",
                           partial(_ensure_queue, stack, queue),
                           ("pgmq.create",), key,
@@ -181,7 +181,7 @@ def _plan_store_and_catalog(plan: Plan, stack: LocalStack) -> None:
                 (stack.objects.root / prefix).mkdir(parents=True, exist_ok=True)
             return {"location": stack.objects.location}
 
-        plan.add(Step("object store", "create", f"directory lake at {stack.objects.root}",
+        plan.add(Step("object store", "", "create", f"directory lake at {stack.objects.root}",
                       create_store, ("mkdir",), "store",
                       desired={"prefixes": list(STORE_PREFIXES)}))
 
@@ -191,17 +191,17 @@ def _plan_store_and_catalog(plan: Plan, stack: LocalStack) -> None:
         lake_format=lake_table.format_of(stack.settings),
     )
     key = "catalog/table"
-    resource = f"table {names.glue_database}.{names.table}"
+    resource = ("table", f"{names.glue_database}.{names.table}")
     current = stack.catalog.table(names.glue_database, names.table)
     if current == desired:
-        plan.found(key, resource, database=names.glue_database, table=names.table)
+        plan.found(key, " ".join(resource), database=names.glue_database, table=names.table)
         return
 
     def put() -> StepResult:
         stack.catalog.put_table(names.glue_database, desired)
         return {"database": names.glue_database, "table": names.table}
 
-    plan.add(Step(resource, "create" if current is None else "update",
+    plan.add(Step(*resource, "create" if current is None else "update",
                   "partition projection: dt date yyyy-MM-dd, hr integer 00-23",
                   put, ("write catalog/",), key, desired=desired))
 
@@ -229,14 +229,14 @@ def _plan_workloads(plan: Plan, stack: LocalStack) -> None:
         if name in running:
             plan.found(f"process/{name}", f"process {name}", pid=running[name].pid)
         elif name in SHARED:
-            plan.add(Step(f"process {name}", "start", f"`fraudctl run {name}` under the "
+            plan.add(Step("process", name, "start", f"`fraudctl run {name}` under the "
                           "supervisor", partial(workloads.start_shared, name),
                           ("spawn", "GET /health"), f"process/{name}",
                           desired={"command": f"fraudctl run {name}", "supervised": True,
                                    "healthy": True}))
         elif not colour_planned:
             colour_planned = True
-            plan.add(Step(f"colour {colour}", "start", "consumer and API, each ready with its "
+            plan.add(Step("colour", colour, "start", "consumer and API, each ready with its "
                           "model", start_colour, ("spawn", "GET /ready"), f"process/{colour}",
                           desired={"commands": [f"fraudctl run {n}"
                                                 for n in colour_processes(colour)],
@@ -263,10 +263,10 @@ def plan_down(stack: LocalStack, *, keep_data: bool) -> Plan:
     names = stack.supervisor.names()
     names += [f"stray keeper pid {p.pid}" for p in stack.supervisor.strays()]
     if names:
-        plan.add(Step("processes", "stop", f"{', '.join(names)}: SIGTERM to all, SIGKILL "
+        plan.add(Step("processes", "", "stop", f"{', '.join(names)}: SIGTERM to all, SIGKILL "
                       "after 30 s", lambda: _stop_processes(stack), ("kill",), None))
     if stack.postgres.layout.root.exists():
-        plan.add(Step("postgres", "delete", "stop the server and delete its data directory",
+        plan.add(Step("postgres", "", "delete", "stop the server and delete its data directory",
                       lambda: _delete_postgres(stack), ("pg_ctl stop", "rm -r"),
                       "postgres-server"))
     # (folder, what it holds, state key, is it data that --keep-data keeps)
@@ -278,7 +278,7 @@ def plan_down(stack: LocalStack, *, keep_data: bool) -> Plan:
                (stack.dir / "logs", "process logs", None, False))
     for folder, what, key, is_data in folders:
         if folder.exists() and not (is_data and keep_data):
-            plan.add(Step(folder.name, "delete", what,
+            plan.add(Step("folder", folder.name, "delete", what,
                           partial(_rmtree, folder),
                           ("rm -r",), key))
     return plan

@@ -88,7 +88,7 @@ def plan_first_model(plan: Plan, stack: Stack, request: FirstModel | None) -> No
     detail = request.describe() if short is None else (
         f"backfill {request.backfill_days} days; too few to train (at least "
         f"{days_needed(settings)}): the pipeline starts on the rules")
-    plan.add(Step("model", "train", detail, train, ("backfill", "train", "register"),
+    plan.add(Step("model", "", "train", detail, train, ("backfill", "train", "register"),
                   "model/first", desired={
                       "backfill_days": request.backfill_days,
                       "history_file": str(request.history_file) if request.history_file

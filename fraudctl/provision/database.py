@@ -98,7 +98,7 @@ def plan_migrations(plan: Plan, logins: DatabaseLogins, seen: DatabaseView | Non
     else:
         detail = f"apply pending of {len(shipped)} migrations"
         versions = [m.version for m in shipped]
-    plan.add(Step("schema migrations", "migrate", detail,
+    plan.add(Step("schema migrations", "", "migrate", detail,
                   run=lambda: _apply_migrations(logins.admin),
                   calls=("psql:CREATE TABLE …",), state_key="schema",
                   desired={"versions": versions}))
@@ -114,7 +114,7 @@ def plan_app_role(plan: Plan, logins: DatabaseLogins, seen: DatabaseView | None)
     if seen is not None and seen.app_role_current():
         plan.found("app-role", f"role {naming.DB_APP_USER}", role=naming.DB_APP_USER)
         return
-    plan.add(Step(f"role {naming.DB_APP_USER}", "create",
+    plan.add(Step("role", naming.DB_APP_USER, "create",
                   "login role with DML rights on the pipeline's tables and queues only",
                   run=lambda: _ensure_role(logins),
                   calls=("psql:CREATE ROLE", "psql:GRANT"), state_key="app-role",
@@ -132,7 +132,7 @@ def plan_reader_role(plan: Plan, logins: DatabaseLogins, seen: DatabaseView | No
     if seen is not None and seen.reader_role_current():
         plan.found("reader-role", f"role {naming.DB_READER_USER}", role=naming.DB_READER_USER)
         return
-    plan.add(Step(f"role {naming.DB_READER_USER}", "create",
+    plan.add(Step("role", naming.DB_READER_USER, "create",
                   "login role that can only read the pipeline's tables (query db, Grafana)",
                   run=lambda: _ensure_reader(logins),
                   calls=("psql:CREATE ROLE", "psql:GRANT SELECT"), state_key="reader-role",

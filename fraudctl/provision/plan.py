@@ -21,7 +21,8 @@ StepResult = dict[str, Any] | None
 
 @dataclass
 class Step:
-    resource: str
+    kind: str                  # "sqs queue", "secret", "postgres server"
+    name: str                  # the resource's own name; "" for the stack's only one
     action: Action
     detail: str
     run: Callable[[], StepResult]
@@ -31,9 +32,14 @@ class Step:
     # The attributes the step makes true (secrets by name only, never a value).
     desired: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def resource(self) -> str:
+        return f"{self.kind} {self.name}" if self.name else self.kind
+
     def as_data(self) -> dict[str, Any]:
         """The step without its ``run``: what `--dry-run -o json` prints."""
-        return {"resource": self.resource, "action": self.action, "detail": self.detail,
+        return {"resource": self.resource, "kind": self.kind, "name": self.name,
+                "action": self.action, "detail": self.detail,
                 "calls": list(self.calls), "state_key": self.state_key,
                 "desired": self.desired}
 

@@ -35,7 +35,7 @@ def plan_db_secrets(plan: Plan, store: Secrets, names: naming.StackNames, *, kep
             plan.found(key, f"secret {name}", name=name)
             continue
 
-        plan.add(Step(f"secret {name}", "create", f"generated password for {user}, {kept_as}",
+        plan.add(Step("secret", name, "create", f"generated password for {user}, {kept_as}",
                       partial(_create_login, store, name, user), calls, key,
                       desired={"name": name, "username": user, "dbname": naming.DB_NAME,
                                "password": "generated on apply, never shown"}))

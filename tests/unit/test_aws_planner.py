@@ -109,6 +109,7 @@ def test_a_fresh_stack_plans_every_part_in_order_and_changes_nothing(stack: AwsS
     assert [k for k in keys(plan) if k not in DB_KEYS] == AWS_KEYS
     assert keys(plan)[-3:] == ["schema", "app-role", "reader-role"]   # RDS not up: planned
     assert all(step.calls and step.desired for step in plan.steps)    # what --dry-run shows
+    assert ("sqs queue", "fraud-tx") in {(step.kind, step.name) for step in plan.steps}
     assert not any("password" in json.dumps(step.desired).lower()
                    and "never shown" not in json.dumps(step.desired) for step in plan.steps)
     assert aws_resources(stack) == before

@@ -86,7 +86,8 @@ def test_drift_in_the_catalog_and_the_store_is_planned_back(settings: Settings) 
 def test_down_of_a_partly_made_stack_removes_what_is_there(settings: Settings) -> None:
     apply_file_steps(settings)
     plan = open_stack(settings).plan_down(keep_data=True, final_snapshot=False)
-    removed = {step.resource for step in plan.steps}
+    assert {step.kind for step in plan.steps} == {"folder"}
+    removed = {step.name for step in plan.steps}
     assert removed == {"catalog", "secrets"}               # the lake is data: kept
     plan = open_stack(settings).plan_down(keep_data=False, final_snapshot=False)
-    assert {step.resource for step in plan.steps} == {"objects", "catalog", "secrets"}
+    assert {step.name for step in plan.steps} == {"objects", "catalog", "secrets"}
