@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import scipy.sparse
 
 from fraudctl.model.treewalk import Tree
 
-# Rows explained together: bounds the (rows, leaves, depth) arrays to a few tens of MB.
-_CELLS_PER_CHUNK = 4_000_000
+# Rows explained together: bounds each (rows, leaves, slots) array to a few MB, which the
+# allocator reuses from call to call (fresh tens of MB each call cost more in page faults
+# than the arithmetic).
+_CELLS_PER_CHUNK = 400_000
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Contributions:
 
     base: float
     values: np.ndarray
+    names: tuple[str, ...] = ()        # the features' names, in ``values``' column order
 
 
 class Explainer(Protocol):
@@ -118,69 +120,172 @@ def _leaves(trees: list[Tree], covers: list[np.ndarray], scale: float) -> _Leave
     return _Leaves(value, feature, lower, upper, nan_follows, zero, active, weights)
 
 
+def _subset(leaves: _Leaves, chosen: np.ndarray, width: int) -> _Leaves:
+    """The ``chosen`` leaves, their slots cut to ``width`` (slots past a leaf's k are padding)."""
+    return _Leaves(leaves.value[chosen], leaves.feature[chosen, :width],
+                   leaves.lower[chosen, :width], leaves.upper[chosen, :width],
+                   leaves.nan_follows[chosen, :width], leaves.zero[chosen, :width],
+                   leaves.active[chosen, :width], leaves.weights[chosen, :width])
+
+
+def _follows(leaves: _Leaves, x: np.ndarray) -> np.ndarray:
+    """o: (slots, rows, leaves), 1.0 where the row satisfies every split of the slot's
+    feature on the leaf's path (0 on padding)."""
+    seen = x[:, leaves.feature.T]                                       # (R, K, L)
+    follows = np.where(np.isnan(seen), leaves.nan_follows.T,
+                       (seen > leaves.lower.T) & (seen <= leaves.upper.T))
+    return np.ascontiguousarray(np.moveaxis(follows & leaves.active.T, 1, 0),
+                                dtype="float64")
+
+
+def _slot_contributions(leaves: _Leaves, one: np.ndarray) -> np.ndarray:
+    """phi per (slot, row, leaf) from o (slot, row, leaf): the formula in the module's
+    docstring, each polynomial coefficient a contiguous (row, leaf) array."""
+    width = one.shape[0]
+    zero, weights = leaves.zero.T, leaves.weights.T                     # (K, L)
+    poly = [np.ones(one.shape[1:])] + [np.zeros(one.shape[1:]) for _ in range(width)]
+    for slot in range(width):                                           # prod (z_j + o_j t)
+        for power in range(slot + 1, 0, -1):
+            poly[power] *= zero[slot]
+            poly[power] += poly[power - 1] * one[slot]
+        poly[0] *= zero[slot]
+    # o_i = 0: dividing out z_i cancels the (o_i - z_i) = -z_i in front, the same for every
+    # such feature of the leaf.
+    unknown = -sum((weights[power] * poly[power] for power in range(width)),
+                   np.zeros(one.shape[1:]))
+    result = np.empty(one.shape)
+    for slot in range(width):
+        # o_i = 1: divide out (z_i + t) from the top (stable: each step multiplies the error
+        # by z <= 1), summing the Shapley weights as the quotient's coefficients appear.
+        z = zero[slot]
+        quotient = poly[width].copy()
+        known = weights[width - 1] * quotient
+        for power in range(width - 1, 0, -1):
+            quotient = poly[power] - z * quotient
+            known += weights[power - 1] * quotient
+        result[slot] = leaves.value * np.where(one[slot] > 0, (1.0 - z) * known, unknown)
+    return result
+
+
+class _Polynomials:
+    """Leaves explained row by row with the polynomial arithmetic."""
+
+    def __init__(self, leaves: _Leaves, n_features: int) -> None:
+        self.leaves = leaves
+        self.sums = _ByFeature(leaves, n_features)
+
+    def add_to(self, out: np.ndarray, x: np.ndarray) -> None:
+        leaves = self.leaves
+        n, width = leaves.feature.shape
+        step = max(1, _CELLS_PER_CHUNK // max(1, n * (width + 1)))
+        for start in range(0, len(x), step):
+            chunk = x[start:start + step]
+            phi = _slot_contributions(leaves, _follows(leaves, chunk))   # (K, R, L)
+            self.sums.add(out[start:start + step], np.moveaxis(phi, 0, 2))
+
+
+class _Tables:
+    """Leaves with few features on their path: phi for each of the 2^k patterns of o,
+    computed once, so a row costs one lookup per leaf. Leaf l's pattern p sits at row
+    ``offset[l] + p`` of one table."""
+
+    def __init__(self, leaves: _Leaves, groups: list[np.ndarray], n_features: int) -> None:
+        """``groups``: positions in ``leaves`` of the leaves with 1, 2, ... features."""
+        width = leaves.feature.shape[1]
+        order = np.concatenate(groups)
+        self.leaves = _subset(leaves, order, width)
+        sizes = np.concatenate([np.full(len(g), 2 ** (k + 1)) for k, g in enumerate(groups)])
+        self.offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype("int64")
+        self.table = np.zeros((int(sizes.sum()), width))
+        position = 0                         # the group's first leaf in ``order``
+        for k, group in enumerate(groups, start=1):
+            first, position = int(self.offset[position]) if len(group) else 0, \
+                position + len(group)
+            if not len(group):
+                continue
+            patterns = np.arange(2 ** k)
+            bits = ((patterns[:, None] >> np.arange(k)) & 1).astype("float64")      # (P, k)
+            part = _subset(leaves, group, k)
+            one = np.ascontiguousarray(np.broadcast_to(bits.T[:, :, None],
+                                                       (k, len(patterns), len(group))))
+            phi = _slot_contributions(part, one)                               # (k, P, Lg)
+            block = self.table[first:first + len(group) * len(patterns)]
+            block.reshape(len(group), len(patterns), width)[:, :, :k] = phi.transpose(2, 1, 0)
+        self.powers = (1 << np.arange(width)).astype("int64")
+        self.sums = _ByFeature(self.leaves, n_features)
+
+    def add_to(self, out: np.ndarray, x: np.ndarray) -> None:
+        leaves = self.leaves
+        step = max(1, _CELLS_PER_CHUNK // leaves.feature.size)
+        for start in range(0, len(x), step):
+            one = _follows(leaves, x[start:start + step])                      # (K, R, L)
+            pattern = np.tensordot(self.powers, one.astype("int64"), axes=1)   # (R, L)
+            self.sums.add(out[start:start + step], self.table[self.offset + pattern])
+
+
+class _ByFeature:
+    """Sums (row, leaf, slot) values into (row, feature): the active slots sorted by feature
+    once, then one gather and one segmented sum per call."""
+
+    def __init__(self, leaves: _Leaves, n_features: int) -> None:
+        slots = np.flatnonzero(leaves.active.ravel())
+        features = leaves.feature.ravel()[slots]
+        order = np.argsort(features, kind="stable")
+        self.slots = slots[order]
+        self.features, self.starts = np.unique(features[order], return_index=True)
+        self.n_features = n_features
+
+    def add(self, out: np.ndarray, phi: np.ndarray) -> None:
+        if not len(self.slots):
+            return
+        gathered = phi.reshape(len(phi), -1)[:, self.slots]
+        out[:, self.features] += np.add.reduceat(gathered, self.starts, axis=1)
+
+
+# Leaves with up to this many features on their path get pattern tables (2^k rows of k
+# values each), as long as all tables together stay under _TABLE_BUDGET values.
+_TABLE_MAX_K = 14
+_TABLE_BUDGET = 8_000_000
+
+
 class TreeExplainer:
     """Exact path-dependent TreeSHAP over fitted trees whose outputs are summed (times
     ``scale``) onto ``offset``."""
 
     def __init__(self, trees: list[Tree], covers: list[np.ndarray], n_features: int, *,
                  offset: float = 0.0, scale: float = 1.0, float32_inputs: bool = False) -> None:
-        self.leaves = _leaves(trees, covers, scale)
+        leaves = _leaves(trees, covers, scale)
         self.n_features = n_features
         self.float32_inputs = float32_inputs
-        leaves = self.leaves
         # The game's value with nothing known: every leaf weighted by its path's cover share.
         self.base = offset + float((leaves.value * leaves.zero.prod(axis=1)).sum())
-        n, width = leaves.feature.shape
-        slots = np.flatnonzero(leaves.active.ravel())
-        # (leaf slot) -> feature, as a sparse matrix: contributions per slot sum into features.
-        self._to_features = scipy.sparse.csr_matrix(
-            (np.ones(len(slots)), (slots, leaves.feature.ravel()[slots])),
-            shape=(n * width, n_features))
+        self.parts: list[_Polynomials | _Tables] = []
+        k = leaves.active.sum(axis=1)
+        groups: list[np.ndarray] = []
+        budget = _TABLE_BUDGET
+        for width in range(1, _TABLE_MAX_K + 1):
+            chosen = np.flatnonzero(k == width)
+            if len(chosen) * width * 2 ** width > budget:
+                break
+            budget -= len(chosen) * width * 2 ** width
+            groups.append(chosen)
+        tabled = np.concatenate(groups) if groups else np.zeros(0, dtype="int64")
+        if len(tabled):
+            self.parts.append(_Tables(_subset(leaves, np.arange(len(k)), len(groups)),
+                                      groups, n_features))
+        rest = np.setdiff1d(np.flatnonzero(k > 0), tabled)
+        if len(rest):
+            self.parts.append(_Polynomials(_subset(leaves, rest, int(k[rest].max())),
+                                           n_features))
 
     def explain(self, x: np.ndarray) -> Contributions:
         values = np.asarray(x, dtype="float64")
         if self.float32_inputs:                 # the forests compare float32 values
             values = values.astype(np.float32).astype("float64")
-        n, width = self.leaves.feature.shape
-        step = max(1, _CELLS_PER_CHUNK // max(1, n * (width + 1)))
-        parts = [self._explain_chunk(values[start:start + step])
-                 for start in range(0, len(values), step)]
-        result = np.concatenate(parts) if parts else np.zeros((0, self.n_features))
-        return Contributions(self.base, result)
-
-    def _explain_chunk(self, x: np.ndarray) -> np.ndarray:
-        leaves = self.leaves
-        seen = x[:, leaves.feature]                                        # (R, L, K)
-        follows = np.where(np.isnan(seen), leaves.nan_follows,
-                           (seen > leaves.lower) & (seen <= leaves.upper))
-        one = np.where(leaves.active, follows, False).astype("float64")
-        zero = leaves.zero
-        width = zero.shape[1]
-        # prod_j (z_j + o_j t), coefficients by power of t: (R, L, K + 1)
-        poly = np.zeros((*one.shape[:2], width + 1))
-        poly[..., 0] = 1.0
-        for slot in range(width):
-            shifted = poly[..., :-1] * one[..., slot, None]
-            poly *= zero[None, :, slot, None]
-            poly[..., 1:] += shifted
-        contributions = np.zeros(one.shape)
-        for slot in range(width):
-            z = zero[None, :, slot]
-            # Divide out (z_i + o_i t). With o_i = 1, synthetic division from the top (stable:
-            # each step multiplies the error by z <= 1); with o_i = 0, by z alone.
-            quotient = np.empty_like(poly[..., :-1])
-            quotient[..., -1] = poly[..., -1]
-            for power in range(width - 1, 0, -1):
-                quotient[..., power - 1] = poly[..., power] - z * quotient[..., power]
-            without_known = (quotient * leaves.weights[None]).sum(axis=2)
-            without_unknown = np.divide((poly[..., :-1] * leaves.weights[None]).sum(axis=2), z,
-                                        out=np.zeros(one.shape[:2]), where=z > 0)
-            weighted = np.where(one[..., slot] > 0, without_known, without_unknown)
-            contributions[..., slot] = (leaves.value[None] * (one[..., slot] - z) * weighted
-                                        * leaves.active[None, :, slot])
-        flat = contributions.reshape(len(x), -1)
-        result: np.ndarray = np.asarray(self._to_features.T.dot(flat.T).T)
-        return result
+        out = np.zeros((len(values), self.n_features))
+        for part in self.parts:
+            part.add_to(out, values)
+        return Contributions(self.base, out)
 
 
 class LinearExplainer:

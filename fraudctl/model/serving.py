@@ -4,6 +4,7 @@ the decision threshold, and the features it was trained on, checked against the 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from fraudctl import errors
+from fraudctl.model import contributions
 from fraudctl.model.boosting import CompiledGradientBoosting
 from fraudctl.model.forest import CompiledForest
 from fraudctl.model.isolation import CompiledIsolationForest
@@ -46,6 +48,9 @@ class TrainedModel:
         self._compiled = (CompiledIsolationForest(self.detector)
                           if self.detector is not None else None)
         self._compiled_classifier = compiled_classifier(self.classifier)
+        # Built once, at load: a ready model explains its first alert as fast as its last.
+        self._explainer = contributions.for_classifier(self.classifier,
+                                                       len(self.feature_names))
         self._positions: dict[tuple[str, ...], np.ndarray | None] = {}
         served = feature_fn.FEATURE_SETS.get(self.feature_version)
         if served is None:
@@ -94,6 +99,14 @@ class TrainedModel:
         if self._compiled_classifier is not None and len(matrix) <= SMALL_BATCH:
             return self._compiled_classifier.predict_proba(matrix)
         return np.asarray(self.classifier.predict_proba(matrix)[:, 1])
+
+    def explain(self, features: pd.DataFrame) -> contributions.Contributions | None:
+        """Each feature's exact contribution to the raw score, per row (None for a model
+        kind without an exact explainer)."""
+        if self._explainer is None:
+            return None
+        explained = self._explainer.explain(self.matrix(features))
+        return dataclasses.replace(explained, names=tuple(self.feature_names))
 
     def anomaly(self, features: pd.DataFrame) -> np.ndarray | None:
         """The detector's anomaly score (higher is stranger), or None without one."""

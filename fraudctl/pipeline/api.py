@@ -118,12 +118,13 @@ def create_app(runtime: Runtime, deployment: Deployment, *,
                                      txn.merchant_id, prior, home,
                                      merchants.daily(int(ts // feature_fn.DAY_S)))
         features = pd.DataFrame(row, columns=feature_fn.FEATURE_NAMES)
-        scored = deployment.score([txn.txn_id], features)
+        scored = deployment.score([txn.txn_id], features, explain="all")
         return {"txn_id": txn.txn_id, "score": float(scored.scores[0]),
                 "high_risk": bool(scored.high_risk[0]),
                 "model": scored.models[0], "feature_version": feature_fn.FEATURE_VERSION,
                 **{name: values[0].item() if hasattr(values[0], "item") else values[0]
                    for name, values in scored.extras.items()},
+                "reasons": scored.reasons_json()[0] or [],
                 "features": dict(zip(feature_fn.FEATURE_NAMES,
                                      row[0].round(feature_fn.STORED_DECIMALS).tolist(),
                                      strict=True))}

@@ -257,7 +257,8 @@ class Consumer:
                         score=scored_by.scores, high_risk=scored_by.high_risk,
                         model=scored_by.models,
                         features=sinks.features_json(result.features, scored_by.models,
-                                                     scored_by.extras),
+                                                     scored_by.extras,
+                                                     scored_by.reasons_json()),
                         **scored_by.shadow_columns())
                     sinks.save_card_state(conn, result.state)
                     # Last before the batch record: its rollup rows are shared with the other

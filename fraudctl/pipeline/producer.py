@@ -166,7 +166,8 @@ def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
     progress.report(f"scoring {len(frame):,} transactions")
     scored = deployment.score(frame["txn_id"].tolist(), computed.features)
     scores = scored.scores
-    features_text = sinks.features_json(computed.features, scored.models, scored.extras)
+    features_text = sinks.features_json(computed.features, scored.models, scored.extras,
+                                        scored.reasons_json())
     progress.report(f"encoding {len(frame):,} messages")
     raw = pd.DataFrame({"txn_id": frame["txn_id"], "amount": frame["amount"],
                         "merchant_id": frame["merchant_id"], "ts": frame["ts"],

@@ -12,6 +12,10 @@ the model that scored it. The decision is made here, once, and stored with the r
 dashboard, the named queries, Grafana and `status` all count the same rows (a threshold given
 on the command line asks "what if", over the scores).
 
+Scoring explains too: every high-risk row carries its reasons, the features that pushed its
+score up most, from the exact contributions of the model that scored it, in words
+(:mod:`fraudctl.pipeline.reasons`). The rules scorer gives none.
+
 Until a trained model is registered the pipeline scores with :class:`RuleScorer`, a
 hand-weighted logistic rule over the same features, version ``rules-v1``, so a rule-based score
 can never be mistaken for a model's.
@@ -31,7 +35,12 @@ if TYPE_CHECKING:
     # module, and pandas costs them a third of a second.
     import pandas as pd
 
+    from fraudctl.model.contributions import Contributions
+    from fraudctl.pipeline.reasons import Reason
+
 Mode = Literal["full", "canary", "shadow"]
+# Which rows get reasons: the high-risk ones, or every row (a /predict answer explains itself).
+Explain = Literal["high_risk", "all"]
 RULES_VERSION = "rules-v1"
 
 
@@ -42,6 +51,8 @@ class Scorer(Protocol):
     def score(self, features: pd.DataFrame) -> np.ndarray: ...
 
     def anomaly(self, features: pd.DataFrame) -> np.ndarray | None: ...
+
+    def explain(self, features: pd.DataFrame) -> Contributions | None: ...
 
 
 class RuleScorer:
@@ -65,6 +76,9 @@ class RuleScorer:
         return np.asarray(1.0 / (1.0 + np.exp(-logit)))
 
     def anomaly(self, features: pd.DataFrame) -> np.ndarray | None:
+        return None
+
+    def explain(self, features: pd.DataFrame) -> Contributions | None:
         return None
 
 
@@ -92,6 +106,12 @@ class Scored:
     high_risk: np.ndarray                     # score >= the acting model's threshold, per row
     extras: dict[str, np.ndarray] = field(default_factory=dict)   # more per-row JSON fields
     shadow_high_risk: np.ndarray | None = None
+    # Per row: why it scored as it did (rows not explained, and the rules' rows, have none).
+    reasons: list[list[Reason] | None] = field(default_factory=list)
+
+    def reasons_json(self) -> list[list[dict[str, object]] | None]:
+        return [None if found is None else [reason.as_json() for reason in found]
+                for found in self.reasons]
 
     def shadow_columns(self) -> dict[str, np.ndarray]:
         """The shadow's version, score and decision per row, when a shadow runs (for the
@@ -122,11 +142,13 @@ class Deployment:
                                 self.challenger.version if self.challenger else None,
                                 self.mode, self.canary_pct)
 
-    def score(self, txn_ids: Sequence[str], features: pd.DataFrame) -> Scored:
+    def score(self, txn_ids: Sequence[str], features: pd.DataFrame,
+              explain: Explain = "high_risk") -> Scored:
         n = len(features)
         scores = self.champion.score(features)
         models = np.full(n, self.champion.version, dtype=object)
         thresholds = np.full(n, float(self.champion.threshold))
+        routed = np.zeros(n, dtype=bool)
         extras: dict[str, np.ndarray] = {}
         shadow_high_risk = None
         anomaly = self.champion.anomaly(features)
@@ -144,4 +166,29 @@ class Deployment:
             shadow_high_risk = shadow >= float(self.challenger.threshold)
         if anomaly is not None:
             extras["anomaly"] = np.round(anomaly, 4)
-        return Scored(scores, models, scores >= thresholds, extras, shadow_high_risk)
+        high_risk = scores >= thresholds
+        wanted = high_risk if explain == "high_risk" else np.ones(n, dtype=bool)
+        reasons: list[list[Reason] | None] = [None] * n
+        for scorer, rows in ((self.champion, wanted & ~routed),
+                             (self.challenger, wanted & routed)):
+            if scorer is not None and rows.any():
+                _explain_rows(scorer, features, np.flatnonzero(rows), reasons)
+        return Scored(scores, models, high_risk, extras, shadow_high_risk, reasons)
+
+
+def _explain_rows(scorer: Scorer, features: pd.DataFrame, rows: np.ndarray,
+                  into: list[list[Reason] | None]) -> None:
+    """The reasons of ``rows`` (positions), as scored by ``scorer``, into ``into``."""
+    from fraudctl.pipeline.reasons import top_reasons  # (with pandas: see the imports)
+
+    chosen = features.iloc[rows]
+    explained = scorer.explain(chosen)
+    if explained is None:
+        return
+    names = list(explained.names)
+    values = chosen.to_numpy("float64")
+    columns = [str(name) for name in chosen.columns]
+    for position, row, contributions in zip(rows.tolist(), values, explained.values,
+                                            strict=True):
+        into[position] = top_reasons(names, contributions,
+                                     dict(zip(columns, row.tolist(), strict=True)))

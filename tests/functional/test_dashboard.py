@@ -50,6 +50,9 @@ class ConstantScorer:
     def anomaly(self, features: pd.DataFrame) -> np.ndarray | None:
         return None
 
+    def explain(self, features: pd.DataFrame) -> None:
+        return None
+
 
 def client_for(runtime: Runtime, settings: Settings) -> TestClient:
     return TestClient(create_app(runtime, DashboardConfig(stack=settings.stack,

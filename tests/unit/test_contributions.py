@@ -10,9 +10,7 @@ import math
 import numpy as np
 import pytest
 from sklearn.ensemble import (
-    ExtraTreesClassifier,
     HistGradientBoostingClassifier,
-    RandomForestClassifier,
 )
 from sklearn.tree import DecisionTreeRegressor
 

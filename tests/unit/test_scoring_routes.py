@@ -22,6 +22,9 @@ class Constant:
     def anomaly(self, features: pd.DataFrame) -> np.ndarray | None:
         return None
 
+    def explain(self, features: pd.DataFrame) -> None:
+        return None
+
 
 def features(n: int) -> pd.DataFrame:
     return pd.DataFrame(np.zeros((n, len(F.FEATURE_NAMES))), columns=F.FEATURE_NAMES)
