@@ -80,5 +80,15 @@ def test_the_readme_quickstart_stands_up_a_healthy_stack_and_says_what_next(
             "merchant_id": "T000001", "amount": 12.5}).encode())
         assert code == 200 and scored["model"] == model.group(1), scored
         assert scored["high_risk"] == (scored["score"] >= float(model.group(2)))
+        # Every answer says why; every high-risk row the model scored live keeps its reasons.
+        assert all(r["contribution"] > 0 and r["text"] for r in scored["reasons"]), scored
+        explained = json.loads(cli(
+            "query", "db", "SELECT count(*) FILTER (WHERE high_risk) AS flagged, "
+            "count(*) FILTER (WHERE high_risk AND features ? 'reasons') AS explained, "
+            "count(*) FILTER (WHERE NOT high_risk AND features ? 'reasons') AS stray "
+            f"FROM tx_scored WHERE features->>'model' = '{model.group(1)}'",
+            "-o", "json").stdout)["rows"][0]
+        assert explained["flagged"] == explained["explained"] and explained["stray"] == 0, \
+            explained
     finally:
         cli("down", "--yes")
