@@ -81,6 +81,7 @@ def test_the_readme_quickstart_stands_up_a_healthy_stack_and_says_what_next(
         assert code == 200 and scored["model"] == model.group(1), scored
         assert scored["high_risk"] == (scored["score"] >= float(model.group(2)))
         # Every answer says why; every high-risk row the model scored live keeps its reasons.
+        assert isinstance(scored["reasons"], list), scored
         assert all(r["contribution"] > 0 and r["text"] for r in scored["reasons"]), scored
         explained = json.loads(cli(
             "query", "db", "SELECT count(*) FILTER (WHERE high_risk) AS flagged, "
@@ -88,6 +89,7 @@ def test_the_readme_quickstart_stands_up_a_healthy_stack_and_says_what_next(
             "count(*) FILTER (WHERE NOT high_risk AND features ? 'reasons') AS stray "
             f"FROM tx_scored WHERE features->>'model' = '{model.group(1)}'",
             "-o", "json").stdout)["rows"][0]
+        assert explained["flagged"] > 0, explained       # 3,000 live rows: some are flagged
         assert explained["flagged"] == explained["explained"] and explained["stray"] == 0, \
             explained
     finally:
