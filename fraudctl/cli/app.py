@@ -15,6 +15,7 @@ from fraudctl.cli import (
     run,
     send,
     stack_commands,
+    thresholds,
 )
 from fraudctl.cli.options import command_group
 
@@ -39,6 +40,7 @@ app.add_typer(data.labels_app, name="labels")
 app.add_typer(data.dlq_app, name="dlq")
 app.command()(models.retrain)
 app.command("swap-model")(models.swap_model)
+models.model_app.command()(thresholds.thresholds)
 app.add_typer(models.model_app, name="model")
 app.add_typer(models.models_app, name="models")
 app.add_typer(query.app, name="query")

@@ -1,5 +1,5 @@
 """The model lifecycle's commands: `retrain`, `model evaluate|drift`, `models list|show`,
-`swap-model`. Each is thin over fraudctl.model."""
+`swap-model` (`model thresholds` is cli/thresholds.py's). Each is thin over fraudctl.model."""
 
 import contextlib
 from datetime import date, datetime

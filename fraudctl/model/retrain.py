@@ -69,6 +69,56 @@ def write_scores(scores: pd.DataFrame, path: Path) -> None:
             path, index=False)
 
 
+def read_scores(path: Path) -> pd.DataFrame:
+    """A ``--scores-out`` file back: its rows with ``ts`` as UTC times. Refused with the
+    reason when it is not one."""
+    check_scores_path(path)
+    if not path.is_file():
+        raise errors.ConfigError(f"--scores {path} does not exist",
+                                 "write one with `fraudctl model evaluate --scores-out FILE`")
+    try:
+        frame = (pd.read_parquet(path) if path.suffix.lower() == ".parquet"
+                 else pd.read_csv(path))
+    except Exception as exc:      # pyarrow's and pandas' parse errors share no base class
+        raise errors.DataError(f"--scores {path} cannot be read: {str(exc).splitlines()[0]}",
+                               "pass a file `--scores-out` wrote") from None
+    missing = [c for c in ("ts", "amount", "is_fraud", "score", "in_test")
+               if c not in frame.columns]
+    if missing:
+        raise errors.DataError(f"--scores {path} lacks {', '.join(missing)}",
+                               "pass a file `--scores-out` wrote")
+    try:
+        return frame.assign(ts=pd.to_datetime(frame["ts"], utc=True, format="ISO8601"),
+                            amount=pd.to_numeric(frame["amount"]),
+                            score=pd.to_numeric(frame["score"]),
+                            is_fraud=pd.to_numeric(frame["is_fraud"]),
+                            in_test=frame["in_test"].astype(str).str.lower().isin(
+                                ("true", "1")))
+    except (ValueError, TypeError) as exc:
+        raise errors.DataError(f"--scores {path}: {str(exc).splitlines()[0]}",
+                               "pass a file `--scores-out` wrote") from None
+
+
+def score_window(models: registry.Registry, hist: history.History, version: str,
+                 window_request: WindowRequest) -> tuple[pd.DataFrame, Window]:
+    """A registered model's scores over a window's test part, as ``--scores-out`` writes
+    them (``baseline_score`` is the same score): what its thresholds are chosen on."""
+    if version == RULES_VERSION:
+        raise errors.ConfigError("thresholds are chosen for a trained model",
+                                 "train one first (`fraudctl retrain`), or pass --scores")
+    model = models.load(version)
+    window = choose_window(hist, train_start=window_request.train_start,
+                           train_days=window_request.train_days,
+                           delay_days=window_request.delay_days,
+                           test_days=window_request.test_days)
+    progress.report(f"computing the features of {len(hist.transactions):,} transactions")
+    rows, features = training.featurize(hist, window)
+    parts = training.window_parts(hist, rows, features, window,
+                                  training.TrainingParams().validation_share)
+    scores = model.score(parts.test_part.features)
+    return training.score_rows(parts.test, scores, scores), window
+
+
 def load_history(runtime: Runtime | None, history_file: Path | None, *,
                  label_delay_days: int) -> history.History:
     if history_file is not None:

@@ -19,10 +19,14 @@ over what the window can tell apart, and it runs on cumulative sums: all pairs o
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fraudctl import errors
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Distinct scores beyond this are thinned to quantiles (a window of a million rows has about
 # as many distinct scores; the cost curve does not need them all, and all pairs of 1,000 are
@@ -145,3 +149,12 @@ def _suffix(values: np.ndarray) -> np.ndarray:
     """sum(values[i:]) for every i, and 0 past the end."""
     totals = np.cumsum(np.asarray(values, dtype="float64")[::-1])[::-1]
     return np.append(totals, 0.0)
+
+
+def choose_on(scored: pd.DataFrame, costs: Costs) -> Choice:
+    """Choose on a window's scored rows (``--scores-out``'s columns): the rows the published
+    protocol keeps, over the days they span."""
+    kept = scored[scored["in_test"].astype(bool)]
+    days = float(max(1, kept["ts"].dt.normalize().nunique())) if len(kept) else 0.0
+    return choose(kept["score"].to_numpy("float64"), kept["is_fraud"].to_numpy() > 0,
+                  kept["amount"].to_numpy("float64"), days, costs)

@@ -212,3 +212,64 @@ def test_select_chooses_the_class_on_earlier_folds_and_reports_the_table(
                    "--select")
     assert short.exit_code == 13 and "needs 2 validation folds" in short.stderr
     assert "Traceback" not in short.stderr
+
+
+def test_thresholds_are_chosen_on_a_registered_models_window(
+        history_file: Path, trained: retrain.RetrainResult, tmp_path: Path) -> None:
+    from fraudctl.model import thresholds
+
+    models = registry.Registry(DirectoryStore(tmp_path / "objects"))
+    outcome = trained.outcome
+    version = models.register(registry.serialize(outcome.classifier, outcome.detector),
+                              retrain.manifest_of(outcome, trained.report.window))
+    hist = retrain.load_history(None, history_file, label_delay_days=7)
+    scored, window = retrain.score_window(models, hist, version, retrain.WindowRequest())
+    # The registered model scores the window as training did.
+    assert window == trained.report.window
+    assert scored["score"].to_numpy() == pytest.approx(outcome.scores["score"].to_numpy())
+    costs = thresholds.Costs(false_alarm=5.0, decline=25.0, capacity_per_day=15.0)
+    choice = thresholds.choose_on(scored, costs)
+    assert choice.days == 7 and choice.best.reviews_per_day <= 15
+    assert choice.best.cost < choice.approve_all.cost
+    with pytest.raises(errors.ConfigError, match="trained model"):
+        retrain.score_window(models, hist, "rules-v1", retrain.WindowRequest())
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_model_thresholds_on_a_scores_file(history_file: Path, tmp_path: Path,
+                                           suffix: str) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from fraudctl.model import thresholds
+    from tests.conftest import invoke
+
+    out = tmp_path / f"scores{suffix}"
+    assert invoke(CliRunner(), "model", "evaluate", "--history", str(history_file),
+                  "--scores-out", str(out), "-o", "json").exit_code == 0
+    args = ["model", "thresholds", "--scores", str(out), "--capacity", "20",
+            "--false-alarm-cost", "5", "--decline-cost", "40"]
+    result = invoke(CliRunner(), *args, "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    expected = thresholds.choose_on(retrain.read_scores(out), thresholds.Costs(5.0, 40.0, 20.0))
+    assert document["chosen"] == expected.best.as_dict()
+    assert document["chosen"]["reviews_per_day"] <= 20 and len(document["curve"]) > 10
+
+    table = invoke(CliRunner(), *args)
+    assert table.exit_code == 0, table.stderr
+    said = " ".join(table.stdout.split())
+    assert f"review at score ≥ {expected.best.review_at:.4f}" in said
+
+    broken = tmp_path / "broken.csv"
+    broken.write_text("ts,score\n2026-01-01T00:00:00Z,0.3\n")
+    for path, message in ((broken, "lacks amount, is_fraud, in_test"),
+                          (tmp_path / "none.csv", "does not exist")):
+        refused = invoke(CliRunner(), "model", "thresholds", "--scores", str(path),
+                         "--capacity", "20", "--false-alarm-cost", "5")
+        said = " ".join(refused.stderr.split())
+        assert refused.exit_code != 0 and message in said and "Traceback" not in said
+    negative = invoke(CliRunner(), *args[:-2], "--decline-cost", "-1")
+    assert negative.exit_code == 2 and "--decline-cost must be a number >= 0" in " ".join(
+        negative.stderr.split())

@@ -1,0 +1,115 @@
+"""`fraudctl model thresholds`: the review and block thresholds that cost least within the
+review team's capacity, with the trade-off behind them. Thin over fraudctl.model.thresholds."""
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from fraudctl import lifecycle, output
+from fraudctl.cli.models import DelayDays, TestDays, TrainDays, TrainStart, _window
+from fraudctl.cli.options import OutputFormat, stack_command
+from fraudctl.config import Settings
+from fraudctl.targets import open_runtime
+
+if TYPE_CHECKING:
+    from fraudctl.model.thresholds import Choice, Outcome
+
+# Rows of the trade-off table in the terminal (JSON has every point).
+CURVE_ROWS = 12
+
+
+@stack_command
+def thresholds(
+    settings: Settings,
+    capacity: Annotated[float, typer.Option(
+        "--capacity", help="Reviews the team can make per day.")],
+    false_alarm_cost: Annotated[float, typer.Option(
+        "--false-alarm-cost", help="Cost of reviewing a genuine transaction.")],
+    version: Annotated[str | None, typer.Argument(
+        help="Model version [default: the active champion].")] = None,
+    decline_cost: Annotated[float | None, typer.Option(
+        "--decline-cost", help="Cost of blocking a genuine transaction [default: the "
+        "false-alarm cost].")] = None,
+    scores: Annotated[Path | None, typer.Option(
+        "--scores", help="Choose on a `model evaluate --scores-out` file instead of scoring "
+        "the version on the stack's latest labelled window.", dir_okay=False)] = None,
+    train_start: TrainStart = None,
+    train_days: TrainDays = 7,
+    delay_days: DelayDays = None,
+    test_days: TestDays = 7,
+    output_format: OutputFormat = "table",
+) -> None:
+    """Choose review and block thresholds by cost within the review capacity; a missed
+    fraud costs its amount."""
+    from fraudctl.model import deployment, registry, retrain
+    from fraudctl.model import thresholds as choosing
+
+    costs = choosing.Costs(false_alarm_cost,
+                           false_alarm_cost if decline_cost is None else decline_cost,
+                           capacity)
+    if scores is not None:
+        scored, source = retrain.read_scores(scores), str(scores)
+    else:
+        lifecycle.require_stack(settings)
+        version = version or deployment.serving(lifecycle.load_state(settings)).spec.champion
+        window = _window(settings, train_start, train_days, delay_days, test_days)
+        with open_runtime(settings, pool_size=1) as runtime:
+            hist = retrain.load_history(runtime, None,
+                                        label_delay_days=settings.label_delay_days)
+            scored, chosen_window = retrain.score_window(
+                registry.Registry(runtime.store), hist, version, window)
+        source = f"{version} on {chosen_window.describe()}"
+    choice = choosing.choose_on(scored, costs)
+    if output_format == "json":
+        output.print_json({"source": source, "days": choice.days,
+                           "costs": {"false_alarm": costs.false_alarm,
+                                     "decline": costs.decline,
+                                     "capacity_per_day": costs.capacity_per_day},
+                           "chosen": choice.best.as_dict(),
+                           "approve_all": choice.approve_all.as_dict(),
+                           "curve": [point.as_dict() for point in choice.curve]})
+        return
+    output.out.print(_curve_table(choice, source))
+    best = choice.best
+    if not best.review_at < float("inf"):
+        output.out.print("chosen: approve everything; at these costs no fraud in the window "
+                         "is worth a review or a block", markup=False)
+        return
+    output.out.print(
+        f"chosen: review at score ≥ {best.review_at:.4f}, "
+        + (f"block at score ≥ {best.block_at:.4f}" if best.block_at < float("inf")
+           else "block nothing")
+        + f": {best.cost_per_day:,.2f} a day against {choice.approve_all.cost_per_day:,.2f} "
+        f"approving everything; {best.reviews_per_day:.1f} reviews a day of "
+        f"{costs.capacity_per_day:g}", markup=False)
+
+
+def _curve_table(choice: "Choice", source: str) -> Table:
+    table = Table(title=f"thresholds by cost · {source} · {choice.days:g} days",
+                  title_justify="left")
+    for column in ("review at", "block at", "reviews/day", "blocks/day", "frauds caught",
+                   "fraud amount caught", "cost/day"):
+        table.add_column(column, justify="right")
+    points = choice.curve
+    step = max(1, len(points) // CURVE_ROWS)
+    shown = {id(p) for p in points[::step]} | {id(choice.best)}
+    for point in sorted([*points[::step], choice.best], key=lambda p: p.review_at):
+        if id(point) not in shown:
+            continue
+        shown.discard(id(point))
+        style = "bold green" if point is choice.best else None
+        table.add_row(*_cells(point), style=style)
+    return table
+
+
+def _cells(point: "Outcome") -> list[str]:
+    def threshold(value: float) -> str:
+        return f"{value:.4f}" if value < float("inf") else "-"
+
+    return [threshold(point.review_at), threshold(point.block_at),
+            f"{point.reviews_per_day:.1f}", f"{point.blocks_per_day:.1f}",
+            f"{point.frauds_caught} of {point.frauds}",
+            f"{point.fraud_amount_caught:,.0f} of {point.fraud_amount:,.0f}",
+            f"{point.cost_per_day:,.2f}"]
