@@ -16,11 +16,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sklearn
 
 from fraudctl import __version__, errors, progress
-from fraudctl.model import deployment, history, registry, selection, training
+from fraudctl.model import deployment, evaluation, history, registry, selection, training
 from fraudctl.model.evaluation import Report, Window, choose_window
 from fraudctl.model.serving import TrainedModel
 from fraudctl.pipeline.scoring import RULES_VERSION
@@ -99,14 +100,18 @@ def read_scores(path: Path) -> pd.DataFrame:
                                "pass a file `--scores-out` wrote") from None
 
 
-def score_window(models: registry.Registry, hist: history.History, version: str,
-                 window_request: WindowRequest) -> tuple[pd.DataFrame, Window]:
-    """A registered model's scores over a window's test part, as ``--scores-out`` writes
-    them (``baseline_score`` is the same score): what its thresholds are chosen on."""
-    if version == RULES_VERSION:
-        raise errors.ConfigError("thresholds are chosen for a trained model",
-                                 "train one first (`fraudctl retrain`), or pass --scores")
-    model = models.load(version)
+@dataclass
+class WindowTest:
+    """A window's test part as the published protocol judges it: every labelled row with
+    its message fields and features (same order), and which rows the protocol keeps."""
+
+    window: Window
+    rows: pd.DataFrame
+    features: pd.DataFrame
+    kept: np.ndarray
+
+
+def window_test(hist: history.History, window_request: WindowRequest) -> WindowTest:
     window = choose_window(hist, train_start=window_request.train_start,
                            train_days=window_request.train_days,
                            delay_days=window_request.delay_days,
@@ -115,8 +120,21 @@ def score_window(models: registry.Registry, hist: history.History, version: str,
     rows, features = training.featurize(hist, window)
     parts = training.window_parts(hist, rows, features, window,
                                   training.TrainingParams().validation_share)
-    scores = model.score(parts.test_part.features)
-    return training.score_rows(parts.test, scores, scores), window
+    return WindowTest(window, parts.test.rows, parts.test_part.features, parts.test.kept)
+
+
+def score_window(models: registry.Registry, hist: history.History, version: str,
+                 window_request: WindowRequest) -> tuple[pd.DataFrame, Window]:
+    """A registered model's scores over a window's test part, as ``--scores-out`` writes
+    them (``baseline_score`` is the same score): what its thresholds are chosen on."""
+    if version == RULES_VERSION:
+        raise errors.ConfigError("thresholds are chosen for a trained model",
+                                 "train one first (`fraudctl retrain`), or pass --scores")
+    model = models.load(version)
+    test = window_test(hist, window_request)
+    scores = model.score(test.features)
+    return training.score_rows(evaluation.TestSet(test.rows, test.kept), scores,
+                               scores), test.window
 
 
 def load_history(runtime: Runtime | None, history_file: Path | None, *,

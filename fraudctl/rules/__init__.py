@@ -1,0 +1,1 @@
+"""Rules beside the model: a rules file, its condition language, and its backtest."""
