@@ -89,6 +89,19 @@ def test_the_readme_quickstart_stands_up_a_healthy_stack_and_says_what_next(
             "count(*) FILTER (WHERE NOT high_risk AND features ? 'reasons') AS stray "
             f"FROM tx_scored WHERE features->>'model' = '{model.group(1)}'",
             "-o", "json").stdout)["rows"][0]
+        # On the stack's own labelled history: thresholds for the champion by cost, and a
+        # rules file backtested against its decisions.
+        chosen = json.loads(cli("model", "thresholds", "--capacity", "50",
+                                "--false-alarm-cost", "5", "-o", "json").stdout)
+        assert chosen["source"].startswith(model.group(1))
+        assert chosen["chosen"]["reviews_per_day"] <= 50
+        assert chosen["chosen"]["cost_per_day"] <= chosen["approve_all"]["cost_per_day"]
+        rules_file = isolated_env.parent / "rules.yaml"
+        rules_file.write_text("rules:\n  - name: large\n    when: amount > 500\n"
+                              "    action: review\n")
+        tested = json.loads(cli("rules", "test", str(rules_file), "-o", "json").stdout)
+        assert tested["model"] == model.group(1) and tested["rows"] > 10_000
+        assert isinstance(tested["rules"][0]["beyond_model"], int)
         assert explained["flagged"] > 0, explained       # 3,000 live rows: some are flagged
         assert explained["flagged"] == explained["explained"] and explained["stray"] == 0, \
             explained

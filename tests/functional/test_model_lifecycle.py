@@ -273,3 +273,43 @@ def test_model_thresholds_on_a_scores_file(history_file: Path, tmp_path: Path,
     negative = invoke(CliRunner(), *args[:-2], "--decline-cost", "-1")
     assert negative.exit_code == 2 and "--decline-cost must be a number >= 0" in " ".join(
         negative.stderr.split())
+
+
+def test_rules_test_backtests_a_file_on_the_window_the_model_is_judged_on(
+        history_file: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from fraudctl.rules import backtest, ruleset
+    from tests.conftest import invoke
+
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text("version: 1\nrules:\n"
+                          "  - name: large\n    when: amount > 1000\n    action: review\n"
+                          "  - name: card-testing\n    when: card_small_1h >= 3\n"
+                          "    action: block\n")
+    result = invoke(CliRunner(), "rules", "test", str(rules_file), "--history",
+                    str(history_file), "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    hist = retrain.load_history(None, history_file, label_delay_days=7)
+    tested = retrain.window_test(hist, retrain.WindowRequest())
+    expected = backtest.backtest(ruleset.parse(rules_file.read_bytes()),
+                                 tested.rows[tested.kept], tested.features[tested.kept])
+    assert document["rules"] == [r.as_dict() for r in expected.rules]
+    assert document["rows"] == int(tested.kept.sum()) and document["frauds"] > 0
+    large = document["rules"][0]
+    kept = tested.rows[tested.kept]
+    assert large["hits"] == int((kept["amount"] > 1000).sum())
+    assert large["frauds"] == int(((kept["amount"] > 1000) & (kept["is_fraud"] > 0)).sum())
+    table = invoke(CliRunner(), "rules", "test", str(rules_file), "--history",
+                   str(history_file))
+    assert table.exit_code == 0 and "card-testing" in table.stdout
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - name: x\n    when: amount.real > 3\n    action: block\n")
+    refused = invoke(CliRunner(), "rules", "test", str(bad), "--history", str(history_file))
+    said = " ".join(refused.stderr.split())
+    assert refused.exit_code == 2, said
+    assert "line 3: rule 'x': an attribute is not allowed" in said and "Traceback" not in said
