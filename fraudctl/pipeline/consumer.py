@@ -48,6 +48,11 @@ log = logging.getLogger("fraudctl.consumer")
 # How much of a dead message's body the dead-letter record keeps (the full size and a digest
 # are recorded too, so a 2 MB message cannot turn the DLQ into a second data store).
 DLQ_BODY_BYTES = 64 * 1024
+# A batch's time for explaining its alerts, highest score first: the boosted trees explain
+# ~1,500 rows in it, a random forest ~15 (the rest are stored without reasons and counted
+# in fraudctl_alerts_unexplained), so a burst of alerts never holds a batch's messages
+# anywhere near their visibility timeout.
+REASONS_BUDGET_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -252,7 +257,10 @@ class Consumer:
                     state = sinks.lock_card_state(conn, new["card_hash"].tolist())
                     first_day = int(feature_fn.epoch_seconds(new["ts"]).min() // feature_fn.DAY_S)
                     result = feature_fn.compute(new, state, self._merchants.daily(first_day))
-                    scored_by = self.deployment.score(new["txn_id"].tolist(), result.features)
+                    scored_by = self.deployment.score(new["txn_id"].tolist(), result.features,
+                                                      explain_budget_s=REASONS_BUDGET_S)
+                    # (counted per attempt: a retried batch may count its rows twice)
+                    self.metrics.unexplained.inc(scored_by.unexplained)
                     scored = new[["txn_id", "ts", "amount", "merchant_id"]].assign(
                         score=scored_by.scores, high_risk=scored_by.high_risk,
                         model=scored_by.models,

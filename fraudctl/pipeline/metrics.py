@@ -25,6 +25,9 @@ class ConsumerMetrics:
                                   "Redelivered transactions already committed", registry=r)
         self.dead_lettered = Counter("fraudctl_messages_dead_lettered",
                                      "Messages sent to the dead-letter queue", registry=r)
+        self.unexplained = Counter("fraudctl_alerts_unexplained",
+                                   "High-risk rows stored without reasons (the batch's time "
+                                   "budget for explaining ran out)", registry=r)
         self.failed_batches = Counter("fraudctl_batches_failed",
                                       "Batch commits that failed and were retried", registry=r)
         self.batch_latency = Histogram("fraudctl_batch_latency_seconds",

@@ -23,6 +23,7 @@ can never be mistaken for a model's.
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -108,6 +109,7 @@ class Scored:
     shadow_high_risk: np.ndarray | None = None
     # Per row: why it scored as it did (rows not explained, and the rules' rows, have none).
     reasons: list[list[Reason] | None] = field(default_factory=list)
+    unexplained: int = 0                      # rows asked for that the time budget left out
 
     def reasons_json(self) -> list[list[dict[str, object]] | None]:
         return [None if found is None else [reason.as_json() for reason in found]
@@ -143,7 +145,11 @@ class Deployment:
                                 self.mode, self.canary_pct)
 
     def score(self, txn_ids: Sequence[str], features: pd.DataFrame,
-              explain: Explain = "high_risk") -> Scored:
+              explain: Explain = "high_risk", explain_budget_s: float | None = None
+              ) -> Scored:
+        """Score, decide and explain. With ``explain_budget_s``, rows are explained highest
+        score first until the budget is spent (a forest takes ~0.1 s a row, and a batch of
+        alerts must not hold its messages past their visibility timeout)."""
         n = len(features)
         scores = self.champion.score(features)
         models = np.full(n, self.champion.version, dtype=object)
@@ -169,26 +175,38 @@ class Deployment:
         high_risk = scores >= thresholds
         wanted = high_risk if explain == "high_risk" else np.ones(n, dtype=bool)
         reasons: list[list[Reason] | None] = [None] * n
+        deadline = None if explain_budget_s is None else time.monotonic() + explain_budget_s
+        left_out = 0
         for scorer, rows in ((self.champion, wanted & ~routed),
                              (self.challenger, wanted & routed)):
             if scorer is not None and rows.any():
-                _explain_rows(scorer, features, np.flatnonzero(rows), reasons)
-        return Scored(scores, models, high_risk, extras, shadow_high_risk, reasons)
+                by_score = np.flatnonzero(rows)[np.argsort(-scores[rows], kind="stable")]
+                left_out += _explain_rows(scorer, features, by_score, reasons, deadline)
+        return Scored(scores, models, high_risk, extras, shadow_high_risk, reasons, left_out)
+
+
+# Rows explained between looks at the deadline.
+_EXPLAIN_CHUNK = 16
 
 
 def _explain_rows(scorer: Scorer, features: pd.DataFrame, rows: np.ndarray,
-                  into: list[list[Reason] | None]) -> None:
-    """The reasons of ``rows`` (positions), as scored by ``scorer``, into ``into``."""
+                  into: list[list[Reason] | None], deadline: float | None) -> int:
+    """The reasons of ``rows`` (positions, in the order to explain them), as scored by
+    ``scorer``, into ``into``; returns how many the deadline left out."""
     from fraudctl.pipeline.reasons import top_reasons  # (with pandas: see the imports)
 
-    chosen = features.iloc[rows]
-    explained = scorer.explain(chosen)
-    if explained is None:
-        return
-    names = list(explained.names)
-    values = chosen.to_numpy("float64")
-    columns = [str(name) for name in chosen.columns]
-    for position, row, contributions in zip(rows.tolist(), values, explained.values,
-                                            strict=True):
-        into[position] = top_reasons(names, contributions,
-                                     dict(zip(columns, row.tolist(), strict=True)))
+    columns = [str(name) for name in features.columns]
+    for start in range(0, len(rows), _EXPLAIN_CHUNK):
+        if deadline is not None and start and time.monotonic() > deadline:
+            return len(rows) - start
+        part = rows[start:start + _EXPLAIN_CHUNK]
+        chosen = features.iloc[part]
+        explained = scorer.explain(chosen)
+        if explained is None:
+            return 0
+        names = list(explained.names)
+        for position, row, contributions in zip(part.tolist(), chosen.to_numpy("float64"),
+                                                explained.values, strict=True):
+            into[position] = top_reasons(names, contributions,
+                                         dict(zip(columns, row.tolist(), strict=True)))
+    return 0

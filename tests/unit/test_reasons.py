@@ -157,3 +157,18 @@ def test_every_row_asked_for_is_explained_and_the_rules_explain_nothing(scene: S
     assert all(found is not None for found in scored.reasons)
     by_rules = Deployment(RuleScorer()).score(ids, batch, explain="all")
     assert by_rules.reasons == [None] * 50
+
+
+def test_a_spent_budget_explains_the_highest_scores_first_and_counts_the_rest(
+        scene: Scene) -> None:
+    batch = scene.features.iloc[:3000]
+    ids = [f"t{i}" for i in range(len(batch))]
+    scored = Deployment(scene.model).score(ids, batch, explain_budget_s=0.0)
+    flagged = np.flatnonzero(scored.high_risk)
+    explained = [i for i in flagged if scored.reasons[i] is not None]
+    assert len(flagged) > 16
+    assert len(explained) == 16 and scored.unexplained == len(flagged) - 16
+    lowest_explained = min(scored.scores[i] for i in explained)
+    assert all(scored.scores[i] <= lowest_explained for i in flagged if i not in explained)
+    unlimited = Deployment(scene.model).score(ids, batch)
+    assert unlimited.unexplained == 0
