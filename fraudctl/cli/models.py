@@ -49,7 +49,7 @@ ScoresOut = Annotated[Path | None, typer.Option(
     "protocol kept it (.parquet or .csv).", dir_okay=False)]
 
 
-def _window(settings: Settings, train_start: str | None, train_days: int,
+def window_request_of(settings: Settings, train_start: str | None, train_days: int,
             delay_days: int | None, test_days: int) -> "WindowRequest":
     from fraudctl.model.retrain import WindowRequest
 
@@ -134,7 +134,7 @@ def retrain(
     from fraudctl.model import retrain as retraining
 
     retraining.check_scores_path(scores_out)
-    window = _window(settings, train_start, train_days, delay_days, test_days)
+    window = window_request_of(settings, train_start, train_days, delay_days, test_days)
     lifecycle.require_stack(settings)
     output.err.print(lifecycle.identity_line(settings))
     stack = open_stack(settings)
@@ -181,7 +181,7 @@ def evaluate(
     from fraudctl.model import retrain as retraining
 
     retraining.check_scores_path(scores_out)
-    window = _window(settings, train_start, train_days, delay_days, test_days)
+    window = window_request_of(settings, train_start, train_days, delay_days, test_days)
     result = _train(settings, history, window, register=False, select=select)
     _write_scores(result, scores_out)
     _print_report(result.report, output_format, _selection_json(result))

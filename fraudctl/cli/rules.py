@@ -14,7 +14,7 @@ from fraudctl.cli.models import (
     TestDays,
     TrainDays,
     TrainStart,
-    _window,
+    window_request_of,
 )
 from fraudctl.cli.options import OutputFormat, command_group, stack_command
 from fraudctl.config import Settings
@@ -71,7 +71,7 @@ def test(
     from fraudctl.rules import backtest
 
     rules = read_rules(rules_file)
-    window = _window(settings, train_start, train_days, delay_days, test_days)
+    window = window_request_of(settings, train_start, train_days, delay_days, test_days)
     if history is not None:
         hist = retrain.load_history(None, history, label_delay_days=settings.label_delay_days)
         tested = retrain.window_test(hist, window)

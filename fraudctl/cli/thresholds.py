@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from fraudctl import lifecycle, output
-from fraudctl.cli.models import DelayDays, TestDays, TrainDays, TrainStart, _window
+from fraudctl.cli.models import DelayDays, TestDays, TrainDays, TrainStart, window_request_of
 from fraudctl.cli.options import OutputFormat, stack_command
 from fraudctl.config import Settings
 from fraudctl.targets import open_runtime
@@ -54,7 +54,7 @@ def thresholds(
     else:
         lifecycle.require_stack(settings)
         version = version or deployment.serving(lifecycle.load_state(settings)).spec.champion
-        window = _window(settings, train_start, train_days, delay_days, test_days)
+        window = window_request_of(settings, train_start, train_days, delay_days, test_days)
         with open_runtime(settings, pool_size=1) as runtime:
             hist = retrain.load_history(runtime, None,
                                         label_delay_days=settings.label_delay_days)
