@@ -50,7 +50,7 @@ ScoresOut = Annotated[Path | None, typer.Option(
 
 
 def window_request_of(settings: Settings, train_start: str | None, train_days: int,
-            delay_days: int | None, test_days: int) -> "WindowRequest":
+                      delay_days: int | None, test_days: int) -> "WindowRequest":
     from fraudctl.model.retrain import WindowRequest
 
     start: date | None = None
