@@ -40,8 +40,9 @@ if TYPE_CHECKING:
     from fraudctl.pipeline.reasons import Reason
 
 Mode = Literal["full", "canary", "shadow"]
-# Which rows get reasons: the high-risk ones, or every row (a /predict answer explains itself).
-Explain = Literal["high_risk", "all"]
+# Which rows get reasons: the high-risk ones, every row (a /predict answer explains itself),
+# or none (a caller that asked for the score alone).
+Explain = Literal["high_risk", "all", "none"]
 RULES_VERSION = "rules-v1"
 
 
@@ -173,7 +174,8 @@ class Deployment:
         if anomaly is not None:
             extras["anomaly"] = np.round(anomaly, 4)
         high_risk = scores >= thresholds
-        wanted = high_risk if explain == "high_risk" else np.ones(n, dtype=bool)
+        wanted = {"high_risk": high_risk, "all": np.ones(n, dtype=bool),
+                  "none": np.zeros(n, dtype=bool)}[explain]
         reasons: list[list[Reason] | None] = [None] * n
         deadline = None if explain_budget_s is None else time.monotonic() + explain_budget_s
         left_out = 0

@@ -154,6 +154,12 @@ def test_the_api_scores_with_the_features_the_consumer_stores(runtime: Runtime) 
     new_card = orjson.loads(bodies(probes.iloc[:1])[0])
     new_card.update(txn_id="never-seen-card", card_hash="c-never-seen")
     answers["never-seen-card"] = api.post("/predict", content=orjson.dumps(new_card)).json()
+    # The rules scorer gives no reasons, but every answer says so; ?reasons=false leaves
+    # them out and changes nothing else.
+    assert answers["never-seen-card"]["reasons"] == []
+    plain = api.post("/predict?reasons=false", content=orjson.dumps(new_card)).json()
+    assert "reasons" not in plain
+    assert plain == {k: v for k, v in answers["never-seen-card"].items() if k != "reasons"}
     poison = orjson.dumps(new_card)[:-1] + b',"x":' + b"[" * 1000 + b"]" * 1000 + b"}"
     refused = api.post("/predict", content=poison)
     assert refused.status_code == 422
