@@ -696,7 +696,9 @@ def test_a_failure_in_the_batch_loop_ends_the_consumer_instead_of_hanging_it(
     frame = make_traffic(seed=93, count=50)
     runtime.queue.send_batch(bodies(frame))
     monkeypatch.setattr(schema, "parse_many", broken)
-    consumer = Consumer(runtime, Deployment(RuleScorer()), ConsumerConfig(consumer_id="bug"))
+    # A short visibility timeout: the messages it received come back in seconds, not a minute.
+    consumer = Consumer(runtime, Deployment(RuleScorer()),
+                        ConsumerConfig(consumer_id="bug", visibility_s=5))
     failures: list[BaseException] = []
 
     def run() -> None:
