@@ -170,9 +170,9 @@ def _slot_contributions(leaves: _Leaves, one: np.ndarray) -> np.ndarray:
 class _Polynomials:
     """Leaves explained row by row with the polynomial arithmetic."""
 
-    def __init__(self, leaves: _Leaves, n_features: int) -> None:
+    def __init__(self, leaves: _Leaves) -> None:
         self.leaves = leaves
-        self.sums = _ByFeature(leaves, n_features)
+        self.sums = _ByFeature(leaves)
 
     def add_to(self, out: np.ndarray, x: np.ndarray) -> None:
         leaves = self.leaves
@@ -189,7 +189,7 @@ class _Tables:
     computed once, so a row costs one lookup per leaf. Leaf l's pattern p sits at row
     ``offset[l] + p`` of one table."""
 
-    def __init__(self, leaves: _Leaves, groups: list[np.ndarray], n_features: int) -> None:
+    def __init__(self, leaves: _Leaves, groups: list[np.ndarray]) -> None:
         """``groups``: positions in ``leaves`` of the leaves with 1, 2, ... features."""
         width = leaves.feature.shape[1]
         order = np.concatenate(groups)
@@ -197,12 +197,12 @@ class _Tables:
         sizes = np.concatenate([np.full(len(g), 2 ** (k + 1)) for k, g in enumerate(groups)])
         self.offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype("int64")
         self.table = np.zeros((int(sizes.sum()), width))
-        position = 0                         # the group's first leaf in ``order``
+        # Where each group's first leaf sits in ``order``.
+        starts = np.cumsum([0, *(len(group) for group in groups)])
         for k, group in enumerate(groups, start=1):
-            first, position = int(self.offset[position]) if len(group) else 0, \
-                position + len(group)
             if not len(group):
                 continue
+            first = int(self.offset[starts[k - 1]])
             patterns = np.arange(2 ** k)
             bits = ((patterns[:, None] >> np.arange(k)) & 1).astype("float64")      # (P, k)
             part = _subset(leaves, group, k)
@@ -212,7 +212,7 @@ class _Tables:
             block = self.table[first:first + len(group) * len(patterns)]
             block.reshape(len(group), len(patterns), width)[:, :, :k] = phi.transpose(2, 1, 0)
         self.powers = (1 << np.arange(width)).astype("int64")
-        self.sums = _ByFeature(self.leaves, n_features)
+        self.sums = _ByFeature(self.leaves)
 
     def add_to(self, out: np.ndarray, x: np.ndarray) -> None:
         leaves = self.leaves
@@ -227,13 +227,12 @@ class _ByFeature:
     """Sums (row, leaf, slot) values into (row, feature): the active slots sorted by feature
     once, then one gather and one segmented sum per call."""
 
-    def __init__(self, leaves: _Leaves, n_features: int) -> None:
+    def __init__(self, leaves: _Leaves) -> None:
         slots = np.flatnonzero(leaves.active.ravel())
         features = leaves.feature.ravel()[slots]
         order = np.argsort(features, kind="stable")
         self.slots = slots[order]
         self.features, self.starts = np.unique(features[order], return_index=True)
-        self.n_features = n_features
 
     def add(self, out: np.ndarray, phi: np.ndarray) -> None:
         if not len(self.slots):
@@ -273,15 +272,14 @@ class TreeExplainer:
         tabled = np.concatenate(groups) if groups else np.zeros(0, dtype="int64")
         if len(tabled):
             self.parts.append(_Tables(_subset(leaves, np.arange(len(k)), len(groups)),
-                                      groups, n_features))
+                                      groups))
         rest = np.setdiff1d(np.flatnonzero(k > 0), tabled)
         # The rest in bands of similar k, each padded only to its own widest: the work is
         # about width squared per leaf (deep forests' leaves hold 8 to 18 features).
         for low in range(1, int(k.max(initial=0)) + 1, _POLYNOMIAL_BAND):
             band = rest[(k[rest] >= low) & (k[rest] < low + _POLYNOMIAL_BAND)]
             if len(band):
-                self.parts.append(_Polynomials(_subset(leaves, band, int(k[band].max())),
-                                               n_features))
+                self.parts.append(_Polynomials(_subset(leaves, band, int(k[band].max()))))
 
     def explain(self, x: np.ndarray) -> Contributions:
         values = np.asarray(x, dtype="float64")
