@@ -61,11 +61,16 @@ def _duration(seconds: float) -> str:
     return _plural(_count(seconds), "second")
 
 
-def _ratio(value: float, row: Row, average: str, span: str) -> str:
-    if row.get(average, 0.0) <= 0.0:
-        return f"amount {_money(row['amount'])} with no spending on the card in the {span} " \
+def _ratio(value: float, row: Row, days: int) -> str:
+    """``value`` is amount / (average + 1): the average it compared with is recovered from
+    it exactly (the 30-day one is the baseline as the day began, not today's running mean),
+    and the sentence gives the plain ratio of the two numbers it names."""
+    amount = row["amount"]
+    average = amount / value - 1.0 if value > 0 else 0.0
+    if average < 0.005:
+        return f"amount {_money(amount)} with no spending on the card in the {days} days " \
                "before to compare with"
-    return f"amount {value:.1f}x the card's {span} average ({_money(row[average])})"
+    return f"amount {amount / average:.1f}x the card's {days}-day average ({_money(average)})"
 
 
 def _flag(yes: str, no: str) -> Callable[[float, Row], str]:
@@ -109,8 +114,7 @@ _SAYINGS: dict[str, Callable[[float, Row], str]] = {
                                         "the card in the last 7 days",
     "card_amount_avg_7d": lambda value, row: f"the card's 7-day average amount is "
                                              f"{_money(value)}",
-    "amount_to_avg_7d": lambda value, row: _ratio(value, row, "card_amount_avg_7d",
-                                                  "7-day"),
+    "amount_to_avg_7d": lambda value, row: _ratio(value, row, 7),
     "card_small_1h": lambda value, row: f"{_plural(_count(value), 'small charge')} (under "
                                         f"{_money(feature_fn.SMALL_AMOUNT)}) on the card in "
                                         "the last hour",
@@ -120,8 +124,7 @@ _SAYINGS: dict[str, Callable[[float, Row], str]] = {
                                               f"{_money(value)}",
     "card_base_count": lambda value, row: f"{_plural(_count(value), 'transaction')} on the "
                                           "card in the 30 days before today",
-    "amount_to_base_avg": lambda value, row: _ratio(value, row, "card_amount_avg_30d",
-                                                    "30-day"),
+    "amount_to_base_avg": lambda value, row: _ratio(value, row, 30),
     "merchant_labels_1d": lambda value, row: f"{_plural(_count(value), 'transaction')} at "
                                              "the merchant labelled yesterday",
     "merchant_risk_7d": _rate(7),

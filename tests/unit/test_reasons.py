@@ -92,10 +92,11 @@ def test_a_large_amount_names_the_amount(scene: Scene) -> None:
 
 
 @pytest.mark.parametrize(("feature", "value", "row", "said"), [
-    ("amount_to_base_avg", 3.14, {"amount": 314.0, "card_amount_avg_30d": 99.0},
-     "amount 3.1x the card's 30-day average (99.00)"),
-    ("amount_to_base_avg", 520.0, {"amount": 520.0, "card_amount_avg_30d": 0.0},
-     "amount 520.00 with no spending on the card in the 30-day before to compare with"),
+    # amount / (average + 1) = 3.14 with an amount of 314: the baseline average was 99.
+    ("amount_to_base_avg", 3.14, {"amount": 314.0}, "amount 3.2x the card's 30-day average "
+                                                    "(99.00)"),
+    ("amount_to_avg_7d", 520.0, {"amount": 520.0},
+     "amount 520.00 with no spending on the card in the 7 days before to compare with"),
     ("card_small_1h", 6.93, {}, "7 small charges (under 2.00) on the card in the last hour"),
     ("card_count_1h", 1.02, {}, "1 other transaction on the card in the last hour"),
     ("merchant_fraud_days_30d", 4.0, {},
