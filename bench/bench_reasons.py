@@ -88,11 +88,11 @@ def main() -> None:
                  "logistic_regression"):
         classifier = Learner(kind).fit(x[fit_rows[:cut]], labels[fit_rows[:cut]],
                                        x[fit_rows[cut:]], labels[fit_rows[cut:]])
-        started = time.perf_counter()
         model = TrainedModel(kind, classifier, None, 0.5, list(names),
                              feature_fn.FEATURE_VERSION)
+        started = time.perf_counter()
+        explainer = model.explainer
         build_s = time.perf_counter() - started
-        explainer = model._explainer
         leaves = sum(len(part.leaves.value) for part in getattr(explainer, "parts", []))
         trees = (getattr(classifier, "n_iter_", None)
                  or len(getattr(classifier, "estimators_", [])) or 0)

@@ -132,8 +132,8 @@ def load_scorer(registry: Registry, version: str) -> Scorer:
 
 
 def build(store: ObjectStore, spec: DeploymentSpec) -> Deployment:
-    """Load the spec's versions (each sha256-checked) into a Deployment, and score one
-    neutral row with it: a process reports ready only once its models answer."""
+    """Load the spec's versions (each sha256-checked) into a Deployment, and score and
+    explain one neutral row with it: a process reports ready only once its models answer."""
     # Imported here: the registry brings in skops and scikit-learn (about 2 s), which
     # commands that only read the serving state must not pay for.
     import numpy as np
@@ -156,4 +156,5 @@ def build(store: ObjectStore, spec: DeploymentSpec) -> Deployment:
         if score.shape != (1,) or not 0.0 <= float(score[0]) <= 1.0:
             raise errors.ModelRefused(f"model {scorer.version} does not give a probability "
                                       f"for a neutral transaction (got {score!r})")
+        scorer.explain(probe)        # builds its explainer: a ready process explains at once
     return deployment

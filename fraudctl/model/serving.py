@@ -5,6 +5,7 @@ the decision threshold, and the features it was trained on, checked against the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +49,6 @@ class TrainedModel:
         self._compiled = (CompiledIsolationForest(self.detector)
                           if self.detector is not None else None)
         self._compiled_classifier = compiled_classifier(self.classifier)
-        # Built once, at load: a ready model explains its first alert as fast as its last.
-        self._explainer = contributions.for_classifier(self.classifier,
-                                                       len(self.feature_names))
         self._positions: dict[tuple[str, ...], np.ndarray | None] = {}
         served = feature_fn.FEATURE_SETS.get(self.feature_version)
         if served is None:
@@ -100,12 +98,19 @@ class TrainedModel:
             return self._compiled_classifier.predict_proba(matrix)
         return np.asarray(self.classifier.predict_proba(matrix)[:, 1])
 
+    @functools.cached_property
+    def explainer(self) -> contributions.Explainer | None:
+        """Built on first use (0.25 s for the boosted trees, seconds for a forest): the
+        commands that only score (a retrain's baseline, the swap gate) never pay for it, and
+        a serving process builds it before it reports ready (deployment.build)."""
+        return contributions.for_classifier(self.classifier, len(self.feature_names))
+
     def explain(self, features: pd.DataFrame) -> contributions.Contributions | None:
         """Each feature's exact contribution to the raw score, per row (None for a model
         kind without an exact explainer)."""
-        if self._explainer is None:
+        if self.explainer is None:
             return None
-        explained = self._explainer.explain(self.matrix(features))
+        explained = self.explainer.explain(self.matrix(features))
         return dataclasses.replace(explained, names=tuple(self.feature_names))
 
     def anomaly(self, features: pd.DataFrame) -> np.ndarray | None:
