@@ -92,15 +92,10 @@ def _curve_table(choice: "Choice", source: str) -> Table:
     for column in ("review at", "block at", "reviews/day", "blocks/day", "frauds caught",
                    "fraud amount caught", "cost/day"):
         table.add_column(column, justify="right")
-    points = choice.curve
-    step = max(1, len(points) // CURVE_ROWS)
-    shown = {id(p) for p in points[::step]} | {id(choice.best)}
-    for point in sorted([*points[::step], choice.best], key=lambda p: p.review_at):
-        if id(point) not in shown:
-            continue
-        shown.discard(id(point))
-        style = "bold green" if point is choice.best else None
-        table.add_row(*_cells(point), style=style)
+    step = max(1, len(choice.curve) // CURVE_ROWS)
+    sample = [point for point in choice.curve[::step] if point != choice.best]
+    for point in sorted([*sample, choice.best], key=lambda p: p.review_at):
+        table.add_row(*_cells(point), style="bold green" if point is choice.best else None)
     return table
 
 
