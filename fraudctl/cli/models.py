@@ -49,6 +49,13 @@ ScoresOut = Annotated[Path | None, typer.Option(
     "protocol kept it (.parquet or .csv).", dir_okay=False)]
 
 
+def active_champion(settings: Settings) -> str:
+    """The version the active colour scores with (the stack must exist)."""
+    from fraudctl.model import deployment
+
+    return deployment.serving(lifecycle.load_state(settings)).spec.champion
+
+
 def window_request_of(settings: Settings, train_start: str | None, train_days: int,
                       delay_days: int | None, test_days: int) -> "WindowRequest":
     from fraudctl.model.retrain import WindowRequest
@@ -235,11 +242,10 @@ def drift(
     output_format: OutputFormat = "table",
 ) -> None:
     """Population stability index of live features and scores against the training data."""
-    from fraudctl.model import deployment
     from fraudctl.model import drift as drift_check
     from fraudctl.pipeline.scoring import RULES_VERSION
     lifecycle.require_stack(settings)
-    version = version or deployment.serving(lifecycle.load_state(settings)).spec.champion
+    version = version or active_champion(settings)
     if version == RULES_VERSION:
         raise errors.ConfigError("the rule-based scorer has no training data to drift from",
                                  "train a model first: `fraudctl retrain`")

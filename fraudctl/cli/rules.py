@@ -14,6 +14,7 @@ from fraudctl.cli.models import (
     TestDays,
     TrainDays,
     TrainStart,
+    active_champion,
     window_request_of,
 )
 from fraudctl.cli.options import OutputFormat, command_group, stack_command
@@ -71,18 +72,21 @@ def test(
     from fraudctl.rules import backtest
 
     rules = read_rules(rules_file)
+    if history is not None and model is not None:
+        raise errors.ConfigError("--model needs a stack's registry",
+                                 "drop --history to test on the stack's own data")
     window = window_request_of(settings, train_start, train_days, delay_days, test_days)
     if history is not None:
         hist = retrain.load_history(None, history, label_delay_days=settings.label_delay_days)
         tested = retrain.window_test(hist, window)
-        flags, version = (_model_flags(None, model, tested) if model else (None, None))
+        flags, version = None, None
     else:
         lifecycle.require_stack(settings)
         with open_runtime(settings, pool_size=1) as runtime:
             hist = retrain.load_history(runtime, None,
                                         label_delay_days=settings.label_delay_days)
             tested = retrain.window_test(hist, window)
-            flags, version = _model_flags(runtime, model or _champion(settings), tested)
+            flags, version = _model_flags(runtime, model or active_champion(settings), tested)
     kept = tested.kept
     result = backtest.backtest(rules, tested.rows[kept], tested.features[kept],
                                model_flags=None if flags is None else flags[kept],
@@ -96,20 +100,11 @@ def test(
     output.out.print(_table(result, rules, tested.window.describe()))
 
 
-def _champion(settings: Settings) -> str:
-    from fraudctl.model import deployment
-
-    return deployment.serving(lifecycle.load_state(settings)).spec.champion
-
-
-def _model_flags(runtime: "Runtime | None", version: str, tested: "WindowTest"
+def _model_flags(runtime: "Runtime", version: str, tested: "WindowTest"
                  ) -> "tuple[np.ndarray, str]":
     """The version's own decision on every row of the window's test part."""
     from fraudctl.model import deployment, registry
 
-    if runtime is None:
-        raise errors.ConfigError("--model needs a stack's registry",
-                                 "drop --history to test on the stack's own data")
     scorer = deployment.load_scorer(registry.Registry(runtime.store), version)
     return scorer.score(tested.features) >= scorer.threshold, version
 

@@ -8,7 +8,14 @@ import typer
 from rich.table import Table
 
 from fraudctl import lifecycle, output
-from fraudctl.cli.models import DelayDays, TestDays, TrainDays, TrainStart, window_request_of
+from fraudctl.cli.models import (
+    DelayDays,
+    TestDays,
+    TrainDays,
+    TrainStart,
+    active_champion,
+    window_request_of,
+)
 from fraudctl.cli.options import OutputFormat, stack_command
 from fraudctl.config import Settings
 from fraudctl.targets import open_runtime
@@ -43,7 +50,7 @@ def thresholds(
 ) -> None:
     """Choose review and block thresholds by cost within the review capacity; a missed
     fraud costs its amount."""
-    from fraudctl.model import deployment, registry, retrain
+    from fraudctl.model import registry, retrain
     from fraudctl.model import thresholds as choosing
 
     costs = choosing.Costs(false_alarm_cost,
@@ -53,7 +60,7 @@ def thresholds(
         scored, source = retrain.read_scores(scores), str(scores)
     else:
         lifecycle.require_stack(settings)
-        version = version or deployment.serving(lifecycle.load_state(settings)).spec.champion
+        version = version or active_champion(settings)
         window = window_request_of(settings, train_start, train_days, delay_days, test_days)
         with open_runtime(settings, pool_size=1) as runtime:
             hist = retrain.load_history(runtime, None,

@@ -307,6 +307,11 @@ def test_rules_test_backtests_a_file_on_the_window_the_model_is_judged_on(
                    str(history_file))
     assert table.exit_code == 0 and "card-testing" in table.stdout
 
+    # --model needs a stack's registry: refused before any history is read.
+    both = invoke(CliRunner(), "rules", "test", str(rules_file), "--history",
+                  str(tmp_path / "never-read.csv"), "--model", "v1")
+    assert both.exit_code == 2 and "--model needs a stack's registry" in both.stderr
+
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  - name: x\n    when: amount.real > 3\n    action: block\n")
     refused = invoke(CliRunner(), "rules", "test", str(bad), "--history", str(history_file))
