@@ -33,16 +33,25 @@ def dashboard_row(settings: Settings) -> StatusRow:
 def models_row(stack: Stack) -> StatusRow:
     """What scores: the active colour, its spec, and what a rollback would return to."""
     serving = deployment.serving(load_state(stack.settings))
-    detail = f"{serving.active} · {serving.spec.label}"
-    threshold = champion_threshold(stack, serving.spec.champion)
+    spec = serving.spec
+    detail = f"{serving.active} · {spec.label}"
+    # High-risk is what the deployment decides: review from its review threshold (the
+    # champion's own unless one was chosen), block from its block threshold, and the rules.
+    threshold = (spec.review_at if spec.review_at is not None
+                 else champion_threshold(stack, spec.champion))
     if threshold is not None:
         detail += f" · high-risk at score ≥ {threshold:.4g}"
+    if spec.block_at is not None:
+        detail += f" · block at ≥ {spec.block_at:.4g}"
+    if spec.rules is not None:
+        detail += f" · rules {spec.rules[:12]}"
     if serving.spec.champion == RULES_VERSION:
         detail += " (rule-based: train one with `fraudctl retrain`)"
     if serving.history:
         detail += f" · rollback to {serving.history[-1].label}"
     return StatusRow("models", "serving", "ok", detail,
-                     {"champion": serving.spec.champion, "threshold": threshold})
+                     {"champion": spec.champion, "threshold": threshold,
+                      "block_at": spec.block_at, "rules": spec.rules})
 
 
 def champion_threshold(stack: Stack, version: str) -> float | None:

@@ -12,6 +12,7 @@ from fraudctl.cli import (
     produce,
     query,
     render,
+    review,
     rules,
     run,
     send,
@@ -45,6 +46,7 @@ models.model_app.command()(thresholds.thresholds)
 app.add_typer(models.model_app, name="model")
 app.add_typer(models.models_app, name="models")
 app.add_typer(rules.app, name="rules")
+app.add_typer(review.app, name="review")
 app.add_typer(query.app, name="query")
 app.command()(dashboard.dashboard)
 app.command()(render.render)

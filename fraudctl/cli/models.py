@@ -2,6 +2,7 @@
 `swap-model` (`model thresholds` is cli/thresholds.py's). Each is thin over fraudctl.model."""
 
 import contextlib
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,10 +23,13 @@ from fraudctl.config import Settings
 from fraudctl.targets import open_runtime, open_stack
 
 if TYPE_CHECKING:
+    from fraudctl.model.deployment import DeploymentSpec
     from fraudctl.model.evaluation import Report
     from fraudctl.model.retrain import RetrainResult, WindowRequest
+    from fraudctl.model.swap import SwapResult
     from fraudctl.ports import Stack
     from fraudctl.runtime import Runtime
+    from fraudctl.state import StackState
 
 model_app = command_group(help="Evaluate models and watch them for drift.", no_args_is_help=True)
 models_app = command_group(help="The model registry.", no_args_is_help=True)
@@ -54,6 +58,26 @@ def active_champion(settings: Settings) -> str:
     from fraudctl.model import deployment
 
     return deployment.serving(lifecycle.load_state(settings)).spec.champion
+
+
+def swap_to(settings: Settings, command: str,
+            target_of: "Callable[[StackState, Runtime], DeploymentSpec]", *,
+            force: bool = False, rollback: bool = False) -> "SwapResult":
+    """Serve the deployment ``target_of`` gives, blue/green, under the stack's lock: the
+    one way a model, a rules file or a threshold starts to act. The state is read under the
+    lock (another command may have just changed it)."""
+    from fraudctl.model import swap
+
+    lifecycle.require_stack(settings)
+    output.err.print(lifecycle.identity_line(settings))
+    with stacklock.exclusive(settings, command):
+        state = lifecycle.load_state(settings)
+        workloads = open_stack(settings).workloads()
+        with open_runtime(settings, pool_size=2) as runtime:
+            target = target_of(state, runtime)
+            with output.err.status(f"swapping to {target.label} ({target.policy_label})"):
+                return swap.swap(runtime, state, workloads, target, force=force,
+                                 rollback=rollback, gate_days=7)
 
 
 def window_request_of(settings: Settings, train_start: str | None, train_days: int,
@@ -399,19 +423,13 @@ def swap_model(
                                  "`fraudctl swap-model 20261122-030000-ab12cd`")
     if rollback and (canary is not None or shadow):
         raise errors.ConfigError("--rollback takes no --canary or --shadow")
-    lifecycle.require_stack(settings)
-    output.err.print(lifecycle.identity_line(settings))
-    with stacklock.exclusive(settings, "swap-model"):
-        # The state is read under the lock: another command may have just changed it.
-        state = lifecycle.load_state(settings)
-        target = (swap.rollback_target(state) if rollback else
-                  swap.promotion_target(deployment.serving(state), version or "", canary,
-                                        shadow))
-        workloads = open_stack(settings).workloads()
-        with (open_runtime(settings, pool_size=2) as runtime,
-              output.err.status(f"swapping to {target.label}")):
-            result = swap.swap(runtime, state, workloads, target, force=force,
-                               rollback=rollback, gate_days=7)
+
+    def target_of(state: "StackState", _runtime: "Runtime") -> "DeploymentSpec":
+        return (swap.rollback_target(state) if rollback else
+                swap.promotion_target(deployment.serving(state), version or "", canary,
+                                      shadow))
+
+    result = swap_to(settings, "swap-model", target_of, force=force, rollback=rollback)
     summary = {"changed": result.changed, "serving": result.spec.label,
                "colour": result.colour, "previous": result.previous.label,
                "seconds": round(result.seconds, 2), "phases": result.phases}

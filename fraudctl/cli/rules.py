@@ -1,6 +1,8 @@
 """`fraudctl rules test FILE`: a rules file backtested on labelled history, under the same
-time-based protocol as the model, before it goes anywhere. Thin over fraudctl.rules."""
+time-based protocol as the model, before it goes anywhere; `rules apply FILE` makes it act
+(blue/green, as a model swap), `rules remove` stops it. Thin over fraudctl.rules."""
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +17,7 @@ from fraudctl.cli.models import (
     TrainDays,
     TrainStart,
     active_champion,
+    swap_to,
     window_request_of,
 )
 from fraudctl.cli.options import OutputFormat, command_group, stack_command
@@ -24,12 +27,15 @@ from fraudctl.targets import open_runtime
 if TYPE_CHECKING:
     import numpy as np
 
+    from fraudctl.model.deployment import DeploymentSpec
     from fraudctl.model.retrain import WindowTest
+    from fraudctl.model.swap import SwapResult
     from fraudctl.rules.backtest import Backtest
     from fraudctl.rules.ruleset import RuleSet
     from fraudctl.runtime import Runtime
+    from fraudctl.state import StackState
 
-app = command_group(help="Rules beside the model: check and backtest a rules file.",
+app = command_group(help="Rules beside the model: backtest, apply and remove a rules file.",
                     no_args_is_help=True)
 
 RulesFile = Annotated[Path, typer.Argument(help="The rules file (YAML).", dir_okay=False)]
@@ -132,4 +138,49 @@ def _table(result: "Backtest", rules: "RuleSet", window: str) -> Table:
     return table
 
 
+@stack_command
+def apply(settings: Settings, rules_file: RulesFile,
+          output_format: OutputFormat = "table") -> None:
+    """Make a rules file act beside the model, in the consumer and /predict: the file is
+    checked whole, kept in the stack's store by its sha256, and served blue/green."""
+    rules = read_rules(rules_file)
+    data = rules_file.read_bytes()
+
+    def target_of(state: "StackState", runtime: "Runtime") -> "DeploymentSpec":
+        from fraudctl.model import deployment
+        from fraudctl.rules import store
+
+        store.put(runtime.store, data)
+        return replace(deployment.serving(state).spec, rules=rules.digest)
+
+    _report(swap_to(settings, "rules apply", target_of), output_format,
+            f"rules {rules.version} ({len(rules.rules)} rules)")
+
+
+@stack_command
+def remove(settings: Settings, output_format: OutputFormat = "table") -> None:
+    """Stop the applied rules: the model and the thresholds decide alone."""
+    def target_of(state: "StackState", _runtime: "Runtime") -> "DeploymentSpec":
+        from fraudctl.model import deployment
+
+        return replace(deployment.serving(state).spec, rules=None)
+
+    _report(swap_to(settings, "rules remove", target_of), output_format, "no rules")
+
+
+def _report(result: "SwapResult", output_format: str, what: str) -> None:
+    if output_format == "json":
+        output.print_json({"changed": result.changed, "serving": result.spec.label,
+                           "policy": result.spec.policy_label, "rules": result.spec.rules,
+                           "colour": result.colour, "seconds": round(result.seconds, 2)})
+    elif not result.changed:
+        output.out.print(f"{what} already act on {result.colour}: no change", markup=False)
+    else:
+        output.out.print(f"{result.colour} serves {result.spec.label} with {what} "
+                         f"({result.spec.policy_label}) in {result.seconds:.1f} s",
+                         markup=False)
+
+
 app.command()(test)
+app.command()(apply)
+app.command()(remove)

@@ -32,6 +32,14 @@ Canary = Annotated[int | None, typer.Option(
     "--canary", help="Percent of transactions (by hash of txn_id) the challenger scores.")]
 Shadow = Annotated[bool, typer.Option(
     "--shadow", help="The challenger scores every transaction; only the champion's acts.")]
+Rules = Annotated[str | None, typer.Option(
+    "--rules", help="The sha256 of an applied rules file, acting beside the model.")]
+ReviewAt = Annotated[float | None, typer.Option(
+    "--review-at", help="Champion score from which a transaction goes to review.",
+    show_default="the model's threshold")]
+BlockAt = Annotated[float | None, typer.Option(
+    "--block-at", help="Champion score from which a transaction is blocked.",
+    show_default="never on the score alone")]
 
 
 def _logging() -> None:
@@ -51,13 +59,17 @@ def consumer(
     challenger: Challenger = None,
     canary: Canary = None,
     shadow: Shadow = False,
+    rules: Rules = None,
+    review_at: ReviewAt = None,
+    block_at: BlockAt = None,
 ) -> None:
     """Score transactions from the queue until SIGTERM (the batch in hand is finished)."""
     from fraudctl.model import deployment as serving
     from fraudctl.pipeline import health
     from fraudctl.pipeline.consumer import Consumer, ConsumerConfig
     _logging()
-    spec = serving.DeploymentSpec.from_args(model, challenger, canary, shadow)
+    spec = serving.DeploymentSpec.from_args(model, challenger, canary, shadow, rules=rules,
+                                            review_at=review_at, block_at=block_at)
     runtime = open_runtime(settings)
     deployment = serving.build(runtime.store, spec)
     config = ConsumerConfig(
@@ -68,10 +80,10 @@ def consumer(
     )
     worker = Consumer(runtime, deployment, config)
     logging.getLogger("fraudctl.consumer").info(
-        "consumer %s starting: scoring with %s (high-risk at score >= %s), queue %s, "
+        "consumer %s starting: scoring with %s (threshold %s; %s), queue %s, "
         "dead letters to %s after %d receives, batches of up to %d (closed %.2f s after "
         "their first message), %d writers, visibility %d s", config.consumer_id,
-        deployment.label, _thresholds(deployment), runtime.queue.name,
+        deployment.label, _thresholds(deployment), spec.policy_label, runtime.queue.name,
         runtime.dead_letter_queue.name, config.max_receive_count, config.batch_size,
         config.batch_wait_s, config.writers, config.visibility_s)
     # A writer back from a database round trip waits for the GIL while another thread runs
@@ -130,6 +142,9 @@ def api(
     challenger: Challenger = None,
     canary: Canary = None,
     shadow: Shadow = False,
+    rules: Rules = None,
+    review_at: ReviewAt = None,
+    block_at: BlockAt = None,
 ) -> None:
     """Serve POST /predict, /health, /ready and /metrics."""
     import uvicorn
@@ -138,13 +153,14 @@ def api(
     from fraudctl.model import deployment as serving
     from fraudctl.pipeline.api import create_app
     _logging()
-    spec = serving.DeploymentSpec.from_args(model, challenger, canary, shadow)
+    spec = serving.DeploymentSpec.from_args(model, challenger, canary, shadow, rules=rules,
+                                            review_at=review_at, block_at=block_at)
     runtime = open_runtime(settings, pool_size=4)
     deployment = serving.build(runtime.store, spec)
     app = create_app(runtime, deployment, allowed_hosts=allowed_hosts(host))
     logging.getLogger("fraudctl.api").info(
-        "api starting: scoring with %s (high-risk at score >= %s) on %s:%d%s",
-        deployment.label, _thresholds(deployment), host, port,
+        "api starting: scoring with %s (threshold %s; %s) on %s:%d%s",
+        deployment.label, _thresholds(deployment), spec.policy_label, host, port,
         f" and {host}:{colour_port}" if colour_port else "")
     # The shared port is opened only now, with the models loaded and checked: the kernel
     # (SO_REUSEPORT) spreads new connections over every process listening, so a colour

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from fraudctl import lifecycle, output
+from fraudctl import errors, lifecycle, output
 from fraudctl.cli.models import (
     DelayDays,
     TestDays,
     TrainDays,
     TrainStart,
     active_champion,
+    swap_to,
     window_request_of,
 )
 from fraudctl.cli.options import OutputFormat, stack_command
@@ -21,7 +22,11 @@ from fraudctl.config import Settings
 from fraudctl.targets import open_runtime
 
 if TYPE_CHECKING:
+    from fraudctl.model.deployment import DeploymentSpec
+    from fraudctl.model.swap import SwapResult
     from fraudctl.model.thresholds import Choice, Outcome
+    from fraudctl.runtime import Runtime
+    from fraudctl.state import StackState
 
 # Rows of the trade-off table in the terminal (JSON has every point).
 CURVE_ROWS = 12
@@ -46,12 +51,23 @@ def thresholds(
     train_days: TrainDays = 7,
     delay_days: DelayDays = None,
     test_days: TestDays = 7,
+    apply: Annotated[bool, typer.Option(
+        "--apply", help="Make the chosen thresholds what the active deployment decides by "
+        "(blue/green); only for the active champion.")] = False,
     output_format: OutputFormat = "table",
 ) -> None:
     """Choose review and block thresholds by cost within the review capacity; a missed
-    fraud costs its amount."""
+    fraud costs its amount. With --apply they become what high-risk means."""
     from fraudctl.model import registry, retrain
     from fraudctl.model import thresholds as choosing
+
+    if apply and scores is not None:
+        raise errors.ConfigError("--apply chooses on the champion's own scores",
+                                 "drop --scores to score the champion on the stack's window")
+    if apply and version is not None and version != active_champion(settings):
+        raise errors.ConfigError(f"{version} is not the active champion: thresholds act "
+                                 "with the model they were chosen for",
+                                 "swap it in first (`fraudctl swap-model`), or drop VERSION")
 
     costs = choosing.Costs(false_alarm_cost,
                            false_alarm_cost if decline_cost is None else decline_cost,
@@ -69,6 +85,7 @@ def thresholds(
                 registry.Registry(runtime.store), hist, version, window)
         source = f"{version} on {chosen_window.describe()}"
     choice = choosing.choose_on(scored, costs)
+    applied = _apply(settings, version or "", choice.best) if apply else None
     if output_format == "json":
         output.print_json({"source": source, "days": choice.days,
                            "costs": {"false_alarm": costs.false_alarm,
@@ -76,7 +93,10 @@ def thresholds(
                                      "capacity_per_day": costs.capacity_per_day},
                            "chosen": choice.best.as_dict(),
                            "approve_all": choice.approve_all.as_dict(),
-                           "curve": [point.as_dict() for point in choice.curve]})
+                           "curve": [point.as_dict() for point in choice.curve],
+                           "applied": None if applied is None else {
+                               "changed": applied.changed, "colour": applied.colour,
+                               "policy": applied.spec.policy_label}})
         return
     output.out.print(_curve_table(choice, source))
     best = choice.best
@@ -91,6 +111,35 @@ def thresholds(
         + f": {best.cost_per_day:,.2f} a day against {choice.approve_all.cost_per_day:,.2f} "
         f"approving everything; {best.reviews_per_day:.1f} reviews a day of "
         f"{costs.capacity_per_day:g}", markup=False)
+    if applied is not None:
+        output.out.print(f"applied: {applied.colour} serves {applied.spec.label} "
+                         f"({applied.spec.policy_label})" if applied.changed
+                         else "applied already: no change", markup=False)
+
+
+def _apply(settings: Settings, version: str, best: "Outcome") -> "SwapResult":
+    """The chosen pair as the active deployment's thresholds, if the champion is still the
+    version they were chosen on."""
+    from dataclasses import replace
+
+    from fraudctl.model import deployment
+
+    if not best.review_at < float("inf"):
+        raise errors.ConfigError("at these costs the cheapest choice is to approve everything: "
+                                 "there is no review threshold to apply",
+                                 "check --false-alarm-cost and --capacity")
+
+    def target_of(state: "StackState", _runtime: "Runtime") -> "DeploymentSpec":
+        spec = deployment.serving(state).spec
+        if spec.champion != version:
+            raise errors.ConfigError(f"the champion changed to {spec.champion} while the "
+                                     f"thresholds were chosen on {version}",
+                                     "run the command again")
+        return replace(spec, review_at=min(1.0, best.review_at),
+                       block_at=min(1.0, best.block_at)
+                       if best.block_at < float("inf") else None)
+
+    return swap_to(settings, "model thresholds --apply", target_of)
 
 
 def _curve_table(choice: "Choice", source: str) -> Table:

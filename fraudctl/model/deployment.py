@@ -8,8 +8,9 @@ The state's ``models`` entry::
      "history": [<earlier specs of the active colour, newest last>]}
 
 A colour's processes get their spec as arguments (``--model V [--challenger W --canary P |
---shadow]``), the same on the local supervisor and in a Kubernetes Deployment, and load the
-versions from the registry at start (sha256 checked) before they report ready.
+--shadow] [--rules SHA256] [--review-at S] [--block-at S]``), the same on the local
+supervisor and in a Kubernetes Deployment, and load the versions from the registry and the
+rules file from the store at start (sha256 checked) before they report ready.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from fraudctl import errors
+from fraudctl.pipeline import decisions
 from fraudctl.pipeline.scoring import (
     RULES_VERSION,
     Deployment,
@@ -41,8 +43,14 @@ class DeploymentSpec:
     challenger: str | None = None
     mode: Mode = "full"
     canary_pct: int = 0
+    # The decision policy (fraudctl.pipeline.decisions): the applied rules file's sha256, and
+    # the champion's review and block thresholds (None: its own threshold; no score block).
+    rules: str | None = None
+    review_at: float | None = None
+    block_at: float | None = None
 
     def __post_init__(self) -> None:
+        decisions.check_thresholds(self.review_at, self.block_at)
         if self.mode == "canary" and not 0 < self.canary_pct < 100:
             raise errors.ConfigError(f"--canary takes a percentage between 1 and 99, got "
                                      f"{self.canary_pct}")
@@ -65,7 +73,27 @@ class DeploymentSpec:
         if self.challenger is not None:
             args += ["--challenger", self.challenger]
             args += ["--canary", str(self.canary_pct)] if self.mode == "canary" else ["--shadow"]
+        if self.rules is not None:
+            args += ["--rules", self.rules]
+        if self.review_at is not None:
+            args += ["--review-at", repr(self.review_at)]
+        if self.block_at is not None:
+            args += ["--block-at", repr(self.block_at)]
         return args
+
+    @property
+    def policy_label(self) -> str:
+        """The decision policy in a few words, for `status` and the start-up lines."""
+        review = ("the model's threshold" if self.review_at is None
+                  else f"score ≥ {self.review_at:.4g}")
+        block = "" if self.block_at is None else f", block at score ≥ {self.block_at:.4g}"
+        rules = "" if self.rules is None else f", rules {self.rules[:12]}"
+        return f"review at {review}{block}{rules}"
+
+    def with_champion(self, version: str) -> DeploymentSpec:
+        """``version`` alone as champion: the rules stay, the thresholds (chosen for the old
+        champion's scores) go."""
+        return DeploymentSpec(champion=version, rules=self.rules)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,18 +102,20 @@ class DeploymentSpec:
     def from_dict(cls, data: dict[str, Any]) -> DeploymentSpec:
         return cls(champion=data["champion"], challenger=data.get("challenger"),
                    mode=cast(Mode, data.get("mode", "full")),
-                   canary_pct=int(data.get("canary_pct", 0)))
+                   canary_pct=int(data.get("canary_pct", 0)), rules=data.get("rules"),
+                   review_at=data.get("review_at"), block_at=data.get("block_at"))
 
     @classmethod
     def from_args(cls, model: str | None, challenger: str | None, canary: int | None,
-                  shadow: bool) -> DeploymentSpec:
+                  shadow: bool, *, rules: str | None = None, review_at: float | None = None,
+                  block_at: float | None = None) -> DeploymentSpec:
         if canary is not None and shadow:
             raise errors.ConfigError("--canary and --shadow exclude each other")
         if (canary is not None or shadow) and challenger is None:
             raise errors.ConfigError("--canary and --shadow need --challenger VERSION")
         mode: Mode = "canary" if canary is not None else "shadow" if shadow else "full"
         return cls(champion=model or RULES_VERSION, challenger=challenger, mode=mode,
-                   canary_pct=canary or 0)
+                   canary_pct=canary or 0, rules=rules, review_at=review_at, block_at=block_at)
 
 
 @dataclass
@@ -141,12 +171,16 @@ def build(store: ObjectStore, spec: DeploymentSpec) -> Deployment:
 
     from fraudctl.model.registry import Registry
     from fraudctl.pipeline import features as feature_fn
+    from fraudctl.rules import store as rules_store
 
     registry = Registry(store)
     deployment = Deployment(
         champion=load_scorer(registry, spec.champion),
         challenger=load_scorer(registry, spec.challenger) if spec.challenger else None,
-        mode=spec.mode, canary_pct=spec.canary_pct)
+        mode=spec.mode, canary_pct=spec.canary_pct,
+        policy=decisions.Policy(review_at=spec.review_at, block_at=spec.block_at,
+                                rules=rules_store.load(store, spec.rules)
+                                if spec.rules is not None else None))
     probe = pd.DataFrame(np.zeros((1, len(feature_fn.FEATURE_NAMES))),
                          columns=feature_fn.FEATURE_NAMES)
     for scorer in (deployment.champion, deployment.challenger):

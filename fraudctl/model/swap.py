@@ -180,6 +180,7 @@ def promotion_target(current: Serving, version: str, canary: int | None, shadow:
     """`swap-model VERSION [--canary P | --shadow]`: the champion stays for a canary or a
     shadow, with VERSION as the challenger; otherwise VERSION becomes the champion."""
     if canary is None and not shadow:
-        return DeploymentSpec(champion=version)
-    champion = current.spec.champion
-    return DeploymentSpec.from_args(champion, version, canary, shadow)
+        return current.spec.with_champion(version)
+    spec = current.spec
+    return DeploymentSpec.from_args(spec.champion, version, canary, shadow, rules=spec.rules,
+                                    review_at=spec.review_at, block_at=spec.block_at)

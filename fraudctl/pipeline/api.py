@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import anyio
+import msgspec
 import pandas as pd
 import psycopg
 from fastapi import FastAPI, Request, Response
@@ -75,6 +76,13 @@ class _Connections:
                 conn.close()
 
 
+def _rule_fields(deployment: Deployment, txn: schema.Transaction) -> pd.DataFrame | None:
+    """The message's fields for the rules (a frame costs ~0.2 ms: built only when rules act)."""
+    if deployment.policy.rules is None:
+        return None
+    return pd.DataFrame([msgspec.structs.asdict(txn)])
+
+
 def create_app(runtime: Runtime, deployment: Deployment, *,
                allowed_hosts: tuple[str, ...] = ("*",)) -> FastAPI:
     # No /docs, /redoc or /openapi.json: the API is a scoring endpoint, not a playground.
@@ -118,9 +126,11 @@ def create_app(runtime: Runtime, deployment: Deployment, *,
                                      txn.merchant_id, prior, home,
                                      merchants.daily(int(ts // feature_fn.DAY_S)))
         features = pd.DataFrame(row, columns=feature_fn.FEATURE_NAMES)
-        scored = deployment.score([txn.txn_id], features, explain=explain)
+        scored = deployment.score([txn.txn_id], features, explain=explain,
+                                  fields=_rule_fields(deployment, txn))
         return {"txn_id": txn.txn_id, "score": float(scored.scores[0]),
-                "high_risk": bool(scored.high_risk[0]),
+                "decision": scored.decisions[0], "high_risk": bool(scored.high_risk[0]),
+                "rules": scored.decided.rule_hits[0] or [],
                 "model": scored.models[0], "feature_version": feature_fn.FEATURE_VERSION,
                 **{name: values[0].item() if hasattr(values[0], "item") else values[0]
                    for name, values in scored.extras.items()},

@@ -244,6 +244,10 @@ class Consumer:
             "amount": [t.amount for t in txns],
             "channel": text([t.channel for t in txns]),
             "country": text([t.country for t in txns]),
+            # (read by the rules, not written: the payload keeps them)
+            "currency": text([t.currency for t in txns]),
+            "mcc": text([t.mcc for t in txns]),
+            "device_id": text([t.device_id for t in txns]),
             "payload": text([m.body for m, _ in valid]),
         })
         conn = self._connection()
@@ -258,17 +262,17 @@ class Consumer:
                     first_day = int(feature_fn.epoch_seconds(new["ts"]).min() // feature_fn.DAY_S)
                     result = feature_fn.compute(new, state, self._merchants.daily(first_day))
                     scored_by = self.deployment.score(new["txn_id"].tolist(), result.features,
-                                                      explain_budget_s=REASONS_BUDGET_S)
+                                                      explain_budget_s=REASONS_BUDGET_S,
+                                                      fields=new)
                     # (counted per attempt: a retried batch may count its rows twice)
                     self.metrics.unexplained.inc(scored_by.unexplained)
-                    scored = new[["txn_id", "ts", "amount", "merchant_id"]].assign(
+                    scored = new[["txn_id", "ts", "amount", "merchant_id", "card_hash"]].assign(
                         score=scored_by.scores, high_risk=scored_by.high_risk,
-                        model=scored_by.models,
-                        features=sinks.features_json(result.features, scored_by.models,
-                                                     scored_by.extras,
-                                                     scored_by.reasons_json()),
+                        decision=scored_by.decisions, model=scored_by.models,
+                        features=sinks.scored_documents(result.features, scored_by),
                         **scored_by.shadow_columns())
                     sinks.save_card_state(conn, result.state)
+                    sinks.open_reviews(conn, scored)
                     # Last before the batch record: its rollup rows are shared with the other
                     # writer, so they are held locked for as short a time as possible.
                     sinks.insert_scored(conn, scored)
@@ -446,7 +450,7 @@ class Consumer:
         for thread in receivers:
             thread.start()
         Heartbeat(self.runtime, self.config.consumer_id, self.deployment.label,
-                  self.stop_event, self.metrics.observe_queues).start()
+                  self.stop_event, self.metrics.observe_sample).start()
 
         def hand_over(index: int, item: Prepared | None) -> bool:
             """Give a writer its next share; False if it has died."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import psycopg
@@ -21,6 +21,9 @@ from fraudctl import errors
 from fraudctl.pipeline import sinks
 from fraudctl.state import write_private_file
 
+# Where a label came from: a file (a bank's chargebacks, the simulator's), or an analyst's
+# verdict in the review queue.
+Source = Literal["import", "analyst"]
 _TRUE = {"1", "true", "t", "yes", "y"}
 _FALSE = {"0", "false", "f", "no", "n"}
 
@@ -97,17 +100,19 @@ def _word(is_fraud: bool) -> str:
     return "fraud" if is_fraud else "genuine"
 
 
-def import_labels(conn: psycopg.Connection[Any], labels: pd.DataFrame) -> ImportResult:
+def import_labels(conn: psycopg.Connection[Any], labels: pd.DataFrame, *,
+                  source: Source = "import") -> ImportResult:
     """Insert labels and their merchant aggregates in one transaction. A label that
     contradicts the stored one refuses the whole import: a verdict is never silently kept or
     silently replaced."""
     if labels.empty:
         return ImportResult(0, 0, 0, 0)
-    labels = labels.drop_duplicates("txn_id", keep="first")
+    labels = labels.drop_duplicates("txn_id", keep="first").assign(source=source)
     with conn.transaction():
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS tmp_labels (LIKE labels) "
                      "ON COMMIT DROP")
-        sinks.copy_rows(conn, "tmp_labels", labels[["txn_id", "is_fraud", "labelled_at"]])
+        sinks.copy_rows(conn, "tmp_labels",
+                        labels[["txn_id", "is_fraud", "labelled_at", "source"]])
         contradicted = conn.execute(
             "SELECT t.txn_id, l.is_fraud, count(*) OVER () FROM tmp_labels t "
             "JOIN labels l USING (txn_id) WHERE l.is_fraud <> t.is_fraud "
@@ -133,7 +138,8 @@ def import_labels(conn: psycopg.Connection[Any], labels: pd.DataFrame) -> Import
 # GREATEST ignores NULLs: the latest fraud known for the day, whichever import had it.
 _INSERT_AND_AGGREGATE = """
 WITH new AS (
-    INSERT INTO labels SELECT * FROM tmp_labels ON CONFLICT (txn_id) DO NOTHING
+    INSERT INTO labels (txn_id, is_fraud, labelled_at, source)
+    SELECT txn_id, is_fraud, labelled_at, source FROM tmp_labels ON CONFLICT (txn_id) DO NOTHING
     RETURNING txn_id, is_fraud, labelled_at
 ), known AS (
     SELECT r.merchant_id,

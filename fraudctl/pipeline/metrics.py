@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 if TYPE_CHECKING:
     from fraudctl.pipeline.consumer import BatchOutcome
+    from fraudctl.pipeline.heartbeat import Sample
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -43,10 +44,19 @@ class ConsumerMetrics:
                                    "Messages waiting, as the heartbeat last saw them",
                                    ["role"], registry=r)
 
-    def observe_queues(self, visible: dict[str, int]) -> None:
-        """The heartbeat's sample: visible messages per queue role (queue, dead_letter)."""
-        for role, count in visible.items():
+        self.reviews_open = Gauge("fraudctl_review_backlog",
+                                  "Transactions decided review that no analyst has resolved",
+                                  registry=r)
+        self.oldest_review = Gauge("fraudctl_review_oldest_age_seconds",
+                                   "Age of the oldest open review (0: none open)", registry=r)
+
+    def observe_sample(self, sample: Sample) -> None:
+        """The heartbeat's sample: visible messages per queue role (queue, dead_letter), and
+        the review queue's backlog."""
+        for role, count in sample.visible.items():
             self.queue_visible.labels(role=role).set(count)
+        self.reviews_open.set(sample.reviews_open)
+        self.oldest_review.set(sample.oldest_review_age_s or 0.0)
 
     def model_info(self, version: str) -> None:
         self.model.info({"version": version})

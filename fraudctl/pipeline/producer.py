@@ -164,10 +164,9 @@ def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
     daily = feature_fn.merchant_daily_from_labels(labels, frame)
     computed = feature_fn.compute_history(frame, daily)
     progress.report(f"scoring {len(frame):,} transactions")
-    scored = deployment.score(frame["txn_id"].tolist(), computed.features)
+    scored = deployment.score(frame["txn_id"].tolist(), computed.features, fields=frame)
     scores = scored.scores
-    features_text = sinks.features_json(computed.features, scored.models, scored.extras,
-                                        scored.reasons_json())
+    features_text = sinks.scored_documents(computed.features, scored)
     progress.report(f"encoding {len(frame):,} messages")
     raw = pd.DataFrame({"txn_id": frame["txn_id"], "amount": frame["amount"],
                         "merchant_id": frame["merchant_id"], "ts": frame["ts"],
@@ -175,7 +174,8 @@ def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
     rows = pd.DataFrame({
         "txn_id": frame["txn_id"], "ts": frame["ts"], "amount": frame["amount"],
         "merchant_id": frame["merchant_id"], "score": scores, "high_risk": scored.high_risk,
-        "features": features_text, "model": scored.models, **scored.shadow_columns(),
+        "decision": scored.decisions, "features": features_text, "model": scored.models,
+        **scored.shadow_columns(),
         # History is scored as of its own time, not as live traffic now: `status`'s rate of
         # the last minute and drift's live window read scored_at.
         "scored_at": frame["ts"]})

@@ -7,10 +7,11 @@ every replica and every retry) or scores everything in the shadow of the champio
 alone acts. Every row records the version whose score acts in ``features->>'model'``, and in
 shadow mode the challenger's version and score beside it, so the two can be compared.
 
-Scoring also decides: a row is *high-risk* when its score reaches the decision threshold of
-the model that scored it. The decision is made here, once, and stored with the row, so the
-dashboard, the named queries, Grafana and `status` all count the same rows (a threshold given
-on the command line asks "what if", over the scores).
+Scoring also decides: each row is approved, sent to review or blocked, from the acting
+model's score, the rules and the deployment's thresholds (:mod:`fraudctl.pipeline.decisions`),
+and is *high-risk* when decided review or block. The decision is made here, once, and stored
+with the row, so the dashboard, the named queries, Grafana and `status` all count the same rows
+(a threshold given on the command line asks "what if", over the scores).
 
 Scoring explains too: every high-risk row carries its reasons, the features that pushed its
 score up most, from the exact contributions of the model that scored it, in words
@@ -30,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
+
+from fraudctl.pipeline.decisions import Decided, Policy, decide
 
 if TYPE_CHECKING:
     # Types only: `status` and the other commands that read the serving state import this
@@ -105,12 +108,20 @@ def deployment_label(champion: str, challenger: str | None, mode: Mode, canary_p
 class Scored:
     scores: np.ndarray
     models: np.ndarray                        # the acting version, per row
-    high_risk: np.ndarray                     # score >= the acting model's threshold, per row
+    decided: Decided                          # approve / review / block, and the rules hit
     extras: dict[str, np.ndarray] = field(default_factory=dict)   # more per-row JSON fields
     shadow_high_risk: np.ndarray | None = None
     # Per row: why it scored as it did (rows not explained, and the rules' rows, have none).
     reasons: list[list[Reason] | None] = field(default_factory=list)
     unexplained: int = 0                      # rows asked for that the time budget left out
+
+    @property
+    def high_risk(self) -> np.ndarray:
+        return self.decided.high_risk
+
+    @property
+    def decisions(self) -> np.ndarray:
+        return self.decided.decisions
 
     def reasons_json(self) -> list[list[dict[str, object]] | None]:
         return [None if found is None else [reason.as_json() for reason in found]
@@ -133,6 +144,7 @@ class Deployment:
     challenger: Scorer | None = None
     mode: Mode = "full"
     canary_pct: int = 0
+    policy: Policy = field(default_factory=Policy)
 
     def __post_init__(self) -> None:
         if self.mode != "full" and self.challenger is None:
@@ -146,11 +158,13 @@ class Deployment:
                                 self.mode, self.canary_pct)
 
     def score(self, txn_ids: Sequence[str], features: pd.DataFrame,
-              explain: Explain = "high_risk", explain_budget_s: float | None = None
-              ) -> Scored:
-        """Score, decide and explain. With ``explain_budget_s``, rows are explained highest
-        score first until the budget is spent (a forest takes ~0.1 s a row, and a batch of
-        alerts must not hold its messages past their visibility timeout)."""
+              explain: Explain = "high_risk", explain_budget_s: float | None = None,
+              fields: pd.DataFrame | None = None) -> Scored:
+        """Score, decide and explain. ``fields`` holds the messages' text fields the rules
+        may read (card_hash, merchant_id, channel, ...), in the features' order; without it a
+        rule on a text field does not hit. With ``explain_budget_s``, rows are explained
+        highest score first until the budget is spent (a forest takes ~0.1 s a row, and a
+        batch of alerts must not hold its messages past their visibility timeout)."""
         n = len(features)
         scores = self.champion.score(features)
         models = np.full(n, self.champion.version, dtype=object)
@@ -173,7 +187,12 @@ class Deployment:
             shadow_high_risk = shadow >= float(self.challenger.threshold)
         if anomaly is not None:
             extras["anomaly"] = np.round(anomaly, 4)
-        high_risk = scores >= thresholds
+        hits = None
+        if self.policy.rules is not None:
+            from fraudctl.rules.ruleset import rule_columns
+            hits = self.policy.rules.hits(rule_columns(features, fields))
+        decided = decide(self.policy, scores, thresholds, ~routed, hits)
+        high_risk = decided.high_risk
         wanted = {"high_risk": high_risk, "all": np.ones(n, dtype=bool),
                   "none": np.zeros(n, dtype=bool)}[explain]
         reasons: list[list[Reason] | None] = [None] * n
@@ -184,7 +203,7 @@ class Deployment:
             if scorer is not None and rows.any():
                 by_score = np.flatnonzero(rows)[np.argsort(-scores[rows], kind="stable")]
                 left_out += _explain_rows(scorer, features, by_score, reasons, deadline)
-        return Scored(scores, models, high_risk, extras, shadow_high_risk, reasons, left_out)
+        return Scored(scores, models, decided, extras, shadow_high_risk, reasons, left_out)
 
 
 # Rows explained between looks at the deadline.

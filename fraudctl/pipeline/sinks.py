@@ -7,9 +7,9 @@ were really new: only those update card state, so a redelivery can never count t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -22,6 +22,9 @@ from psycopg import sql
 
 from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline import schema
+
+if TYPE_CHECKING:
+    from fraudctl.pipeline.scoring import Scored
 
 # Any constant: it separates card locks from other advisory locks' key space a little.
 _CARD_LOCK_SEED = 0x43415244
@@ -133,7 +136,7 @@ def copy_history(conn: psycopg.Connection[Any], raw: pd.DataFrame, scored: pd.Da
     nothing is written twice. The caller counts the rows into the rollup, once."""
     raw = raw[["txn_id", "amount", "merchant_id", "ts", "payload"]]
     scored = scored[["txn_id", "ts", "amount", "merchant_id", "score", "high_risk",
-                     "features", "scored_at"]]
+                     "decision", "features", "scored_at"]]
     parts = []
     for first in range(0, len(raw), chunk):
         parts += [("tx_raw", raw.iloc[first:first + chunk]),
@@ -222,13 +225,21 @@ def save_card_state(conn: psycopg.Connection[Any], state: pd.DataFrame) -> None:
     )
 
 
+def scored_documents(features: pd.DataFrame, scored: Scored) -> pd.Series:
+    """The features JSON of scored rows: the acting model, the features, the decision and
+    the extras, and the reasons and rule hits of the rows that have them."""
+    return features_json(features, scored.models,
+                         {**scored.extras, "decision": scored.decisions},
+                         {"rules": scored.decided.rule_hits, "reasons": scored.reasons_json()})
+
+
 def features_json(features: pd.DataFrame, models: np.ndarray | str,
                   extras: dict[str, np.ndarray] | None = None,
-                  reasons: Sequence[list[dict[str, Any]] | None] | None = None) -> pd.Series:
+                  sparse: Mapping[str, Sequence[Any | None]] | None = None) -> pd.Series:
     """One JSON document per row: ``model`` (the version whose score acts), the feature
-    version, the features rounded for storage, any per-row ``extras`` (anomaly score,
-    shadow model and score), and ``reasons`` where a row has them, as a string column on
-    the frame's index.
+    version, the features rounded for storage, any per-row ``extras`` (decision, anomaly
+    score, shadow model and score), and each ``sparse`` value where a row has one (reasons,
+    rule hits: None leaves the key out), as a string column on the frame's index.
 
     Written column by column by Arrow's C++ kernels: numbers are cast to their shortest text
     and the documents joined element-wise, a sixth of the time a dict per row through orjson
@@ -250,11 +261,12 @@ def features_json(features: pd.DataFrame, models: np.ndarray | str,
         text = (_json_strings(values) if values.dtype == object
                 else _json_numbers(values.astype("float64")))
         parts += [f",{orjson.dumps(name).decode()}:", text]
-    if reasons is not None and any(found is not None for found in reasons):
-        # Few rows have reasons (the high-risk ones): each is its own small document.
-        parts.append(pa.array(["" if found is None else
-                               ',"reasons":' + orjson.dumps(found).decode()
-                               for found in reasons], pa.string()))
+    for name, per_row in (sparse or {}).items():
+        if any(found is not None for found in per_row):
+            # Few rows have one (the high-risk ones): each is its own small document.
+            key = f",{orjson.dumps(name).decode()}:"
+            parts.append(pa.array(["" if found is None else key + orjson.dumps(found).decode()
+                                   for found in per_row], pa.string()))
     parts.append("}")
     documents = pc.binary_join_element_wise(*parts, "")
     return pd.Series(documents, index=features.index, dtype=pd.ArrowDtype(pa.string()))
@@ -360,8 +372,8 @@ def prune_rollup(conn: psycopg.Connection[Any]) -> int:
 
 
 def insert_scored(conn: psycopg.Connection[Any], scored: pd.DataFrame) -> None:
-    """scored: txn_id, ts, amount, merchant_id, score, high_risk (the acting model's
-    decision), features (JSON text), model (the acting version), and shadow_model,
+    """scored: txn_id, ts, amount, merchant_id, score, decision and high_risk (decided
+    review or block), features (JSON text), model (the acting version), and shadow_model,
     shadow_score and shadow_high_risk when a shadow runs.
 
     Every row is new: insert_raw let through, in this same transaction, only the ids tx_raw
@@ -373,8 +385,19 @@ def insert_scored(conn: psycopg.Connection[Any], scored: pd.DataFrame) -> None:
         return
     copy_rows(conn, "tx_scored",
               scored[["txn_id", "ts", "amount", "merchant_id", "score", "high_risk",
-                      "features"]])
+                      "decision", "features"]])
     add_to_rollup(conn, scored)
+
+
+def open_reviews(conn: psycopg.Connection[Any], scored: pd.DataFrame) -> int:
+    """Queue the rows decided ``review`` for an analyst (``scored`` as insert_scored takes
+    it, with card_hash): new rows only, in the transaction that writes them, so each alert
+    is queued exactly once."""
+    queued = scored[scored["decision"].to_numpy() == "review"]
+    if not queued.empty:
+        copy_rows(conn, "reviews",
+                  queued[["txn_id", "card_hash", "ts", "amount", "merchant_id", "score"]])
+    return len(queued)
 
 
 def add_to_rollup(conn: psycopg.Connection[Any], scored: pd.DataFrame) -> None:

@@ -203,14 +203,22 @@ def _rules(node: yaml.Node, lists: Mapping[str, frozenset[str]]
 
 
 def columns_of(frame: Any) -> dict[str, np.ndarray]:
-    """The columns a condition reads, from a frame holding the message fields and features
-    (a missing text field reads as empty: a rule on it does not hit)."""
-    n = len(frame)
+    """The columns a condition reads, from one frame holding the message fields and the
+    features."""
+    return rule_columns(frame, frame)
+
+
+def rule_columns(features: Any, fields: Any | None) -> dict[str, np.ndarray]:
+    """The columns a condition reads: the numbers from ``features``, the text fields from
+    ``fields`` (rows in the same order; a missing field, or no ``fields``, reads as empty, so a
+    rule on it does not hit)."""
+    n = len(features)
     found: dict[str, np.ndarray] = {}
     for name in STRING_FIELDS:
-        found[name] = (frame[name].astype(object).where(frame[name].notna(), "").to_numpy()
-                       if name in frame.columns else np.full(n, "", dtype=object))
+        found[name] = (fields[name].astype(object).where(fields[name].notna(), "").to_numpy()
+                       if fields is not None and name in fields.columns
+                       else np.full(n, "", dtype=object))
     for name in NUMBER_FIELDS:
-        if name in frame.columns:
-            found[name] = frame[name].to_numpy("float64")
+        if name in features.columns:
+            found[name] = features[name].to_numpy("float64")
     return found

@@ -48,7 +48,7 @@ def test_the_readme_quickstart_stands_up_a_healthy_stack_and_says_what_next(
         # Each workload's log starts by saying what it runs with.
         consumer_log = cli("logs", "consumer-blue", "--lines", "500").stdout
         assert (f"consumer consumer-blue starting: scoring with {model.group(1)} "
-                f"(high-risk at score >= ") in consumer_log
+                f"(threshold ") in consumer_log
         assert "api starting: scoring with" in cli("logs", "api-blue", "--lines", "500").stdout
         assert "exporter starting: parquet objects" in cli("logs", "exporter").stdout
 

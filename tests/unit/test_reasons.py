@@ -140,11 +140,12 @@ def test_high_risk_rows_carry_their_reasons_into_the_stored_document(scene: Scen
     explained = [found is not None for found in scored.reasons]
     assert explained == scored.high_risk.tolist()
     assert scored.high_risk.any()
-    documents = sinks.features_json(batch, scored.models, scored.extras,
-                                    scored.reasons_json())
+    documents = sinks.scored_documents(batch, scored)
     for document, high in zip(documents, scored.high_risk, strict=True):
         parsed = orjson.loads(document)
         assert ("reasons" in parsed) == bool(high)
+        assert parsed["decision"] == ("review" if high else "approve")
+        assert "rules" not in parsed                # no rules act here
         if high:
             assert 1 <= len(parsed["reasons"]) <= reasons.TOP_REASONS
             assert all(r["contribution"] > 0 and r["text"] for r in parsed["reasons"])
