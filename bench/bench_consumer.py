@@ -6,7 +6,11 @@ its rate is measured from its first commit to its last (process start-up exclude
 resident memory is sampled throughout. The baseline is bench/lab_consumer.py, run just before
 and just after ours; the ratio is against the mean of the two.
 
-    python bench/bench_consumer.py [--messages N] [--baseline-messages N]
+    python bench/bench_consumer.py [--messages N] [--baseline-messages N] [--rules]
+
+With ``--rules`` ours also runs with a rules file acting beside the model (BENCH_RULES: ten
+rules over the features and the message, a 1,000-merchant blocklist) and a review threshold,
+so every row is decided and each review queued; alternating with the plain consumer.
 """
 
 from __future__ import annotations
@@ -54,9 +58,57 @@ class ConsumerRun:
     dead_lettered: int
 
 
+BENCH_RULES = """\
+version: 1
+lists:
+  blocklist: [{blocked}]
+rules:
+  - name: blocked-merchant
+    when: "merchant_id in blocklist"
+    action: block
+  - name: big-foreign-ecom
+    when: "amount > 2000 and foreign and channel_ecom"
+    action: review
+  - name: card-testing
+    when: "card_small_1h >= 3"
+    action: review
+  - name: burst
+    when: "card_count_1h >= 6"
+    action: review
+  - name: jump
+    when: "amount > 8 * card_amount_avg_30d and card_count_7d > 5"
+    action: review
+  - name: risky-terminal
+    when: "merchant_fraud_rate_28d > 0.3"
+    action: review
+  - name: night-atm
+    when: 'is_night and channel == "atm" and amount > 300'
+    action: review
+  - name: new-card-big
+    when: "is_new_card and amount > 1000"
+    action: review
+  - name: foreign-country
+    when: 'country in ["RU", "KP", "IR"]'
+    action: block
+  - name: tiny-known
+    when: "amount < 1 and not is_new_card"
+    action: allow
+"""
+
+
+def applied_rules(runtime) -> str:  # type: ignore[no-untyped-def]
+    """BENCH_RULES kept in the stack's store, as `fraudctl rules apply` keeps a file; its
+    sha256."""
+    from fraudctl.rules import store
+
+    blocked = ", ".join(f"T{n:06d}" for n in range(900_000, 901_000))
+    return store.put(runtime.store, BENCH_RULES.format(blocked=blocked).encode()).digest
+
+
 def run_consumer(settings, model: str, *, scored: int,  # type: ignore[no-untyped-def]
                  dead_letters: int = 0, batch_size: int | None = None,
-                 before_isolation: bool = False) -> ConsumerRun:
+                 before_isolation: bool = False, policy: list[str] | None = None
+                 ) -> ConsumerRun:
     """Start the real `fraudctl run consumer` on the prefilled queue and wait until it has
     scored `scored` transactions and dead-lettered `dead_letters` messages. With
     ``before_isolation``, the same consumer with the validation it had before per-message
@@ -66,7 +118,8 @@ def run_consumer(settings, model: str, *, scored: int,  # type: ignore[no-untype
              if before_isolation else ["-m", "fraudctl"])
     process = subprocess.Popen(
         [sys.executable, *entry, "run", "consumer", "--port", str(port),
-         "--model", model, *(["--batch-size", str(batch_size)] if batch_size else [])],
+         "--model", model, *(["--batch-size", str(batch_size)] if batch_size else []),
+         *(policy or [])],
         env={**os.environ, **settings_env(settings)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak_rss = 0
@@ -144,6 +197,9 @@ def main() -> None:
                         help="Override the consumer's batch size (default: its own).")
     parser.add_argument("--scorer", choices=("model", "rules"), default="model",
                         help="Score with a trained model (registered first) or the rules.")
+    parser.add_argument("--rules", action="store_true",
+                        help="Also run ours with BENCH_RULES and a review threshold acting, "
+                             "alternating with the plain consumer.")
     parser.add_argument("--isolation-baseline", action="store_true",
                         help="Also run the consumer with the validation it had before "
                              "per-message isolation, just before and just after ours.")
@@ -157,14 +213,20 @@ def main() -> None:
         # machine's speed drifts by a quarter from minute to minute, and a baseline measured
         # on one side only carried that drift into the ratio.
         lab_before = lab_rate(runtime, args.baseline_messages, seed=2, start=now - 900)
-        def drain(seed: int, before_isolation: bool = False) -> ConsumerRun:
+        policy = (["--rules", applied_rules(runtime), "--review-at", "0.3"] if args.rules
+                  else None)
+
+        def drain(seed: int, before_isolation: bool = False,
+                  with_policy: list[str] | None = None) -> ConsumerRun:
             messages = traffic(args.messages, seed=seed, start=now - 900)
             send(runtime, messages)
             console.print(f"queue prefilled with {len(messages):,} messages; starting the "
                           f"consumer with {model}" + (" (validation before isolation)"
-                                                      if before_isolation else ""))
+                                                      if before_isolation else "")
+                          + (" and rules" if with_policy else ""))
             run = run_consumer(settings, model, scored=len(messages),
-                               batch_size=args.batch_size, before_isolation=before_isolation)
+                               batch_size=args.batch_size, before_isolation=before_isolation,
+                               policy=with_policy)
             assert scored(runtime, run_prefix(messages)) == len(messages)
             return run
 
@@ -172,10 +234,22 @@ def main() -> None:
         # side gets an early and a late slot, so neither carries the machine's drift alone.
         isolation: list[ConsumerRun] = []
         runs: list[ConsumerRun] = []
-        for pair in range(2 if args.isolation_baseline else 1):
+        with_rules: list[ConsumerRun] = []
+        for pair in range(2 if args.isolation_baseline or args.rules else 1):
             if args.isolation_baseline:
                 isolation.append(drain(11 + pair, before_isolation=True))
+            if args.rules and pair == 0:
+                with_rules.append(drain(31, with_policy=policy))
             runs.append(drain(1 + 20 * pair))
+            if args.rules and pair == 1:
+                with_rules.append(drain(32, with_policy=policy))
+        if with_rules:
+            with runtime.pooled() as conn:
+                decided = dict(conn.execute(
+                    "SELECT decision, count(*) FROM tx_scored GROUP BY 1").fetchall())
+                queued = conn.execute("SELECT count(*) FROM reviews").fetchone()
+            console.print(f"decisions over the whole stack: {decided}; reviews queued: "
+                          f"{queued[0] if queued else 0:,}")
         ours_rate = sum(r.rate for r in runs) / len(runs)
         peak_rss = max(r.peak_rss for r in runs)
 
@@ -193,6 +267,14 @@ def main() -> None:
     table.add_row("original lab (per message: 2 INSERTs + 1 object), mean of before and after",
                   f"{2 * args.baseline_messages:,}", f"{lab_mean:,.0f}", "1.0x", "",
                   f"baseline (before {lab_before:,.0f}, after {lab_after:,.0f})")
+    if with_rules:
+        rules_mean = sum(r.rate for r in with_rules) / len(with_rules)
+        table.add_row("fraudctl consumer with 10 rules, decisions and the review queue, "
+                      "alternating with ours (" + ", ".join(f"{r.rate:,.0f}" for r in with_rules)
+                      + ")", f"{len(with_rules) * args.messages:,}", f"{rules_mean:,.0f}",
+                      f"{rules_mean / lab_mean:,.1f}x",
+                      f"{max(r.peak_rss for r in with_rules) / 2**20:,.0f} MiB",
+                      "≥ 10,000 tx/s, ≥ 30x")
     if isolation:
         before_mean = sum(r.rate for r in isolation) / len(isolation)
         table.add_row("the same consumer, validation before per-message isolation, "

@@ -175,6 +175,8 @@ def fill_busy(runtime: Runtime, rows: int) -> None:
         "score": rng.beta(0.6, 4.0, rows)})
     frame["features"] = sinks.features_json(features, models)
     frame["model"] = models
+    frame["high_risk"] = frame["score"] >= 0.5
+    frame["decision"] = np.where(frame["high_risk"], "review", "approve").astype(object)
     with runtime.connect() as conn:
         sinks.prepare(conn)
         for start in range(0, rows, 50_000):

@@ -1,7 +1,9 @@
-"""The dashboard's web app (FastAPI): one static page that polls two JSON endpoints.
+"""The dashboard's web app (FastAPI): a page that polls two JSON endpoints, and the review page.
 
 - ``GET /`` the page; ``/static/…`` its script, its style and Chart.js (vendored in the
   package: the page never reaches beyond the dashboard, which works with no network);
+- ``GET /review`` the review queue's page, over ``/api/reviews`` (reviews.py); who may use
+  it and change anything is access.py's;
 - ``GET /api/panels`` every panel in one snapshot; a ``Server-Timing`` header gives the
   database time of each panel. With the database down it answers 503 with the reason;
 - ``GET /api/model`` the active model's metrics and drift (slower to change, polled less);
@@ -21,7 +23,8 @@ from jinja2 import Environment, StrictUndefined
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from fraudctl import faults
-from fraudctl.dashboard import panels
+from fraudctl.dashboard import panels, reviews
+from fraudctl.dashboard.access import Access, RequireLogin
 from fraudctl.dashboard.model_status import ModelStatus
 from fraudctl.runtime import Runtime
 
@@ -30,6 +33,7 @@ _JS, _CSS = "text/javascript; charset=utf-8", "text/css; charset=utf-8"
 _ASSETS = {
     "dashboard.js": ("dashboard.js", _JS, False),
     "dashboard.css": ("dashboard.css", _CSS, False),
+    "review.js": ("review.js", _JS, False),
     "chart.umd.min.js": ("vendor/chart.umd.min.js", _JS, True),
 }
 
@@ -68,13 +72,19 @@ def _champion(deployment: dict[str, Any]) -> str | None:
 
 
 def create_app(runtime: Runtime, config: DashboardConfig, *,
-               allowed_hosts: tuple[str, ...] = ("*",)) -> FastAPI:
+               allowed_hosts: tuple[str, ...] = ("*",), access: Access | None = None
+               ) -> FastAPI:
+    access = access or Access()
     app = FastAPI(title="fraudctl dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+    if access.login is not None:
+        app.add_middleware(RequireLogin, login=access.login)
     queries = panels.render_all(config.threshold)
     models = ModelStatus(runtime)
-    page = Environment(undefined=StrictUndefined, autoescape=True).from_string(
-        _template("index.html")).render(config=config)
+    templates = Environment(undefined=StrictUndefined, autoescape=True)
+    page = templates.from_string(_template("index.html")).render(config=config)
+    review_page = templates.from_string(_template("review.html")).render(
+        config=config, token=access.token, analyst=access.analyst())
     assets = {name: (_template(path), kind, cached) for name, (path, kind, cached)
               in _ASSETS.items()}
     last_champion: dict[str, str | None] = {"version": None}
@@ -82,6 +92,17 @@ def create_app(runtime: Runtime, config: DashboardConfig, *,
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/review", response_class=HTMLResponse)
+    def review() -> HTMLResponse:
+        # (no framing: the page's buttons label transactions, so no other site may overlay it)
+        return HTMLResponse(review_page, headers={"Cache-Control": "no-store",
+                                                  "X-Frame-Options": "DENY",
+                                                  "Content-Security-Policy":
+                                                      "default-src 'self'; img-src 'self' data:; "
+                                                      "frame-ancestors 'none'"})
+
+    reviews.add_routes(app, runtime, access, _database_down)
 
     @app.get("/static/{name}")
     def static(name: str) -> Response:

@@ -275,7 +275,8 @@ def plan_down(stack: LocalStack, *, keep_data: bool) -> Plan:
                (stack.dir / "catalog", "table definitions", "catalog/table", False),
                (stack.dir / "secrets", "database credentials", "secret/db-admin", False),
                (stack.dir / "run", "pid files and ports", None, False),
-               (stack.dir / "logs", "process logs", None, False))
+               (stack.dir / "logs", "process logs", None, False),
+               (stack.dir / "dashboards", "notes of where dashboards serve", None, False))
     for folder, what, key, is_data in folders:
         if folder.exists() and not (is_data and keep_data):
             plan.add(Step("folder", folder.name, "delete", what,

@@ -111,6 +111,9 @@ def import_labels(conn: psycopg.Connection[Any], labels: pd.DataFrame, *,
     with conn.transaction():
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS tmp_labels (LIKE labels) "
                      "ON COMMIT DROP")
+        # (emptied first: a second import inside one outer transaction finds the first's
+        # rows still there, and would insert them again ahead of its own)
+        conn.execute("TRUNCATE tmp_labels")
         sinks.copy_rows(conn, "tmp_labels",
                         labels[["txn_id", "is_fraud", "labelled_at", "source"]])
         contradicted = conn.execute(

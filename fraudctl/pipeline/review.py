@@ -19,12 +19,20 @@ import pandas as pd
 import psycopg
 
 from fraudctl import errors
-from fraudctl.pipeline import labels
+from fraudctl.pipeline import labels, schema
 
 MAX_NOTE = 2000
 MAX_ANALYST = 200
 HISTORY_ROWS = 20
 MAX_LIST = 1000
+
+
+class NotFound(errors.ConfigError):
+    """No review for that transaction."""
+
+
+class Conflict(errors.ConfigError):
+    """The review was resolved already, or a stored label says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -113,9 +121,12 @@ def list_open(conn: psycopg.Connection[Any], *, limit: int = 50, offset: int = 0
 
 
 def get(conn: psycopg.Connection[Any], txn_id: str) -> Alert:
+    if not schema.is_id(txn_id):      # (no transaction has such an id: nothing to look up)
+        raise NotFound(f"no review for transaction {txn_id!r}",
+                       "`fraudctl review list` shows the open ones")
     row = conn.execute(f"SELECT {_COLUMNS} {_FROM} WHERE v.txn_id = %s", (txn_id,)).fetchone()
     if row is None:
-        raise errors.ConfigError(f"no review for transaction {txn_id!r}",
+        raise NotFound(f"no review for transaction {txn_id!r}",
                                  "`fraudctl review list` shows the open ones")
     return _alert(row)
 
@@ -139,7 +150,8 @@ def resolve(conn: psycopg.Connection[Any], txn_id: str, *, is_fraud: bool,
             note: str | None = None, analyst: str | None = None) -> Alert:
     """Close an open review with a verdict, and write the verdict as the transaction's
     label, in one transaction. A review already resolved, or a label already known that
-    says otherwise, is refused and nothing changes."""
+    says otherwise, is refused and nothing changes; a label not known yet (its time is still
+    to come) gives way to the verdict, known now."""
     if note is not None and len(note) > MAX_NOTE:
         raise errors.ConfigError(f"the note is longer than {MAX_NOTE} characters")
     if analyst is not None and not 0 < len(analyst) <= MAX_ANALYST:
@@ -147,6 +159,7 @@ def resolve(conn: psycopg.Connection[Any], txn_id: str, *, is_fraud: bool,
     for text in (note, analyst):
         if text is not None and "\x00" in text:
             raise errors.ConfigError("the note and the analyst's name cannot hold NUL bytes")
+    get(conn, txn_id)                 # refuses an id no review has, before any write
     with conn.transaction():
         row = conn.execute(
             "UPDATE reviews SET resolved_at = now(), is_fraud = %s, note = %s, "
@@ -154,16 +167,49 @@ def resolve(conn: psycopg.Connection[Any], txn_id: str, *, is_fraud: bool,
             (is_fraud, note, analyst, txn_id)).fetchone()
         if row is None:
             found = get(conn, txn_id)             # refuses an unknown id
-            raise errors.ConfigError(
+            raise Conflict(
                 f"the review of {txn_id} was resolved already, as {found.verdict}"
                 + (f" by {found.resolved_by}" if found.resolved_by else "")
                 + (f" at {found.resolved_at:%Y-%m-%d %H:%M:%S} UTC"
                    if found.resolved_at else ""),
                 "a verdict stands: it is the transaction's label now")
+        _withdraw_pending_label(conn, txn_id)
         verdict = pd.DataFrame({"txn_id": [txn_id], "is_fraud": [is_fraud],
                                 "labelled_at": [pd.Timestamp(datetime.now(UTC))]})
-        labels.import_labels(conn, verdict, source="analyst")
+        try:
+            labels.import_labels(conn, verdict, source="analyst")
+        except errors.ConfigError as exc:      # a stored label says otherwise
+            raise Conflict(exc.message, "the stored label stands") from None
     return get(conn, txn_id)
+
+
+# A label stored with a known time still to come (a delivery that says "the bank will tell
+# us on day X": the simulator's chargebacks) is not known yet; the analyst's verdict is, now.
+# It is withdrawn, with its count taken back out of its merchant-day (that day's latest fraud
+# recomputed from the labels that remain), and the verdict is stored in its place.
+_WITHDRAW = """
+WITH gone AS (
+    DELETE FROM labels WHERE txn_id = %(txn)s AND labelled_at > now()
+    RETURNING txn_id, is_fraud, labelled_at
+), place AS (
+    SELECT r.merchant_id, (DATE '1970-01-01'
+           + floor(extract(epoch FROM gone.labelled_at) / 86400)::integer) AS day, gone.is_fraud
+    FROM gone JOIN tx_raw r USING (txn_id)
+)
+UPDATE merchant_label_daily d SET
+    n_labelled = d.n_labelled - 1,
+    n_fraud = d.n_fraud - place.is_fraud::integer,
+    last_fraud_ts = (
+        SELECT max(extract(epoch FROM r.ts))::float8 FROM labels l JOIN tx_raw r USING (txn_id)
+        WHERE r.merchant_id = d.merchant_id AND l.is_fraud AND l.txn_id <> %(txn)s
+          AND l.labelled_at >= d.day::timestamptz AND l.labelled_at < (d.day + 1)::timestamptz)
+FROM place WHERE d.merchant_id = place.merchant_id AND d.day = place.day
+"""
+
+
+def _withdraw_pending_label(conn: psycopg.Connection[Any], txn_id: str) -> None:
+    conn.execute("SET LOCAL TIME ZONE 'UTC'")     # (days are UTC days, as the aggregate's)
+    conn.execute(_WITHDRAW, {"txn": txn_id})
 
 
 def reasons_text(alert: Alert) -> list[str]:

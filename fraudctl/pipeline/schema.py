@@ -41,6 +41,12 @@ MAX_DEPTH = 64
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
 Id = Annotated[str, msgspec.Meta(pattern=_ID)]
+_ID_MATCH = re.compile(_ID).match
+
+
+def is_id(value: str) -> bool:
+    """Whether ``value`` is a valid id (txn_id, card_hash, merchant_id) of the contract."""
+    return isinstance(value, str) and _ID_MATCH(value) is not None and "\n" not in value
 
 
 class Transaction(msgspec.Struct, gc=False):

@@ -1,16 +1,23 @@
 """The README's quickstart, after pip: its fraudctl commands as the README writes them, on a
 fresh FRAUDCTL_HOME and HOME. `up` ends with the model's held-out figures, the API's address
-and what to run next; `status` then shows every part healthy; the API scores."""
+and what to run next; `status` then shows every part healthy; the API scores. Then what an
+analyst does on that stack: thresholds by cost and a rules file applied, and an alert
+resolved on the review page in headless Chromium."""
 
 from __future__ import annotations
 
 import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 
+from fraudctl.local import postgres as local_postgres
+from tests.conftest import fraudctl_executable
+from tests.e2e.test_dashboard_browser import WAIT_MS, browser, screenshot, wait_serving
 from tests.e2e.test_pipeline import cli, post
 
 pytestmark = pytest.mark.slow
@@ -26,8 +33,11 @@ def quickstart_commands() -> list[list[str]]:
     return [command[1:] for command in commands if command and command[0] == "fraudctl"]
 
 
+__all__ = ["browser"]        # (the Chromium fixture, shared with the dashboard's browser test)
+
+
 def test_the_readme_quickstart_stands_up_a_healthy_stack_and_says_what_next(
-        isolated_env: Path) -> None:
+        isolated_env: Path, browser: Browser) -> None:
     commands = quickstart_commands()
     assert [command[0] for command in commands] == ["up", "produce", "status"]
     try:
@@ -105,5 +115,74 @@ def test_the_readme_quickstart_stands_up_a_healthy_stack_and_says_what_next(
         assert explained["flagged"] > 0, explained       # 3,000 live rows: some are flagged
         assert explained["flagged"] == explained["explained"] and explained["stray"] == 0, \
             explained
+
+        # Decisions act: the thresholds chosen by cost, then a rules file, each served
+        # blue/green; `status` says what high-risk now means.
+        applied = json.loads(cli("model", "thresholds", "--capacity", "50",
+                                 "--false-alarm-cost", "5", "--apply", "-o", "json").stdout)
+        assert applied["applied"]["changed"], applied
+        rules_file.write_text("rules:\n  - name: mid-amount\n    when: amount > 100\n"
+                              "    action: review\n")
+        cli("rules", "apply", str(rules_file))
+        serving = next(row for row in json.loads(cli("status", "-o", "json").stdout)[
+            "resources"] if row["resource"] == "models")["figures"]
+        assert serving["threshold"] == pytest.approx(applied["chosen"]["review_at"])
+        assert serving["rules"] and len(serving["rules"]) == 64
+        cli("produce", "--rate", "250", "--count", "500", timeout=300)
+        hits = json.loads(cli(
+            "query", "db", "SELECT count(*) AS hits, count(*) FILTER (WHERE decision = "
+            "'approve') AS approved FROM tx_scored WHERE features->'rules' ? 'mid-amount'",
+            "-o", "json").stdout)["rows"][0]
+        assert hits["hits"] > 0 and hits["approved"] == 0, hits
+
+        # The review queue in the browser: an alert with its reasons, resolved as fraud,
+        # is a label (source analyst).
+        resolved = review_in_browser(browser)
+        label = json.loads(cli("query", "db", "SELECT is_fraud, source FROM labels WHERE "
+                               f"txn_id = '{resolved}'", "-o", "json").stdout)["rows"]
+        assert label == [{"is_fraud": True, "source": "analyst"}], label
     finally:
         cli("down", "--yes")
+
+
+def review_in_browser(browser: Browser) -> str:
+    """Open the review page in Chromium, resolve the first alert that has reasons as fraud;
+    returns its txn_id."""
+    port = local_postgres.free_port()
+    server = subprocess.Popen([fraudctl_executable(), "dashboard", "--port", str(port)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page_errors: list[str] = []
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    try:
+        wait_serving(port, server)
+        page.goto(f"http://127.0.0.1:{port}/review", wait_until="domcontentloaded",
+                  timeout=WAIT_MS)
+        # (selectors, not script: the page's Content-Security-Policy forbids eval)
+        page.wait_for_selector("#queue[data-state=ready]", timeout=WAIT_MS)
+        assert int(page.locator("#tile-open .value").inner_text().replace(",", "")) > 0
+        rows = page.locator("#table-queue tbody tr")
+        chosen = None
+        for index in range(min(rows.count(), 30)):
+            rows.nth(index).click()
+            page.wait_for_selector("#alert[data-state=ready]", timeout=WAIT_MS)
+            reasons = page.locator("#alert-reasons li").all_inner_texts()
+            if reasons and "no reasons stored" not in reasons[0]:
+                chosen = rows.nth(index).get_attribute("data-txn")
+                break
+        assert chosen, "no open alert with reasons"
+        assert page.locator("#table-card tbody tr").count() >= 1      # the card's history
+        screenshot(page, "review.png")
+        page.fill("#note", "confirmed with the cardholder")
+        page.click("#resolve-fraud")
+        page.wait_for_selector("#resolve-result:has-text('resolved as fraud')",
+                               timeout=WAIT_MS)
+        assert page.locator("#resolve-fraud").is_disabled()
+        screenshot(page, "review-resolved.png")
+        assert page_errors == [], page_errors
+        return chosen
+    finally:
+        page.close()
+        server.terminate()
+        server.communicate(timeout=30)

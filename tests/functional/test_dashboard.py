@@ -264,16 +264,81 @@ def test_with_the_database_down_the_api_says_so(runtime: Runtime,
         down.close()
 
 
-def test_exposing_the_dashboard_warns_and_a_busy_port_is_one_error(
+def test_exposing_the_dashboard_needs_a_login_and_a_busy_port_is_one_error(
         cli: Any, stack_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FRAUDCTL_HOME", str(stack_settings.home))
+    refused = invoke(cli, "dashboard", "--host", "0.0.0.0")
+    assert refused.exit_code == 2 and "serving on 0.0.0.0 needs a login" in refused.stderr
+    assert "--login NAME" in refused.stderr
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        result = invoke(cli, "dashboard", "--host", "0.0.0.0", "--port", str(port))
-    assert "warning: serving on 0.0.0.0" in result.stderr and "no login" in result.stderr
+        result = invoke(cli, "dashboard", "--host", "0.0.0.0", "--port", str(port),
+                        "--login", "ana")
+    password = stack_settings.stack_dir / "secrets" / "dashboard.password"
+    assert f"login ana, password in {password}" in result.stderr
+    assert password.stat().st_mode & 0o077 == 0 and len(password.read_text().strip()) >= 20
+    assert password.read_text() not in result.stderr            # named, never shown
+    assert "warning: serving on 0.0.0.0 over plain HTTP" in result.stderr
     assert result.exit_code == 7 and f"cannot listen on 0.0.0.0:{port}" in result.stderr
+    monkeypatch.setenv("FRAUDCTL_DASHBOARD_PASSWORD", "short")
+    weak = invoke(cli, "dashboard", "--host", "0.0.0.0", "--login", "ana")
+    assert weak.exit_code == 2 and "shorter than 12 characters" in weak.stderr
+
+
+def test_the_review_api_lists_shows_and_resolves_with_the_pages_token(
+        runtime: Runtime, stack_settings: Settings) -> None:
+    from fraudctl.dashboard.access import TOKEN_HEADER, Access, Login
+    from fraudctl.pipeline.decisions import Policy
+
+    frame = simulator.Simulator(simulator.SimulatorConfig(seed=77, n_cards=300,
+                                                          n_terminals=200),
+                                time.time() - 900).live(time.time() - 900,
+                                                        time.time() - 600, 400)
+    runtime.queue.send_batch(bodies(frame))
+    consume_all(runtime, expected_scored=len(frame),
+                deployment=Deployment(RuleScorer(), policy=Policy(review_at=0.05)))
+    access = Access(login=Login("ana", "a-long-password"))
+    client = TestClient(create_app(runtime, DashboardConfig(stack=stack_settings.stack,
+                                                            target=stack_settings.target),
+                                   access=access))
+    assert client.get("/review").status_code == 401            # a login on every route
+    assert client.get("/api/reviews").status_code == 401
+    assert client.get("/health").status_code == 200             # (the probes' route is open)
+    client.auth = ("ana", "wrong")
+    assert client.get("/review").status_code == 401
+    client.auth = ("ana", "a-long-password")
+    page = client.get("/review")
+    assert page.status_code == 200 and access.token in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    listed = client.get("/api/reviews", params={"limit": 5}).json()
+    assert len(listed["alerts"]) == 5 and listed["backlog"]["open"] >= 5
+    txn_id = listed["alerts"][0]["txn_id"]
+    shown = client.get(f"/api/reviews/{txn_id}").json()
+    assert shown["card_history"][0]["txn_id"] == txn_id and shown["verdict"] == "open"
+    for hostile in ("nope", "../../etc/passwd", "x' OR '1'='1", "%00"):
+        assert client.get(f"/api/reviews/{hostile}").status_code == 404, hostile
+    assert client.get("/api/reviews", params={"limit": 10**6}).status_code == 400
+
+    url, body = f"/api/reviews/{txn_id}", {"verdict": "fraud", "note": "<script>x</script>"}
+    assert client.post(url, json=body).status_code == 403                 # no token
+    assert client.post(url, json=body, headers={TOKEN_HEADER: "guess"}).status_code == 403
+    form = client.post(url, data={"verdict": "fraud"}, headers={TOKEN_HEADER: access.token})
+    assert form.status_code == 415
+    for bad in ({"verdict": "maybe"}, {"verdict": "fraud", "note": 5}, ["fraud"]):
+        assert client.post(url, json=bad, headers={TOKEN_HEADER: access.token}
+                           ).status_code == 400, bad
+    assert client.get(url).json()["verdict"] == "open"                   # nothing changed
+    done = client.post(url, json=body, headers={TOKEN_HEADER: access.token})
+    assert done.status_code == 200, done.text
+    assert (done.json()["verdict"], done.json()["resolved_by"]) == ("fraud", "ana")
+    again = client.post(url, json=body, headers={TOKEN_HEADER: access.token})
+    assert again.status_code == 409 and "resolved already" in again.json()["error"]
+    with runtime.pooled() as conn:
+        assert conn.execute("SELECT is_fraud, source FROM labels WHERE txn_id = %s",
+                            (txn_id,)).fetchone() == (True, "analyst")
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from fraudctl import errors
 from fraudctl.cli.app import app
 from fraudctl.config import Settings, settings_env
-from fraudctl.model import history
+from fraudctl.model import retrain
 from fraudctl.pipeline import review
 from fraudctl.pipeline.api import create_app
 from fraudctl.pipeline.decisions import Policy
@@ -133,8 +133,8 @@ def test_a_verdict_becomes_a_label_the_next_retrain_reads(runtime: Runtime,
                                analyst=analyst)
         assert review.get(conn, second.txn_id).verdict == "open"
 
-        # The next retrain reads the verdict: history as of now holds the label.
-        hist = history.from_stack(conn)
+    # The next retrain reads the verdict: the history it loads holds the label, known now.
+    hist = retrain.load_history(runtime, None, label_delay_days=7)
     labelled = hist.transactions.set_index("txn_id").loc[first.txn_id]
     assert labelled["is_fraud"] == 1
 
@@ -166,3 +166,38 @@ def test_an_empty_queue_and_bad_paging_are_clear(runtime: Runtime, tmp_path: Pat
             review.list_open(conn, limit=0)
         with pytest.raises(errors.ConfigError, match="--offset must be 0 or more"):
             review.list_open(conn, offset=-1)
+
+
+def test_a_label_not_known_yet_gives_way_to_the_verdict(runtime: Runtime) -> None:
+    """A delivered label whose known time is still to come (the simulator's chargebacks, a
+    week out) is not known now; the analyst's verdict is, and takes its place, in the
+    merchant's daily aggregate too."""
+    import pandas as pd
+
+    from fraudctl.pipeline import labels
+
+    frame = make_traffic(seed=903, count=200)
+    watched = str(frame["merchant_id"].value_counts().index[0])
+    runtime.queue.send_batch(bodies(frame))
+    consume_all(runtime, expected_scored=len(frame), deployment=deployment_with_rules(watched))
+    later = pd.Timestamp(datetime.now(UTC) + timedelta(days=7))
+    with runtime.connect() as conn:
+        alert = next(a for a in review.list_open(conn, limit=1000)
+                     if a.merchant_id == watched)
+        labels.import_labels(conn, pd.DataFrame({"txn_id": [alert.txn_id], "is_fraud": [False],
+                                                 "labelled_at": [later]}))
+
+        def day_counts(day: object) -> tuple[int, int]:
+            row = conn.execute("SELECT n_labelled, n_fraud FROM merchant_label_daily WHERE "
+                               "merchant_id = %s AND day = %s", (watched, day)).fetchone()
+            return (int(row[0]), int(row[1])) if row else (0, 0)
+
+        future_before = day_counts(later.date())
+        today_before = day_counts(datetime.now(UTC).date())
+        review.resolve(conn, alert.txn_id, is_fraud=True, analyst="ana")
+        label = conn.execute("SELECT is_fraud, source, labelled_at <= clock_timestamp() FROM labels "
+                             "WHERE txn_id = %s", (alert.txn_id,)).fetchone()
+        assert label == (True, "analyst", True)
+        assert day_counts(later.date()) == (future_before[0] - 1, future_before[1])
+        assert day_counts(datetime.now(UTC).date()) == (today_before[0] + 1,
+                                                         today_before[1] + 1)

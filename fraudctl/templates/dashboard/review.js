@@ -1,0 +1,150 @@
+// The review page: polls /api/reviews, shows one alert with its card's history, and sends
+// an analyst's verdict. Values from the data are set as text, never as HTML.
+"use strict";
+
+const REFRESH_MS = parseFloat(document.body.dataset.refreshS) * 1000;
+const TOKEN = document.querySelector('meta[name="fraudctl-token"]').content;
+const PAGE = 200;
+let chosen = null;
+
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+function utc(value) {
+  return new Date(value).toISOString().replace("T", " ").slice(0, 19);
+}
+
+function age(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172800) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${(seconds / 86400).toFixed(1)} d`;
+}
+
+function money(value) {
+  return Number(value).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+}
+
+function banner(message) {
+  const node = document.getElementById("banner");
+  node.hidden = !message;
+  node.textContent = message || "";
+  document.body.dataset.database = message ? "down" : "up";
+}
+
+function row(cells, numeric) {
+  const tr = document.createElement("tr");
+  cells.forEach((cell, i) => tr.appendChild(el("td", cell, numeric.includes(i) ? "num" : "")));
+  return tr;
+}
+
+function why(alert) {
+  const first = (alert.reasons[0] || {}).text;
+  const rules = alert.rules.length ? `rules: ${alert.rules.join(", ")}` : "";
+  return [first, rules].filter(Boolean).join(" · ") || `score ${alert.score.toFixed(3)}`;
+}
+
+async function refreshQueue() {
+  let response;
+  try {
+    response = await fetch(`/api/reviews?limit=${PAGE}`, { cache: "no-store" });
+  } catch (exc) {
+    banner("the dashboard is unreachable");
+    return;
+  }
+  const data = await response.json();
+  if (!response.ok) {
+    banner(data.error || `HTTP ${response.status}`);
+    return;
+  }
+  banner(null);
+  const backlog = data.backlog;
+  document.querySelector("#tile-open .value").textContent = backlog.open.toLocaleString("en-US");
+  document.querySelector("#tile-oldest .value").textContent = age(backlog.oldest_age_s);
+  document.querySelector("#tile-resolved .value").textContent = backlog.resolved_24h.toLocaleString("en-US");
+  document.getElementById("queue-note").textContent = backlog.open > data.alerts.length
+    ? `· oldest ${data.alerts.length} of ${backlog.open.toLocaleString("en-US")}` : "· oldest first";
+  const body = document.querySelector("#table-queue tbody");
+  const now = Date.now();
+  const rows = data.alerts.map((alert) => {
+    const tr = row([alert.txn_id, age((now - Date.parse(alert.opened_at)) / 1000),
+                    alert.score.toFixed(3), money(alert.amount), alert.merchant_id, why(alert)],
+                   [1, 2, 3]);
+    tr.dataset.txn = alert.txn_id;
+    if (alert.txn_id === chosen) tr.classList.add("chosen");
+    tr.addEventListener("click", () => show(alert.txn_id));
+    return tr;
+  });
+  body.replaceChildren(...rows);
+  document.getElementById("queue").dataset.state = rows.length ? "ready" : "empty";
+  document.getElementById("updated").textContent = `updated ${utc(now)} UTC`;
+}
+
+async function show(txnId) {
+  chosen = txnId;
+  document.querySelectorAll("#table-queue tbody tr").forEach((tr) => {
+    tr.classList.toggle("chosen", tr.dataset.txn === txnId);
+  });
+  const card = document.getElementById("alert");
+  card.dataset.state = "loading";
+  const response = await fetch(`/api/reviews/${encodeURIComponent(txnId)}`, { cache: "no-store" });
+  const alert = await response.json();
+  if (!response.ok) {
+    card.dataset.state = "empty";
+    banner(alert.error || `HTTP ${response.status}`);
+    return;
+  }
+  document.getElementById("alert-title").textContent = `Alert ${alert.txn_id}`;
+  const facts = [
+    ["when", `${utc(alert.ts)} UTC`], ["amount", money(alert.amount)],
+    ["merchant", alert.merchant_id], ["card", alert.card_hash],
+    ["score", `${alert.score.toFixed(4)} by ${alert.model || "?"}`],
+    ["decided", alert.decision || "?"], ["rules hit", alert.rules.join(", ") || "none"],
+    ["status", alert.verdict === "open" ? "open" : `${alert.verdict} (${alert.resolved_by || ""})`],
+  ];
+  const list = document.getElementById("alert-facts");
+  list.replaceChildren(...facts.flatMap(([name, value]) => [el("dt", name), el("dd", value)]));
+  const reasons = alert.reasons.map((reason) => el("li", reason.text));
+  if (!reasons.length) reasons.push(el("li", "no reasons stored (a rule, or the rule-based scorer)"));
+  document.getElementById("alert-reasons").replaceChildren(...reasons);
+  document.querySelector("#table-card tbody").replaceChildren(...alert.card_history.map((tx) => row([
+    utc(tx.ts), money(tx.amount), tx.merchant_id, tx.channel || "", tx.country || "",
+    tx.score === null ? "–" : tx.score.toFixed(3), tx.decision || "–",
+    tx.is_fraud === null ? "–" : `${tx.is_fraud ? "fraud" : "genuine"} (${tx.label_source})`,
+  ], [1, 5])));
+  const open = alert.verdict === "open";
+  document.getElementById("resolve-fraud").disabled = !open;
+  document.getElementById("resolve-genuine").disabled = !open;
+  document.getElementById("resolve-result").textContent = open ? "" : `resolved as ${alert.verdict}`;
+  card.dataset.state = "ready";
+}
+
+async function resolve(verdict) {
+  if (!chosen) return;
+  const result = document.getElementById("resolve-result");
+  const note = document.getElementById("note").value.trim();
+  const response = await fetch(`/api/reviews/${encodeURIComponent(chosen)}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Fraudctl-Token": TOKEN },
+    body: JSON.stringify({ verdict, note: note || null }),
+  });
+  const answer = await response.json();
+  if (!response.ok) {
+    result.textContent = answer.error || `HTTP ${response.status}`;
+    return;
+  }
+  document.getElementById("note").value = "";
+  await show(chosen);
+  result.textContent = `resolved as ${answer.verdict}; labelled (source analyst)`;
+  await refreshQueue();
+}
+
+document.getElementById("resolve-fraud").addEventListener("click", () => resolve("fraud"));
+document.getElementById("resolve-genuine").addEventListener("click", () => resolve("genuine"));
+refreshQueue();
+setInterval(refreshQueue, REFRESH_MS);
