@@ -195,8 +195,8 @@ def test_a_label_not_known_yet_gives_way_to_the_verdict(runtime: Runtime) -> Non
         future_before = day_counts(later.date())
         today_before = day_counts(datetime.now(UTC).date())
         review.resolve(conn, alert.txn_id, is_fraud=True, analyst="ana")
-        label = conn.execute("SELECT is_fraud, source, labelled_at <= clock_timestamp() FROM labels "
-                             "WHERE txn_id = %s", (alert.txn_id,)).fetchone()
+        label = conn.execute("SELECT is_fraud, source, labelled_at <= clock_timestamp() "
+                             "FROM labels WHERE txn_id = %s", (alert.txn_id,)).fetchone()
         assert label == (True, "analyst", True)
         assert day_counts(later.date()) == (future_before[0] - 1, future_before[1])
         assert day_counts(datetime.now(UTC).date()) == (today_before[0] + 1,
