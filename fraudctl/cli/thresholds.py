@@ -2,7 +2,7 @@
 review team's capacity, with the trade-off behind them. Thin over fraudctl.model.thresholds."""
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -85,18 +85,16 @@ def thresholds(
                 registry.Registry(runtime.store), hist, version, window)
         source = f"{version} on {chosen_window.describe()}"
     choice = choosing.choose_on(scored, costs)
-    applied = _apply(settings, version or "", choice.best) if apply else None
+    document = {"source": source, "days": choice.days,
+                "costs": {"false_alarm": costs.false_alarm, "decline": costs.decline,
+                          "capacity_per_day": costs.capacity_per_day},
+                "chosen": choice.best.as_dict(), "approve_all": choice.approve_all.as_dict(),
+                "curve": [point.as_dict() for point in choice.curve]}
+    applied = _apply(settings, version or "", choice.best, document) if apply else None
     if output_format == "json":
-        output.print_json({"source": source, "days": choice.days,
-                           "costs": {"false_alarm": costs.false_alarm,
-                                     "decline": costs.decline,
-                                     "capacity_per_day": costs.capacity_per_day},
-                           "chosen": choice.best.as_dict(),
-                           "approve_all": choice.approve_all.as_dict(),
-                           "curve": [point.as_dict() for point in choice.curve],
-                           "applied": None if applied is None else {
-                               "changed": applied.changed, "colour": applied.colour,
-                               "policy": applied.spec.policy_label}})
+        output.print_json({**document, "applied": None if applied is None else {
+            "changed": applied.changed, "colour": applied.colour,
+            "policy": applied.spec.policy_label}})
         return
     output.out.print(_curve_table(choice, source))
     best = choice.best
@@ -117,24 +115,27 @@ def thresholds(
                          else "applied already: no change", markup=False)
 
 
-def _apply(settings: Settings, version: str, best: "Outcome") -> "SwapResult":
+def _apply(settings: Settings, version: str, best: "Outcome", document: dict[str, Any]
+           ) -> "SwapResult":
     """The chosen pair as the active deployment's thresholds, if the champion is still the
-    version they were chosen on."""
+    version they were chosen on; the choice and its curve are kept for the dashboard."""
     from dataclasses import replace
 
     from fraudctl.model import deployment
+    from fraudctl.model import thresholds as choosing
 
     if not best.review_at < float("inf"):
         raise errors.ConfigError("at these costs the cheapest choice is to approve everything: "
                                  "there is no review threshold to apply",
                                  "check --false-alarm-cost and --capacity")
 
-    def target_of(state: "StackState", _runtime: "Runtime") -> "DeploymentSpec":
+    def target_of(state: "StackState", runtime: "Runtime") -> "DeploymentSpec":
         spec = deployment.serving(state).spec
         if spec.champion != version:
             raise errors.ConfigError(f"the champion changed to {spec.champion} while the "
                                      f"thresholds were chosen on {version}",
                                      "run the command again")
+        choosing.save_applied(runtime.store, version, document)
         return replace(spec, review_at=min(1.0, best.review_at),
                        block_at=min(1.0, best.block_at)
                        if best.block_at < float("inf") else None)

@@ -5,7 +5,9 @@ Thin over fraudctl.pipeline.review, as the `fraudctl review` commands are.
 - ``GET /api/reviews/{txn_id}`` one alert, its reasons and rule hits, the card's latest
   transactions;
 - ``POST /api/reviews/{txn_id}`` ``{"verdict": "fraud"|"genuine", "note": "..."}`` with the
-  page's token (see access.py): the verdict becomes the transaction's label.
+  page's token (see access.py): the verdict becomes the transaction's label;
+- ``GET /api/thresholds`` the trade-off curve the active champion's thresholds were chosen
+  on (`fraudctl model thresholds --apply` keeps it), for the page's plot.
 """
 
 from __future__ import annotations
@@ -72,6 +74,20 @@ def add_routes(app: FastAPI, runtime: Runtime, access: Access,
             return _json({**alert.as_dict(), "card_history": [
                 {name: output.plain(value) for name, value in row.items()}
                 for row in history]})
+        return guarded(work)
+
+    @app.get("/api/thresholds")
+    def applied_thresholds() -> JSONResponse:
+        from fraudctl.model import thresholds
+
+        def work() -> JSONResponse:
+            with runtime.pooled() as conn:
+                row = conn.execute(
+                    "SELECT version FROM model_deployments WHERE ended_at IS NULL "
+                    "AND role = 'champion' ORDER BY started_at DESC LIMIT 1").fetchone()
+            version = str(row[0]) if row else None
+            found = thresholds.load_applied(runtime.store, version) if version else None
+            return _json({"version": version, "applied": found})
         return guarded(work)
 
     @app.post("/api/reviews/{txn_id}")

@@ -1,4 +1,4 @@
-"""The stack's Prometheus alert: FraudConsumerDown.
+"""The stack's Prometheus alerts: FraudConsumerDown, and FraudReviewBacklogStale.
 
 It fires when no consumer replica is available (kube-state-metrics), or when consumers run but
 none has committed a batch for five minutes while the queue holds messages (the consumers'
@@ -6,6 +6,10 @@ own metrics: their heartbeat keeps the queue gauge fresh even when batches stall
 rule group becomes a PrometheusRule where the operator's CRD exists, and a plain rules file
 (in a ConfigMap) otherwise; `promtool check rules` and `promtool test rules` run on it in the
 tests.
+
+FraudReviewBacklogStale (a warning) fires when the oldest open review has waited more than
+four hours for fifteen minutes: alerts are reaching the queue faster than analysts resolve
+them, or nobody is looking (the consumers' heartbeat reads the backlog every 5 s).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from typing import Any
 import yaml
 
 ALERT = "FraudConsumerDown"
+BACKLOG_ALERT = "FraudReviewBacklogStale"
 STALL_S = 300
+REVIEW_STALE_S = 4 * 3600
 RUNBOOK = ("Runbook: `kubectl -n {ns} get deploy,pods -l app.kubernetes.io/component=consumer` "
            "and `kubectl -n {ns} logs -l app.kubernetes.io/component=consumer --tail=100`; "
            "`fraudctl status --target aws` shows queue depth and the database; a crash loop "
@@ -45,6 +51,21 @@ def rule_groups(stack: str, namespace: str) -> list[dict[str, Any]]:
                                 f"{namespace}, or none has committed a batch for "
                                 f"{STALL_S // 60} minutes while the queue is not empty."),
                 "runbook": RUNBOOK.format(ns=namespace),
+            },
+        }, {
+            "alert": BACKLOG_ALERT,
+            "expr": f"max(fraudctl_review_oldest_age_seconds{{{ns}}}) > {REVIEW_STALE_S}",
+            "for": "15m",
+            "labels": {"severity": "warning", "stack": stack},
+            "annotations": {
+                "summary": f"fraudctl stack {stack}: alerts wait more than "
+                           f"{REVIEW_STALE_S // 3600} hours for review",
+                "description": ("The oldest open review has waited more than "
+                                f"{REVIEW_STALE_S // 3600} hours: fraudctl_review_backlog "
+                                "says how many are open."),
+                "runbook": ("`fraudctl review list --target aws` shows the queue oldest first; "
+                            "more reviewers, or a higher review threshold (`fraudctl model "
+                            "thresholds --capacity N --apply`), bring it down."),
             },
         }],
     }]

@@ -19,11 +19,13 @@ over what the window can tell apart, and it runs on cumulative sums: all pairs o
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 from fraudctl import errors
+from fraudctl.ports import ObjectMissing, ObjectStore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,9 +68,11 @@ class Outcome:
     genuine_blocked: int
 
     def as_dict(self) -> dict[str, float | int | None]:
+        """As JSON takes it: a threshold that is never reached (inf) is null."""
         data: dict[str, float | int | None] = dict(asdict(self))
-        if not np.isfinite(self.block_at):
-            data["block_at"] = None
+        for name in ("review_at", "block_at"):
+            if not np.isfinite(getattr(self, name)):
+                data[name] = None
         return data
 
 
@@ -158,3 +162,21 @@ def choose_on(scored: pd.DataFrame, costs: Costs) -> Choice:
     days = float(max(1, kept["ts"].dt.normalize().nunique())) if len(kept) else 0.0
     return choose(kept["score"].to_numpy("float64"), kept["is_fraud"].to_numpy() > 0,
                   kept["amount"].to_numpy("float64"), days, costs)
+
+
+def applied_key(version: str) -> str:
+    """Where the choice applied to a champion is kept in the stack's store, for the
+    dashboard's trade-off plot."""
+    return f"thresholds/{version}.json"
+
+
+def save_applied(store: ObjectStore, version: str, document: dict[str, Any]) -> None:
+    store.put(applied_key(version), orjson.dumps(document))
+
+
+def load_applied(store: ObjectStore, version: str) -> dict[str, Any] | None:
+    try:
+        found = orjson.loads(store.get(applied_key(version)))
+    except ObjectMissing:
+        return None
+    return found if isinstance(found, dict) else None

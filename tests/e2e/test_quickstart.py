@@ -172,6 +172,9 @@ def review_in_browser(browser: Browser) -> str:
                 chosen = rows.nth(index).get_attribute("data-txn")
                 break
         assert chosen, "no open alert with reasons"
+        # The trade-off the applied thresholds were chosen on, plotted.
+        page.wait_for_selector("#thresholds[data-state=ready]", timeout=WAIT_MS)
+        assert "chosen: review at" in page.locator("#thresholds-note").inner_text()
         assert page.locator("#table-card tbody tr").count() >= 1      # the card's history
         screenshot(page, "review.png")
         page.fill("#note", "confirmed with the cardholder")

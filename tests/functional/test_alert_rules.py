@@ -42,10 +42,16 @@ def waiting(values: str) -> dict[str, str]:
                       f' pod="consumer-blue-1", role="queue"}}', "values": values}
 
 
-def expect(firing: bool) -> list[dict[str, Any]]:
+def oldest_review(values: str) -> dict[str, str]:
+    return {"series": f'fraudctl_review_oldest_age_seconds{{namespace="{NAMESPACE}",'
+                      f' pod="consumer-blue-1"}}', "values": values}
+
+
+def expect(firing: bool, alert: str = alerts.ALERT) -> list[dict[str, Any]]:
     if not firing:
         return []
-    rule = alerts.rule_groups("demo", NAMESPACE)[0]["rules"][0]
+    rule = next(rule for rule in alerts.rule_groups("demo", NAMESPACE)[0]["rules"]
+                if rule["alert"] == alert)
     return [{"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}]
 
 
@@ -72,7 +78,7 @@ def rules_file(tmp_path: Path) -> Path:
 def test_the_rules_file_passes_promtool_check(rules_file: Path) -> None:
     checked = promtool("check", "rules", str(rules_file))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 1 rules found" in checked.stdout
+    assert "SUCCESS: 2 rules found" in checked.stdout
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -83,6 +89,30 @@ def test_the_alert_fires_only_when_no_consumer_is_scoring(rules_file: Path, tmp_
         "interval": "1m", "input_series": series,
         "alert_rule_test": [{"eval_time": f"{minutes}m", "alertname": alerts.ALERT,
                              "exp_alerts": expect(firing)}]}]}
+    test_file = tmp_path / "alert-test.yaml"
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = promtool("test", "rules", str(test_file))
+    assert result.returncode == 0, f"{case}:\n{result.stdout}{result.stderr}"
+
+
+BACKLOG_CASES = {
+    # the oldest review five hours old for the last twenty minutes: fires
+    "stale backlog": ([oldest_review("18000+60x20")], 20, True),
+    # reviews resolved within the hour: silent
+    "kept up": ([oldest_review("3000x20")], 20, False),
+    # over four hours for only ten minutes (an analyst is on it): not yet
+    "briefly stale": ([oldest_review("3000x10 15000x10")], 20, False),
+}
+
+
+@pytest.mark.parametrize("case", list(BACKLOG_CASES))
+def test_the_backlog_alert_fires_only_when_reviews_go_stale(rules_file: Path, tmp_path: Path,
+                                                            case: str) -> None:
+    series, minutes, firing = BACKLOG_CASES[case]
+    tests = {"rule_files": [rules_file.name], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "alert_rule_test": [{"eval_time": f"{minutes}m", "alertname": alerts.BACKLOG_ALERT,
+                             "exp_alerts": expect(firing, alerts.BACKLOG_ALERT)}]}]}
     test_file = tmp_path / "alert-test.yaml"
     test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
     result = promtool("test", "rules", str(test_file))

@@ -4,6 +4,7 @@ within the review capacity, found by trying every pair the definition allows."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +113,20 @@ def test_a_large_window_is_searched_on_quantiles_quickly() -> None:
                                Costs(5.0, 20.0, 300.0))
     assert choice.best.reviews_per_day <= 300
     assert choice.best.cost < choice.approve_all.cost
+
+
+def test_an_applied_choice_is_kept_as_json_and_never_holds_infinity(tmp_path: Path) -> None:
+    from fraudctl.local.objectstore import DirectoryStore
+
+    choice = thresholds.choose(np.array([0.1, 0.2, 0.9]), np.array([False, False, True]),
+                               np.array([5.0, 5.0, 0.5]), 1.0, Costs(10.0, 10.0, 5.0))
+    document = {"chosen": choice.best.as_dict(), "approve_all": choice.approve_all.as_dict(),
+                "curve": [point.as_dict() for point in choice.curve]}
+    assert document["approve_all"]["review_at"] is None        # inf: never reviews
+    assert document["approve_all"]["block_at"] is None
+    store = DirectoryStore(tmp_path)
+    assert thresholds.load_applied(store, "v1") is None
+    thresholds.save_applied(store, "v1", document)
+    text = store.get(thresholds.applied_key("v1")).decode()
+    assert "Infinity" not in text and "NaN" not in text
+    assert thresholds.load_applied(store, "v1") == document

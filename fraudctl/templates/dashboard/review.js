@@ -144,7 +144,63 @@ async function resolve(verdict) {
   await refreshQueue();
 }
 
+let thresholdsChart = null;
+
+async function refreshThresholds() {
+  const card = document.getElementById("thresholds");
+  let data;
+  try {
+    const response = await fetch("/api/thresholds", { cache: "no-store" });
+    data = await response.json();
+    if (!response.ok) return;
+  } catch (exc) {
+    return;
+  }
+  const applied = data.applied;
+  if (!applied || !applied.curve.length) {
+    card.dataset.state = "empty";
+    return;
+  }
+  const chosen = applied.chosen;
+  const costs = applied.costs;
+  document.getElementById("thresholds-note").textContent =
+    `· ${data.version} · ${costs.capacity_per_day} reviews a day, a false alarm costs ` +
+    `${costs.false_alarm} · chosen: review at ${chosen.review_at.toFixed(4)}` +
+    (chosen.block_at === null ? ", block nothing" : `, block at ${chosen.block_at.toFixed(4)}`) +
+    ` (${chosen.cost_per_day.toFixed(0)} a day against ${applied.approve_all.cost_per_day.toFixed(0)} approving everything)`;
+  const points = applied.curve.filter((p) => p.review_at !== null);
+  const config = {
+    type: "line",
+    data: { datasets: [
+      { label: "cost a day", data: points.map((p) => ({ x: p.review_at, y: p.cost_per_day })),
+        borderColor: "#58a6ff", pointRadius: 0, yAxisID: "cost" },
+      { label: "reviews a day", data: points.map((p) => ({ x: p.review_at, y: p.reviews_per_day })),
+        borderColor: "#d29922", pointRadius: 0, yAxisID: "reviews" },
+      { label: "chosen", type: "scatter", data: [{ x: chosen.review_at, y: chosen.cost_per_day }],
+        backgroundColor: "#3fb950", pointRadius: 6, yAxisID: "cost" },
+    ] },
+    options: {
+      animation: false, maintainAspectRatio: false, parsing: false,
+      scales: {
+        x: { type: "linear", title: { display: true, text: "review threshold (score)" } },
+        cost: { position: "left", title: { display: true, text: "cost a day" } },
+        reviews: { position: "right", grid: { drawOnChartArea: false },
+                   title: { display: true, text: "reviews a day" } },
+      },
+    },
+  };
+  if (thresholdsChart) {
+    thresholdsChart.data = config.data;
+    thresholdsChart.update("none");
+  } else {
+    thresholdsChart = new Chart(document.getElementById("chart-thresholds"), config);
+  }
+  card.dataset.state = "ready";
+}
+
 document.getElementById("resolve-fraud").addEventListener("click", () => resolve("fraud"));
 document.getElementById("resolve-genuine").addEventListener("click", () => resolve("genuine"));
 refreshQueue();
+refreshThresholds();
 setInterval(refreshQueue, REFRESH_MS);
+setInterval(refreshThresholds, 60000);
