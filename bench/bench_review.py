@@ -68,7 +68,7 @@ def fill(runtime: Runtime, rows: int, open_reviews: int) -> None:
     documents = sinks.features_json(features, "bench-model", {"decision": decisions},
                                     {"rules": hits, "reasons": reasons})
     payloads = [orjson.dumps({"txn_id": t, "ts": s.isoformat(), "card_hash": c,
-                              "merchant_id": m, "amount": a, "channel": "ecom"}).decode()
+                              "merchant_id": m, "amount": float(a), "channel": "ecom"}).decode()
                 for t, s, c, m, a in zip(ids, ts, cards, merchants, amounts, strict=True)]
     raw = pd.DataFrame({"txn_id": ids, "amount": amounts, "merchant_id": merchants, "ts": ts,
                         "payload": payloads})

@@ -44,6 +44,7 @@ def dashboard(
         raise errors.ConfigError(f"--port must be 1 to 65535, got {port}")
     lifecycle.require_stack(settings)
 
+    import getpass
     import webbrowser
 
     import uvicorn
@@ -59,7 +60,8 @@ def dashboard(
             f"serving on {host} needs a login: the review page labels transactions",
             f"add --login NAME (`fraudctl dashboard --host {host} --login analyst`), or "
             "serve on 127.0.0.1")
-    access = Access(login=dashboard_login(settings, login) if login is not None else None)
+    access = Access(login=dashboard_login(settings, login) if login is not None else None,
+                    local_user=getpass.getuser())
     if not is_loopback(host):
         output.err.print(f"[yellow]warning:[/] serving on {host} over plain HTTP: put a TLS "
                          "proxy in front of it beyond a trusted network")

@@ -47,11 +47,13 @@ class Login:
 @dataclass(frozen=True)
 class Access:
     login: Login | None = None
+    # Who serves the page on loopback: the verdicts given there are theirs.
+    local_user: str = "dashboard"
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def analyst(self) -> str:
-        """Who a verdict given on the page is recorded as."""
-        return self.login.user if self.login else "dashboard"
+        """Who a verdict given on the page is recorded as: the login, or the local user."""
+        return self.login.user if self.login else self.local_user
 
     def token_ok(self, given: str | None) -> bool:
         return given is not None and secrets.compare_digest(given.encode(), self.token.encode())

@@ -44,9 +44,10 @@ function row(cells, numeric) {
 }
 
 function why(alert) {
-  const first = (alert.reasons[0] || {}).text;
+  // A rule that sent it here says more than the model's top reason for a low score.
   const rules = alert.rules.length ? `rules: ${alert.rules.join(", ")}` : "";
-  return [first, rules].filter(Boolean).join(" · ") || `score ${alert.score.toFixed(3)}`;
+  const first = (alert.reasons[0] || {}).text;
+  return [rules, first].filter(Boolean).join(" · ") || `score ${alert.score.toFixed(3)}`;
 }
 
 async function refreshQueue() {
@@ -145,6 +146,20 @@ async function resolve(verdict) {
 }
 
 let thresholdsChart = null;
+let chartLibrary = null;
+
+function loadChartLibrary() {
+  // Loaded only when there is a curve to draw: the queue, what the page is for, does not
+  // wait for Chart.js to be parsed.
+  chartLibrary = chartLibrary || new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = "/static/chart.umd.min.js";
+    script.onload = resolve;
+    script.onerror = reject;
+    document.head.appendChild(script);
+  });
+  return chartLibrary;
+}
 
 async function refreshThresholds() {
   const card = document.getElementById("thresholds");
@@ -168,6 +183,7 @@ async function refreshThresholds() {
     `${costs.false_alarm} · chosen: review at ${chosen.review_at.toFixed(4)}` +
     (chosen.block_at === null ? ", block nothing" : `, block at ${chosen.block_at.toFixed(4)}`) +
     ` (${chosen.cost_per_day.toFixed(0)} a day against ${applied.approve_all.cost_per_day.toFixed(0)} approving everything)`;
+  await loadChartLibrary();
   const points = applied.curve.filter((p) => p.review_at !== null);
   const config = {
     type: "line",
