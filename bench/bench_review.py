@@ -71,7 +71,7 @@ def fill(runtime: Runtime, rows: int, open_reviews: int) -> None:
                               "merchant_id": m, "amount": float(a), "channel": "ecom"}).decode()
                 for t, s, c, m, a in zip(ids, ts, cards, merchants, amounts, strict=True)]
     raw = pd.DataFrame({"txn_id": ids, "amount": amounts, "merchant_id": merchants, "ts": ts,
-                        "payload": payloads})
+                        "payload": payloads, "card_hash": cards})
     scored = pd.DataFrame({"txn_id": ids, "ts": ts, "amount": amounts,
                            "merchant_id": merchants, "score": scores,
                            "high_risk": reviewed, "decision": decisions,

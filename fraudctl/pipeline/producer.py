@@ -170,7 +170,8 @@ def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
     progress.report(f"encoding {len(frame):,} messages")
     raw = pd.DataFrame({"txn_id": frame["txn_id"], "amount": frame["amount"],
                         "merchant_id": frame["merchant_id"], "ts": frame["ts"],
-                        "payload": sinks.message_documents(frame, simulator.MESSAGE_COLUMNS)})
+                        "payload": sinks.message_documents(frame, simulator.MESSAGE_COLUMNS),
+                        "card_hash": frame["card_hash"]})
     rows = pd.DataFrame({
         "txn_id": frame["txn_id"], "ts": frame["ts"], "amount": frame["amount"],
         "merchant_id": frame["merchant_id"], "score": scores, "high_risk": scored.high_risk,

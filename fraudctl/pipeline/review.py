@@ -140,7 +140,7 @@ def card_history(conn: psycopg.Connection[Any], card_hash: str, *, before: datet
         "r.payload->>'channel' AS channel, r.payload->>'country' AS country, s.score, "
         "s.decision, l.is_fraud, l.source AS label_source "
         "FROM tx_raw r LEFT JOIN tx_scored s USING (txn_id) LEFT JOIN labels l USING (txn_id) "
-        "WHERE r.payload->>'card_hash' = %s AND r.ts <= %s ORDER BY r.ts DESC LIMIT %s",
+        "WHERE r.card_hash = %s AND r.ts <= %s ORDER BY r.ts DESC LIMIT %s",
         (card_hash, before, limit))
     names = [column.name for column in cursor.description or []]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -119,11 +119,12 @@ INSERT INTO lake_outbox (txn_id, ts) SELECT txn_id, ts FROM new RETURNING txn_id
 
 
 def insert_raw(conn: psycopg.Connection[Any], raw: pd.DataFrame, *, outbox: bool) -> set[str]:
-    """raw: txn_id, amount, merchant_id, ts, payload (JSON text). Returns the new ids, and
-    with ``outbox`` queues them for the lake exporter."""
+    """raw: txn_id, amount, merchant_id, ts, payload (JSON text), card_hash. Returns the new
+    ids, and with ``outbox`` queues them for the lake exporter."""
     if raw.empty:
         return set()
-    copy_rows(conn, "tmp_raw", raw[["txn_id", "amount", "merchant_id", "ts", "payload"]])
+    copy_rows(conn, "tmp_raw",
+              raw[["txn_id", "amount", "merchant_id", "ts", "payload", "card_hash"]])
     statement = _INSERT_RAW_AND_OUTBOX if outbox else _INSERT_RAW
     return {row[0] for row in conn.execute(statement).fetchall()}
 
@@ -134,7 +135,7 @@ def copy_history(conn: psycopg.Connection[Any], raw: pd.DataFrame, scored: pd.Da
     and tx_scored, ``chunk`` rows at a time, with no temp table, no conflict check and no
     outbox (the backfill writes the lake itself). A transaction already there fails the COPY:
     nothing is written twice. The caller counts the rows into the rollup, once."""
-    raw = raw[["txn_id", "amount", "merchant_id", "ts", "payload"]]
+    raw = raw[["txn_id", "amount", "merchant_id", "ts", "payload", "card_hash"]]
     scored = scored[["txn_id", "ts", "amount", "merchant_id", "score", "high_risk",
                      "decision", "features", "scored_at"]]
     parts = []
