@@ -82,7 +82,7 @@ def test_swaps_under_load_score_every_transaction_once(isolated_env: Path) -> No
 
         producer_started = time.time()
         producer = subprocess.Popen(
-            [fraudctl_executable(), "produce", "--rate", "150", "--duration", "60s",
+            [fraudctl_executable(), "produce", "--rate", "150", "--duration", "45s",
              "--cards", "800", "--no-labels", "-o", "json"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         time.sleep(4)
