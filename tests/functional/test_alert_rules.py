@@ -81,17 +81,24 @@ def test_the_rules_file_passes_promtool_check(rules_file: Path) -> None:
     assert "SUCCESS: 2 rules found" in checked.stdout
 
 
+def promtool_test(rules_file: Path, tmp_path: Path, alert: str,
+                  case: tuple[list[dict[str, str]], int, bool]) -> subprocess.CompletedProcess[str]:
+    """`promtool test rules` of one case: the series, the minute it is judged at, and
+    whether ``alert`` fires then."""
+    series, minutes, firing = case
+    tests = {"rule_files": [rules_file.name], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "alert_rule_test": [{"eval_time": f"{minutes}m", "alertname": alert,
+                             "exp_alerts": expect(firing, alert)}]}]}
+    test_file = tmp_path / "alert-test.yaml"
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
+    return promtool("test", "rules", str(test_file))
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_alert_fires_only_when_no_consumer_is_scoring(rules_file: Path, tmp_path: Path,
                                                           case: str) -> None:
-    series, minutes, firing = CASES[case]
-    tests = {"rule_files": [rules_file.name], "evaluation_interval": "1m", "tests": [{
-        "interval": "1m", "input_series": series,
-        "alert_rule_test": [{"eval_time": f"{minutes}m", "alertname": alerts.ALERT,
-                             "exp_alerts": expect(firing)}]}]}
-    test_file = tmp_path / "alert-test.yaml"
-    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
-    result = promtool("test", "rules", str(test_file))
+    result = promtool_test(rules_file, tmp_path, alerts.ALERT, CASES[case])
     assert result.returncode == 0, f"{case}:\n{result.stdout}{result.stderr}"
 
 
@@ -108,12 +115,5 @@ BACKLOG_CASES = {
 @pytest.mark.parametrize("case", list(BACKLOG_CASES))
 def test_the_backlog_alert_fires_only_when_reviews_go_stale(rules_file: Path, tmp_path: Path,
                                                             case: str) -> None:
-    series, minutes, firing = BACKLOG_CASES[case]
-    tests = {"rule_files": [rules_file.name], "evaluation_interval": "1m", "tests": [{
-        "interval": "1m", "input_series": series,
-        "alert_rule_test": [{"eval_time": f"{minutes}m", "alertname": alerts.BACKLOG_ALERT,
-                             "exp_alerts": expect(firing, alerts.BACKLOG_ALERT)}]}]}
-    test_file = tmp_path / "alert-test.yaml"
-    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
-    result = promtool("test", "rules", str(test_file))
+    result = promtool_test(rules_file, tmp_path, alerts.BACKLOG_ALERT, BACKLOG_CASES[case])
     assert result.returncode == 0, f"{case}:\n{result.stdout}{result.stderr}"
