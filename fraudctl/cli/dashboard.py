@@ -1,5 +1,6 @@
 """`fraudctl dashboard`: serve the stack's live dashboard until Ctrl-C."""
 
+from functools import partial
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -74,7 +75,8 @@ def dashboard(
         output.err.print(f"dashboard of stack {settings.stack} on {url} (Ctrl-C stops)")
         if open_browser:
             webbrowser.open(url)
-        app = create_app(runtime, config, allowed_hosts=allowed_hosts(host), access=access)
+        app = create_app(runtime, config, allowed_hosts=allowed_hosts(host), access=access,
+                         policy=partial(serving_policy, settings))
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
         with presence.announced(settings, url):        # `status` shows where it is served
             server.run(sockets=[sock])
@@ -105,3 +107,11 @@ def dashboard_login(settings: Settings, user: str) -> "Login":
         write_private_file(path, (secrets.token_urlsafe(18) + "\n").encode())
     output.err.print(f"login {user}, password in {path} (readable by you only)")
     return Login(user, path.read_text().strip())
+
+
+def serving_policy(settings: Settings) -> dict[str, object]:
+    """What the active deployment decides by, as the dashboard shows it."""
+    from fraudctl.model import deployment
+
+    spec = deployment.serving(lifecycle.load_state(settings)).spec
+    return {"review_at": spec.review_at, "block_at": spec.block_at, "rules": spec.rules}

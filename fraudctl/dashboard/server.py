@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -72,8 +73,10 @@ def _champion(deployment: dict[str, Any]) -> str | None:
 
 
 def create_app(runtime: Runtime, config: DashboardConfig, *,
-               allowed_hosts: tuple[str, ...] = ("*",), access: Access | None = None
-               ) -> FastAPI:
+               allowed_hosts: tuple[str, ...] = ("*",), access: Access | None = None,
+               policy: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
+    """``policy`` reads the serving deployment's decision policy (review and block
+    thresholds, rules) when the page asks, so it says what high-risk means now."""
     access = access or Access()
     app = FastAPI(title="fraudctl dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
@@ -131,8 +134,10 @@ def create_app(runtime: Runtime, config: DashboardConfig, *,
 
     @app.get("/api/model")
     def api_model() -> JSONResponse:
-        return JSONResponse(models.describe(last_champion["version"]),
-                            headers={"Cache-Control": "no-store"})
+        described = models.describe(last_champion["version"])
+        if policy is not None:
+            described["policy"] = policy()
+        return JSONResponse(described, headers={"Cache-Control": "no-store"})
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -183,6 +183,11 @@ def review_in_browser(browser: Browser) -> str:
                                timeout=WAIT_MS)
         assert page.locator("#resolve-fraud").is_disabled()
         screenshot(page, "review-resolved.png")
+        # The main page says what high-risk means now: the applied thresholds and rules.
+        page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=WAIT_MS)
+        page.wait_for_selector("#high-risk-note:has-text('decided review or block')",
+                               timeout=WAIT_MS)
+        assert "· rules" in page.locator("#high-risk-note").inner_text()
         assert page_errors == [], page_errors
         return chosen
     finally:

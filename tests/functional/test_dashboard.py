@@ -300,9 +300,10 @@ def test_the_review_api_lists_shows_and_resolves_with_the_pages_token(
     consume_all(runtime, expected_scored=len(frame),
                 deployment=Deployment(RuleScorer(), policy=Policy(review_at=0.05)))
     access = Access(login=Login("ana", "a-long-password"))
+    policy = {"review_at": 0.05, "block_at": None, "rules": None}
     client = TestClient(create_app(runtime, DashboardConfig(stack=stack_settings.stack,
                                                             target=stack_settings.target),
-                                   access=access))
+                                   access=access, policy=lambda: policy))
     assert client.get("/review").status_code == 401            # a login on every route
     assert client.get("/api/reviews").status_code == 401
     assert client.get("/health").status_code == 200             # (the probes' route is open)
@@ -313,6 +314,7 @@ def test_the_review_api_lists_shows_and_resolves_with_the_pages_token(
     assert page.status_code == 200 and access.token in page.text
     assert page.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert client.get("/api/model").json()["policy"] == policy    # what high-risk means now
     listed = client.get("/api/reviews", params={"limit": 5}).json()
     assert len(listed["alerts"]) == 5 and listed["backlog"]["open"] >= 5
     txn_id = listed["alerts"][0]["txn_id"]

@@ -83,10 +83,17 @@ function fill(table, rows, columns) {
   }
 }
 
-// What the page counts as high-risk: the scoring model's own decision (its threshold shown
-// once the model panel has loaded), unless the dashboard was started with --threshold.
+// What the page counts as high-risk: the rows decided review or block (the deployment's
+// review threshold, or the model's own, shown once the model panel has loaded), unless the
+// dashboard was started with --threshold.
 function highRiskMeaning() {
   if (settings.threshold) return `score ≥ ${settings.threshold}`;
+  const policy = lastModel && lastModel.policy;
+  if (policy && (policy.review_at !== null || policy.rules)) {
+    const review = policy.review_at !== null ? `review at ${fmt(policy.review_at, 3)}` : "review at the model's threshold";
+    const block = policy.block_at !== null ? `, block at ${fmt(policy.block_at, 3)}` : "";
+    return `decided review or block · ${review}${block}${policy.rules ? " · rules" : ""}`;
+  }
   const threshold = lastModel && !lastModel.error ? lastModel.threshold : undefined;
   return threshold === undefined || threshold === null
     ? "flagged by the scoring model"
