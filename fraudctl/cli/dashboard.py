@@ -100,12 +100,15 @@ def dashboard_login(settings: Settings, user: str) -> "Login":
             raise errors.ConfigError("FRAUDCTL_DASHBOARD_PASSWORD is shorter than 12 "
                                      "characters", "choose a longer one, or unset it to have "
                                      "one generated")
-        output.err.print(f"login {user}, password from FRAUDCTL_DASHBOARD_PASSWORD")
+        output.err.print(f"login {user}, password from FRAUDCTL_DASHBOARD_PASSWORD",
+                         markup=False)
         return Login(user, password)
     path = settings.stack_dir / "secrets" / "dashboard.password"
     if not path.exists():
         write_private_file(path, (secrets.token_urlsafe(18) + "\n").encode())
-    output.err.print(f"login {user}, password in {path} (readable by you only)")
+    # (one line, unwrapped: a path broken over two lines cannot be copied)
+    output.err.print(f"login {user}, password in {path} (readable by you only)",
+                     soft_wrap=True, markup=False)
     return Login(user, path.read_text().strip())
 
 
