@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp
 
 TOKEN_HEADER = "X-Fraudctl-Token"  # noqa: S105 (a header name, not a secret)
 
@@ -60,8 +61,8 @@ class Access:
 
 
 class RequireLogin(BaseHTTPMiddleware):
-    def __init__(self, app: object, login: Login) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
+    def __init__(self, app: ASGIApp, login: Login) -> None:
+        super().__init__(app)
         self.login = login
 
     async def dispatch(self, request: Request,

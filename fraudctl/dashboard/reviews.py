@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from fraudctl import errors, faults, output
 from fraudctl.dashboard.access import TOKEN_HEADER, Access
@@ -116,6 +117,4 @@ def add_routes(app: FastAPI, runtime: Runtime, access: Access,
                                        note=note or None, analyst=access.analyst())
             return _json(alert.as_dict())
         # (in a worker thread: the database round trips must not hold the event loop)
-        from starlette.concurrency import run_in_threadpool
-
         return await run_in_threadpool(guarded, work)
