@@ -244,12 +244,12 @@ class Consumer:
             "amount": [t.amount for t in txns],
             "channel": text([t.channel for t in txns]),
             "country": text([t.country for t in txns]),
-            # (read by the rules, not written: the payload keeps them)
-            "currency": text([t.currency for t in txns]),
-            "mcc": text([t.mcc for t in txns]),
-            "device_id": text([t.device_id for t in txns]),
             "payload": text([m.body for m, _ in valid]),
         })
+        if self.deployment.policy.rules is not None:
+            # The rules may read these too (not written: the payload keeps them).
+            for name in ("currency", "mcc", "device_id"):
+                frame[name] = text([getattr(t, name) for t in txns])
         conn = self._connection()
         try:
             with conn.transaction():
