@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fraudctl.pipeline import sinks
+from fraudctl.pipeline import review, sinks
 from fraudctl.ports import Queue
 from fraudctl.runtime import Runtime
 
@@ -39,11 +39,6 @@ _SEEN = (
 )
 
 
-# The open review queue (the partial index holds only open rows: a count of 10,000 takes ~1 ms).
-_REVIEWS = ("SELECT count(*), extract(epoch FROM clock_timestamp() - min(opened_at))::float8 "
-            "FROM reviews WHERE resolved_at IS NULL")
-
-
 @dataclass(frozen=True)
 class Sample:
     visible: dict[str, int]              # messages waiting per queue role
@@ -64,10 +59,8 @@ def beat(runtime: Runtime, consumer_id: str, model: str) -> Sample:
         conn.execute(_SEEN, (consumer_id, model))
         with conn.cursor() as cursor:
             cursor.executemany(_SAMPLE, rows)
-        reviews = conn.execute(_REVIEWS).fetchone()
-    count, oldest = reviews if reviews is not None else (0, None)
-    return Sample({role: visible for _, role, visible, _, _ in rows}, int(count),
-                  None if oldest is None else float(oldest))
+        count, oldest = review.open_backlog(conn)      # (~1 ms at 10,000 open)
+    return Sample({role: visible for _, role, visible, _, _ in rows}, count, oldest)
 
 
 class Heartbeat:

@@ -96,15 +96,23 @@ def _alert(row: tuple[Any, ...]) -> Alert:
                  resolved_at, is_fraud, note, resolved_by)
 
 
-def backlog(conn: psycopg.Connection[Any]) -> Backlog:
-    row = conn.execute(
-        "SELECT (SELECT count(*) FROM reviews WHERE resolved_at IS NULL), "
-        "(SELECT extract(epoch FROM now() - min(opened_at))::float8 FROM reviews "
-        " WHERE resolved_at IS NULL), "
-        "(SELECT count(*) FROM reviews WHERE resolved_at > now() - interval '24 hours')"
-    ).fetchone()
+# The open queue's size and the age of its oldest (the partial index holds only open rows).
+_OPEN = ("SELECT count(*), extract(epoch FROM clock_timestamp() - min(opened_at))::float8 "
+         "FROM reviews WHERE resolved_at IS NULL")
+
+
+def open_backlog(conn: psycopg.Connection[Any]) -> tuple[int, float | None]:
+    """(open reviews, the oldest one's age in seconds or None): what the gauges say."""
+    row = conn.execute(_OPEN).fetchone()
     assert row is not None
-    return Backlog(int(row[0]), None if row[1] is None else float(row[1]), int(row[2]))
+    return int(row[0]), None if row[1] is None else float(row[1])
+
+
+def backlog(conn: psycopg.Connection[Any]) -> Backlog:
+    count, oldest = open_backlog(conn)
+    resolved = conn.execute("SELECT count(*) FROM reviews "
+                            "WHERE resolved_at > now() - interval '24 hours'").fetchone()
+    return Backlog(count, oldest, int(resolved[0]) if resolved else 0)
 
 
 def list_open(conn: psycopg.Connection[Any], *, limit: int = 50, offset: int = 0
@@ -166,7 +174,7 @@ def resolve(conn: psycopg.Connection[Any], txn_id: str, *, is_fraud: bool,
             "resolved_by = %s WHERE txn_id = %s AND resolved_at IS NULL RETURNING txn_id",
             (is_fraud, note, analyst, txn_id)).fetchone()
         if row is None:
-            found = get(conn, txn_id)             # refuses an unknown id
+            found = get(conn, txn_id)
             raise Conflict(
                 f"the review of {txn_id} was resolved already, as {found.verdict}"
                 + (f" by {found.resolved_by}" if found.resolved_by else "")

@@ -228,7 +228,11 @@ def test_every_grafana_panel_runs_against_the_real_schema(runtime: Runtime) -> N
 def test_the_heartbeat_reports_liveness_and_queue_depth(runtime: Runtime) -> None:
     runtime.queue.send_batch(['{"not": "a transaction"}'] * 7)
     runtime.dead_letter_queue.send_batch(['{"reason": "test"}'] * 2)
-    heartbeat.beat(runtime, "beater", "rules-v1")
+    sample = heartbeat.beat(runtime, "beater", "rules-v1")
+    with runtime.pooled() as conn:
+        open_now = conn.execute("SELECT count(*) FROM reviews WHERE resolved_at IS NULL"
+                                ).fetchone()
+    assert open_now is not None and sample.reviews_open == open_now[0]   # the backlog gauge
     [health] = run_named(runtime, "pipeline_health").to_dict("records")
     assert (health["queue_depth"], health["in_flight"], health["dlq_depth"]) == (7, 0, 2)
     assert health["consumers_live"] >= 1 and float(health["lag_s"]) >= 0
