@@ -30,6 +30,7 @@ _STACK_NAME = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,19}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _CONFIG_FILE = "fraudctl.toml"
+INGESTS = ("sqs", "kinesis")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,13 @@ class Settings:
     db_instance_class: str = "db.t3.micro"
     db_allocated_storage_gb: int = 20
     db_endpoint: str | None = None
+    # ingest: where transactions arrive. "sqs" is the queue (SQS on aws; PGMQ, which stands in
+    # for it, on local); "kinesis" a Kinesis data stream (aws). None: as the stack was brought
+    # up (the aws target reads it from the stack's state), else sqs.
+    ingest: str | None = None
+    # The stream's capacity: N > 0 provisioned shards, 0 on-demand, None as it is (a new
+    # stream: on-demand).
+    stream_shards: int | None = None
     # queue
     max_receive_count: int = 5
     consumer_batch_size: int = 500
@@ -147,6 +155,12 @@ def _check_lake_format(raw: str) -> str:
     return raw
 
 
+def _check_ingest(raw: str) -> str:
+    if raw not in INGESTS:
+        raise errors.ConfigError(f"unknown ingest {raw!r}", "use --ingest sqs or --ingest kinesis")
+    return raw
+
+
 def _check_retrain_at(raw: str) -> str:
     if raw == "off":
         return raw
@@ -192,6 +206,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "db_instance_class": str,
     "db_allocated_storage_gb": _positive_int("db_allocated_storage_gb"),
     "db_endpoint": _check_db_endpoint,
+    "ingest": _check_ingest,
+    "stream_shards": _non_negative_int("stream_shards"),
     "max_receive_count": _positive_int("max_receive_count"),
     "consumer_batch_size": _positive_int("consumer_batch_size"),
     "consumer_batch_deadline_s": _positive_int("consumer_batch_deadline_s"),

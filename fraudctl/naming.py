@@ -39,6 +39,12 @@ class StackNames:
         return f"{self.stack}-tx-dlq"
 
     @property
+    def stream(self) -> str:
+        """The Kinesis data stream (``ingest = "kinesis"``): named like the queue it
+        replaces, so the leases and checkpoints of one stack never meet another's."""
+        return f"{self.stack}-tx"
+
+    @property
     def pgmq_queue(self) -> str:
         # PGMQ queue names become table names: underscores, not hyphens.
         return self.queue.replace("-", "_")

@@ -74,6 +74,81 @@ class Queue(Protocol):
         ...
 
 
+class Inbound(Protocol):
+    """Where producers put transactions: the queue, or the stream (``Runtime.inbound``)."""
+
+    name: str
+
+    def send_batch(self, bodies: Sequence[str]) -> None: ...
+
+    def oldest_age_s(self) -> float | None:
+        """Seconds the oldest transaction not yet read has waited; None when none waits or
+        it cannot tell."""
+        ...
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One ordered partition of a stream (a Kinesis shard, a Kafka partition)."""
+
+    id: str
+    # A resharded shard's parents (one for a split, two for a merge): their records come
+    # first, so this one is read only after they are drained.
+    parents: tuple[str, ...] = ()
+    # Closed shards take no more records; their last position, when the stream says it.
+    closed: bool = False
+    ending_position: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    body: str
+    # Where the record is in its shard: what a checkpoint keeps (a Kinesis sequence number,
+    # a Kafka offset). Positions of one shard compare as integers.
+    position: str
+    # The partition key it was written with (fraudctl writes the card_hash).
+    key: str
+    arrived_at: float           # epoch seconds the stream took it
+
+
+@dataclass(frozen=True)
+class StreamRead:
+    records: list[StreamRecord]
+    # The shard is closed and every record of it has been read.
+    ended: bool
+    # How far behind the shard's newest record this read is, when the stream says.
+    behind_ms: int | None
+
+
+class ShardReader(Protocol):
+    """Reads one shard forward from a position; keeps whatever cursor the stream needs."""
+
+    def read(self, limit: int) -> StreamRead: ...
+
+
+class Stream(Protocol):
+    """A partitioned stream: records with one key go to one shard, in order."""
+
+    name: str
+
+    def send_batch(self, bodies: Sequence[str]) -> None:
+        """Write ``bodies``, each keyed by its card_hash (its digest when it has none)."""
+        ...
+
+    def oldest_age_s(self) -> float | None: ...
+
+    def shards(self) -> list[Shard]: ...
+
+    def reader(self, shard: str, after: str | None) -> ShardReader:
+        """A reader of ``shard`` from just after ``after`` (from its oldest record if None)."""
+        ...
+
+    def oldest_unread_age_s(self, checkpoints: dict[str, str | None]) -> float | None:
+        """Seconds the oldest record after the checkpoints (shard -> position) has waited;
+        None when nothing is unread."""
+        ...
+
+
 class ObjectMissing(KeyError):
     """``ObjectStore.get`` of a key that holds no object."""
 

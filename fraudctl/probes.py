@@ -128,3 +128,53 @@ def api_row(base: str) -> StatusRow:
                      {"url": f"{base}/predict"})
 
 
+
+
+def stream_rows(stream: Any, connect: Callable[[], Any]) -> list[StatusRow]:
+    """A partitioned stream (the Stream port): its shards, how long its oldest unread record
+    has waited, and one row per shard with its owner, checkpoint and lag (their leases)."""
+    from fraudctl.pipeline import leases
+
+    shards = stream.shards()
+    with connect() as conn:
+        held = {lease.shard: lease for lease in leases.shards(conn, stream.name)}
+        now = conn.execute("SELECT now()").fetchone()[0]
+    unfinished = {shard.id: held[shard.id].checkpoint if shard.id in held else None
+                  for shard in shards if not (shard.id in held and held[shard.id].finished)}
+    oldest = stream.oldest_unread_age_s(unfinished)
+    open_count = sum(not shard.closed for shard in shards)
+    rows = [StatusRow(
+        f"stream {stream.name}", "stream", "ok",
+        f"{open_count} open shard(s) · {len(shards) - open_count} closed · oldest unread "
+        + ("none" if oldest is None else f"{oldest:.1f}s"),
+        {"open_shards": open_count, "closed_shards": len(shards) - open_count,
+         "oldest_unread_s": oldest})]
+    finished = {shard for shard, lease in held.items() if lease.finished}
+    for shard in shards:
+        lease = held.get(shard.id)
+        figures: dict[str, Any] = {"owner": None, "checkpoint": None, "behind_ms": None,
+                                   "finished": shard.id in finished}
+        if lease is not None and lease.finished:
+            rows.append(StatusRow(f"shard {shard.id}", "shard", "ok",
+                                  "closed and read to its end", figures))
+            continue
+        waiting = [parent for parent in shard.parents
+                   if parent in held and parent not in finished]
+        if lease is None or lease.owner is None or lease.lease_until < now:
+            health: Health = "ok"
+            detail = (f"waits for {', '.join(waiting)} to be read first" if waiting
+                      else "no owner: the next consumer to balance takes it")
+            if not waiting and lease is not None and lease.owner is not None:
+                detail = f"lease of {lease.owner} expired: being taken over"
+                health = "degraded"
+        else:
+            health = "ok"
+            left = (lease.lease_until - now).total_seconds()
+            detail = f"owner {lease.owner} (lease {left:.0f}s left)"
+            figures["owner"] = lease.owner
+        if lease is not None:
+            figures |= {"checkpoint": lease.checkpoint, "behind_ms": lease.behind_ms}
+            detail += (" · checkpoint " + (lease.checkpoint or "none yet")
+                       + ("" if lease.behind_ms is None else f" · {lease.behind_ms} ms behind"))
+        rows.append(StatusRow(f"shard {shard.id}", "shard", health, detail, figures))
+    return rows

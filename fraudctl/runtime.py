@@ -17,13 +17,14 @@ from psycopg_pool import ConnectionPool
 from fraudctl import errors
 from fraudctl.config import Settings
 from fraudctl.db.connect import DbEndpoint, connect
-from fraudctl.ports import ObjectStore, Queue
+from fraudctl.ports import Inbound, ObjectStore, Queue, Stream
 
 
 @dataclass
 class Runtime:
     settings: Settings
-    queue: Queue
+    # The queue transactions arrive on; None when they arrive on a stream instead.
+    queue: Queue | None
     dead_letter_queue: Queue
     store: ObjectStore
     endpoint: DbEndpoint
@@ -31,6 +32,22 @@ class Runtime:
     # The read-only role's endpoint, looked up when first asked for (a pod's runtime never
     # needs it, and on aws it is a Secrets Manager call).
     reader_source: Callable[[], DbEndpoint] | None = field(default=None, repr=False)
+    # The partitioned stream transactions arrive on (``ingest = "kinesis"``), or None.
+    stream: Stream | None = None
+
+    @property
+    def inbound(self) -> Inbound:
+        """Where producers put transactions: the stream if the stack has one, else the queue."""
+        if self.stream is not None:
+            return self.stream
+        return self.require_queue()
+
+    def require_queue(self) -> Queue:
+        """The queue, for what only a queue can do (receive, depth, redrive)."""
+        if self.queue is None:
+            raise errors.ConfigError("this stack's transactions arrive on a stream, not a queue",
+                                     "the stream's shards and lag are in `fraudctl status`")
+        return self.queue
 
     def connect_reader(self) -> psycopg.Connection[Any]:
         """A connection as the read-only role: what runs users' own SQL (`query db`)."""

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 
 def open_stack(settings: Settings) -> Stack:
     if settings.target == "local":
+        if settings.ingest not in (None, "sqs"):
+            raise errors.ConfigError(
+                f"--ingest {settings.ingest} needs the aws target",
+                "the local target ingests through its embedded queue (PGMQ); drop --ingest "
+                "or use --target aws")
         from fraudctl.local.target import LocalTarget
 
         return LocalTarget(settings)

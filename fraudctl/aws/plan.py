@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from fraudctl import errors, lake_table, naming
-from fraudctl.aws import athena, ec2, ecr, glue, rds, s3, sqs, workloads
+from fraudctl.aws import athena, ec2, ecr, glue, kinesis, rds, s3, sqs, workloads
 from fraudctl.aws.stack import ADMIN_SECRET, DB_SECRETS, AwsStack
 from fraudctl.provision import database
 from fraudctl.provision.plan import Plan, Step, StepResult
@@ -39,6 +39,38 @@ def _plan_queue(plan: Plan, stack: AwsStack, name: str, desired: dict[str, str])
 
     plan.add(Step("sqs queue", name, "update", "set " + ", ".join(differing), update,
                   ("sqs:SetQueueAttributes",), key, desired=desired))
+
+
+def _plan_stream(plan: Plan, stack: AwsStack) -> None:
+    aws, name = stack.aws, stack.names.stream
+    desired = kinesis.desired_properties(stack.settings)
+    summary = kinesis.describe(aws, name)
+    capacity = (f"{desired['open_shards']} shards" if "open_shards" in desired
+                else "on-demand")
+    if summary is None:
+        plan.add(Step("kinesis stream", name, "create",
+                      f"{capacity}, KMS-encrypted ({kinesis.KMS_KEY}), "
+                      f"{kinesis.RETENTION_HOURS} h retention",
+                      lambda: kinesis.create(aws, name, desired),
+                      ("kinesis:CreateStream", "kinesis:AddTagsToStream",
+                       "kinesis:StartStreamEncryption", "kinesis:DescribeStreamSummary",
+                       "kinesis:ListShards"), "stream", desired=desired))
+        return
+    differing = kinesis.drift(kinesis.properties(aws, name, summary), desired)
+    if not differing:
+        plan.found("stream", f"kinesis stream {name}", name=name,
+                   arn=kinesis.stream_arn(aws, name))
+        return
+
+    def update() -> StepResult:
+        kinesis.update(aws, name, differing, desired)
+        return {"name": name, "arn": kinesis.stream_arn(aws, name)}
+
+    plan.add(Step("kinesis stream", name, "update", "set " + ", ".join(differing), update,
+                  ("kinesis:UpdateStreamMode", "kinesis:UpdateShardCount",
+                   "kinesis:StartStreamEncryption", "kinesis:IncreaseStreamRetentionPeriod",
+                   "kinesis:DecreaseStreamRetentionPeriod"), "stream",
+                  desired={key: desired[key] for key in differing}))
 
 
 def _describe_queue(attrs: dict[str, str]) -> str:
@@ -305,9 +337,13 @@ def plan_up(stack: AwsStack, before_workloads: Callable[[Plan], None] | None = N
                            # (one a past `down` scheduled for deletion is restored instead)
                            "secretsmanager:RestoreSecret", "secretsmanager:PutSecretValue"))
     _plan_queue(plan, stack, names.dead_letter_queue, sqs.desired_dlq_attributes())
-    _plan_queue(plan, stack, names.queue, sqs.desired_queue_attributes(
-        stack.queue_arn(names.dead_letter_queue), settings.max_receive_count,
-        settings.visibility_timeout_s))
+    if settings.ingest == "kinesis":
+        # The stream replaces the queue; its dead letters still go to the SQS DLQ.
+        _plan_stream(plan, stack)
+    else:
+        _plan_queue(plan, stack, names.queue, sqs.desired_queue_attributes(
+            stack.queue_arn(names.dead_letter_queue), settings.max_receive_count,
+            settings.visibility_timeout_s))
     _plan_bucket(plan, stack)
     _plan_glue(plan, stack)
     _plan_workgroup(plan, stack)
@@ -358,6 +394,11 @@ def plan_down(stack: AwsStack, *, keep_data: bool, final_snapshot: bool) -> Plan
             plan.add(Step("sqs queue", queue, "delete", "",
                           partial(sqs.delete_queue, aws, queue),
                           ("sqs:DeleteQueue",), f"queue/{queue}"))
+    if kinesis.describe(aws, names.stream) is not None:
+        plan.add(Step("kinesis stream", names.stream, "delete",
+                      "with its records, then wait until it is gone",
+                      partial(kinesis.delete, aws, names.stream),
+                      ("kinesis:DeleteStream", "kinesis:DescribeStreamSummary"), "stream"))
     repository = f"fraudctl-{settings.stack}"
     if ecr.repository_exists(aws, repository):
         plan.add(Step("ecr repository", repository, "delete", "with its images",

@@ -6,8 +6,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from fraudctl import naming, probes
-from fraudctl.aws import rds, s3, sqs
+from fraudctl import errors, naming, probes
+from fraudctl.aws import kinesis, rds, s3, sqs
 from fraudctl.aws.glue import GlueCatalog
 from fraudctl.aws.stack import AwsStack
 from fraudctl.db.connect import connect
@@ -22,7 +22,11 @@ def rows(stack: AwsStack) -> list[probes.StatusRow]:
 
 def _queue_rows(stack: AwsStack) -> list[probes.StatusRow]:
     found = []
-    for queue in (stack.names.queue, stack.names.dead_letter_queue):
+    on_stream = stack.settings.ingest == "kinesis"
+    if on_stream:
+        found += _stream_rows(stack)
+    for queue in ((stack.names.dead_letter_queue,) if on_stream
+                  else (stack.names.queue, stack.names.dead_letter_queue)):
         resource = f"sqs {queue}"
         if sqs.queue_url(stack.aws, queue) is None:
             found.append(probes.StatusRow(resource, "queue", "missing", MISSING))
@@ -30,6 +34,18 @@ def _queue_rows(stack: AwsStack) -> list[probes.StatusRow]:
         depth = sqs.SqsQueue(stack.aws, queue).depth
         found.append(probes.checked(resource, "queue", partial(probes.queue_row, resource, depth)))
     return found
+
+
+def _stream_rows(stack: AwsStack) -> list[probes.StatusRow]:
+    name = stack.names.stream
+    resource = f"stream {name}"
+    if kinesis.describe(stack.aws, name) is None:
+        return [probes.StatusRow(resource, "stream", "missing", MISSING)]
+    try:
+        return probes.stream_rows(kinesis.KinesisStream(stack.aws, name), lambda: connect(
+            stack.endpoint(admin=False), timeout_s=5))
+    except errors.FraudctlError as exc:
+        return [probes.StatusRow(resource, "stream", "down", exc.message)]
 
 
 def _bucket_row(stack: AwsStack) -> probes.StatusRow:

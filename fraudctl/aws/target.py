@@ -9,8 +9,9 @@ from functools import cached_property
 from pathlib import Path
 
 from fraudctl import errors, image, naming, output
-from fraudctl.aws import ecr, plan, status, workloads
+from fraudctl.aws import ecr, kinesis, plan, status, workloads
 from fraudctl.aws.athena import AthenaEngine, cost_usd
+from fraudctl.aws.kinesis import KinesisStream
 from fraudctl.aws.s3 import S3Store
 from fraudctl.aws.session import AwsSession
 from fraudctl.aws.sqs import SqsQueue
@@ -39,6 +40,11 @@ class AwsLakeEngine(AthenaEngine):
 
 class AwsTarget:
     def __init__(self, settings: Settings) -> None:
+        if settings.ingest is None:
+            # Not given: as `up` made the stack (a stream among its recorded resources).
+            state = StackState.load(settings.stack_dir, stack=settings.stack, target="aws")
+            settings = dataclasses.replace(
+                settings, ingest="kinesis" if state.resource("stream") else "sqs")
         self.settings = settings
 
     @cached_property
@@ -66,12 +72,14 @@ class AwsTarget:
     def open_runtime(self, *, pool_size: int = 8, pool_wait_s: float = 30.0) -> Runtime:
         parts, names = self.parts, self.parts.names
         endpoint = parts.endpoint(admin=False)
-        return Runtime(self.settings, SqsQueue(self.aws, names.queue),
+        on_stream = self.settings.ingest == "kinesis"
+        return Runtime(self.settings, None if on_stream else SqsQueue(self.aws, names.queue),
                        SqsQueue(self.aws, names.dead_letter_queue),
                        S3Store(self.aws, parts.bucket), endpoint,
                        connection_pool(endpoint, pool_size, pool_wait_s),
                        reader_source=lambda: parts.endpoint(
-                           admin=False, purpose=naming.DB_READER_PURPOSE))
+                           admin=False, purpose=naming.DB_READER_PURPOSE),
+                       stream=KinesisStream(self.aws, names.stream) if on_stream else None)
 
     def plan_up(self, before_workloads: Callable[[Plan], None] | None = None) -> Plan:
         if before_workloads is not None:
@@ -97,6 +105,10 @@ class AwsTarget:
                 kept.append(arn)
             else:
                 leftovers.append(arn)
+        # (Asked by name too: not every tagging API lists Kinesis streams.)
+        stream_arn = kinesis.stream_arn(self.aws, names.stream)
+        if stream_arn not in leftovers and kinesis.describe(self.aws, names.stream) is not None:
+            leftovers.append(stream_arn)
         return kept, leftovers
 
     def status_rows(self) -> list[StatusRow]:

@@ -84,7 +84,7 @@ def dlq_redrive(
         if not typer.confirm(f"Send up to {limit} dead letters back?", err=True):
             raise typer.Exit(1)
     with open_runtime(settings, pool_size=1) as runtime:
-        result = dlq.redrive(runtime.queue, runtime.dead_letter_queue, limit)
+        result = dlq.redrive(runtime.inbound, runtime.dead_letter_queue, limit)
     output.out.print(f"moved={result.moved}  kept_truncated={result.kept_truncated}")
 
 

@@ -15,7 +15,9 @@ from fraudctl.config import Settings
 from fraudctl.targets import open_runtime, open_stack
 
 if TYPE_CHECKING:
+    from fraudctl.pipeline.consumer import Consumer
     from fraudctl.pipeline.scoring import Deployment
+    from fraudctl.pipeline.stream_consumer import StreamConsumer
 
 app = command_group(help="Run one of the pipeline's long-running processes (foreground).",
                   no_args_is_help=True)
@@ -63,17 +65,39 @@ def consumer(
     review_at: ReviewAt = None,
     block_at: BlockAt = None,
 ) -> None:
-    """Score transactions from the queue until SIGTERM (the batch in hand is finished)."""
+    """Score transactions from the queue (or the stream's shards this consumer leases) until
+    SIGTERM (the batch in hand is finished)."""
     from fraudctl.model import deployment as serving
-    from fraudctl.pipeline import health
     from fraudctl.pipeline.consumer import Consumer, ConsumerConfig
+    from fraudctl.pipeline.stream_consumer import StreamConsumer, StreamConsumerConfig
     _logging()
     spec = serving.DeploymentSpec.from_args(model, challenger, canary, shadow, rules=rules,
                                             review_at=review_at, block_at=block_at)
     runtime = open_runtime(settings)
     deployment = serving.build(runtime.store, spec)
+    name = consumer_id or f"{socket.gethostname()}-{os.getpid()}"
+    worker: Consumer | StreamConsumer
+    # A writer back from a database round trip waits for the GIL while another thread runs
+    # Python; by default up to 5 ms, on every one of a batch's dozen round trips. At 1 ms the
+    # database and the Python threads overlap better: 10-15% more throughput, measured with
+    # bench/bench_consumer.py on 2 cores.
+    sys.setswitchinterval(0.001)
+    if runtime.stream is not None:
+        stream_config = (StreamConsumerConfig(name, batch_size=batch_size) if batch_size
+                         else StreamConsumerConfig(name))
+        worker = StreamConsumer(runtime, deployment, stream_config)
+        logging.getLogger("fraudctl.consumer").info(
+            "consumer %s starting: scoring with %s (threshold %s; %s), stream %s (shard "
+            "leases of %.0f s, card locks %s), dead letters to %s, batches of up to %d",
+            name, deployment.label, _thresholds(deployment), spec.policy_label,
+            runtime.stream.name, stream_config.lease_s,
+            "only for records not keyed by card" if stream_config.card_locks is None
+            else stream_config.card_locks, runtime.dead_letter_queue.name,
+            stream_config.batch_size)
+        _serve(worker, host, port)
+        return
     config = ConsumerConfig(
-        consumer_id=consumer_id or f"{socket.gethostname()}-{os.getpid()}",
+        consumer_id=name,
         visibility_s=settings.visibility_timeout_s,
         max_receive_count=settings.max_receive_count,
         **({"batch_size": batch_size} if batch_size else {}),
@@ -83,14 +107,15 @@ def consumer(
         "consumer %s starting: scoring with %s (threshold %s; %s), queue %s, "
         "dead letters to %s after %d receives, batches of up to %d (closed %.2f s after "
         "their first message), %d writers, visibility %d s", config.consumer_id,
-        deployment.label, _thresholds(deployment), spec.policy_label, runtime.queue.name,
+        deployment.label, _thresholds(deployment), spec.policy_label, runtime.inbound.name,
         runtime.dead_letter_queue.name, config.max_receive_count, config.batch_size,
         config.batch_wait_s, config.writers, config.visibility_s)
-    # A writer back from a database round trip waits for the GIL while another thread runs
-    # Python; by default up to 5 ms, on every one of a batch's dozen round trips. At 1 ms the
-    # database and the Python threads overlap better: 10-15% more throughput, measured with
-    # bench/bench_consumer.py on 2 cores.
-    sys.setswitchinterval(0.001)
+    _serve(worker, host, port)
+
+
+def _serve(worker: "Consumer | StreamConsumer", host: str, port: int) -> None:
+    from fraudctl.pipeline import health
+
     if port:
         health.serve(host, port, worker.ready, worker.metrics.registry)
     worker.install_signal_handlers()

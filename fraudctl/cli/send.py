@@ -102,11 +102,11 @@ def _send_with_progress(settings: Settings, bodies: list[str], batch_size: int) 
     if not bodies:
         return 0
     with (open_runtime(settings, pool_size=1) as runtime,
-          Progress(TextColumn(f"sending to {runtime.queue.name}"), BarColumn(),
+          Progress(TextColumn(f"sending to {runtime.inbound.name}"), BarColumn(),
                    MofNCompleteColumn(), TimeElapsedColumn(), console=output.err,
                    transient=True) as progress):
         task = progress.add_task("send", total=len(bodies))
-        return sender.send(runtime.queue, bodies, batch_size=batch_size,
+        return sender.send(runtime.inbound, bodies, batch_size=batch_size,
                            on_batch=lambda n: progress.advance(task, n))
 
 

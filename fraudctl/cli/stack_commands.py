@@ -55,6 +55,12 @@ def up(
         "--db-instance-class", help="aws: RDS instance class [default db.t3.micro].")] = None,
     max_receive_count: Annotated[int | None, typer.Option(
         "--max-receive-count", help="Deliveries before a message goes to the DLQ [5].")] = None,
+    ingest: Annotated[str | None, typer.Option(
+        "--ingest", help="aws: where transactions arrive, sqs or kinesis (a Kinesis data "
+        "stream) [default: as the stack was made, else sqs].")] = None,
+    stream_shards: Annotated[int | None, typer.Option(
+        "--shards", help="aws, --ingest kinesis: provisioned shards [default: on-demand].")
+    ] = None,
     backfill_days: Annotated[int | None, typer.Option(
         "--backfill-days", help="Write N days of simulated labelled history and train the "
         "first model on it before scoring starts (local).")] = None,

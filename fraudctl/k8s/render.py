@@ -82,6 +82,11 @@ class RenderContext:
     grafana_admin_password: str
     keda_max_replicas: int = 0
     queue_url: str = ""
+    # ingest "kinesis": the stream the consumers lease shards of (KEDA scales on its iterator
+    # age, and never beyond its shards when they are provisioned)
+    ingest: str = "sqs"
+    stream: str = ""
+    stream_shards: int = 0
     service_account_role_arn: str | None = None
     prometheus_rule_crd: bool = False
     labels: dict[str, str] = field(default_factory=dict)
@@ -138,6 +143,8 @@ def context_for(settings: Settings, serving: Serving, *, region: str, image: str
         retrain_schedule=cron_of(settings.retrain_at),
         grafana_admin_password=grafana_admin_password,
         keda_max_replicas=settings.keda_max_replicas, queue_url=queue_url,
+        ingest=settings.ingest or "sqs", stream=naming.names_for(settings).stream,
+        stream_shards=settings.stream_shards or 0,
         prometheus_rule_crd=prometheus_rule_crd,
         labels={STACK_LABEL: settings.stack, "app.kubernetes.io/part-of": "fraudctl",
                 "app.kubernetes.io/managed-by": FIELD_MANAGER})

@@ -35,8 +35,9 @@ import psycopg
 
 from fraudctl import faults
 from fraudctl.pipeline import features as feature_fn
-from fraudctl.pipeline import health, schema, sinks
+from fraudctl.pipeline import health, leases, schema, sinks
 from fraudctl.pipeline.heartbeat import Heartbeat
+from fraudctl.pipeline.leases import Fence
 from fraudctl.pipeline.merchant_risk import MerchantRiskCache
 from fraudctl.pipeline.metrics import ConsumerMetrics
 from fraudctl.pipeline.scoring import Deployment
@@ -154,7 +155,7 @@ class Consumer:
         backoff = 0.5
         while not self.stop_event.is_set():
             try:
-                messages = self.runtime.queue.receive(
+                messages = self.runtime.require_queue().receive(
                     self.config.receive_max, wait_s=self.config.receive_wait_s,
                     visibility_s=self.config.visibility_s)
                 backoff = 0.5
@@ -217,6 +218,10 @@ class Consumer:
             self._connections.append(conn)
         return conn
 
+    def drop_connection(self) -> None:
+        """Close this thread's connection (a stream's shard thread, as it ends)."""
+        self._drop_connection()
+
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -227,9 +232,14 @@ class Consumer:
         with self.runtime.pooled() as conn:
             return sinks.load_merchant_daily(conn, since_day)
 
-    def _commit_batch(self, valid: list[tuple[ReceivedMessage, schema.Transaction]]
+    def _commit_batch(self, valid: list[tuple[ReceivedMessage, schema.Transaction]],
+                      fence: Fence | None = None, *, lock_cards: bool = True
                       ) -> tuple[int, int, list[tuple[ReceivedMessage, str]]]:
-        """Write one batch in one transaction; return (scored, duplicates, conflicts)."""
+        """Write one batch in one transaction; return (scored, duplicates, conflicts).
+
+        From a stream, ``fence`` holds the shard first and moves its checkpoint last, when no
+        conflict is left to dead-letter; ``lock_cards`` False when the shard's lease alone
+        makes this writer the only one of the batch's cards."""
         def text(values: list[str | None]) -> pd.Series:
             # Plain Python strings: the rows go back out as Python values (COPY, sets), and
             # pandas' default Arrow strings would be converted there and back (~15% slower).
@@ -253,12 +263,16 @@ class Consumer:
         conn = self._connection()
         try:
             with conn.transaction():
+                if fence is not None:
+                    fence.hold(conn)
                 new_ids = sinks.insert_raw(conn, frame, outbox=True)
                 known = frame.index[~frame["txn_id"].isin(new_ids)]
                 conflicts = self._conflicts(conn, [valid[i] for i in known]) if len(known) else []
                 new = frame[frame["txn_id"].isin(new_ids)]
                 if not new.empty:
-                    state = sinks.lock_card_state(conn, new["card_hash"].tolist())
+                    cards = new["card_hash"].tolist()
+                    state = (sinks.lock_card_state(conn, cards) if lock_cards
+                             else sinks.read_card_state(conn, cards))
                     first_day = int(feature_fn.epoch_seconds(new["ts"]).min() // feature_fn.DAY_S)
                     result = feature_fn.compute(new, state, self._merchants.daily(first_day))
                     scored_by = self.deployment.score(new["txn_id"].tolist(), result.features,
@@ -278,6 +292,8 @@ class Consumer:
                     sinks.insert_scored(conn, scored)
                 duplicates = len(frame) - len(new) - len(conflicts)
                 self._record_batch(conn, len(new), duplicates)
+                if fence is not None and not conflicts:
+                    fence.advance(conn)
         except (psycopg.errors.DataError, psycopg.errors.IntegrityError,
                 psycopg.errors.ProgrammingError) as exc:
             raise PoisonBatch(str(exc).splitlines()[0]) from exc
@@ -314,7 +330,8 @@ class Consumer:
              self.deployment.label),
         )
 
-    def _commit_with_retry(self, valid: list[tuple[ReceivedMessage, schema.Transaction]]
+    def _commit_with_retry(self, valid: list[tuple[ReceivedMessage, schema.Transaction]],
+                           fence: Fence | None = None, *, lock_cards: bool = True
                            ) -> tuple[int, int, list[tuple[ReceivedMessage, str]]]:
         """The database is away (restart, network) or two replicas collided: the messages
         are still ours until the visibility timeout, so the commit is tried again."""
@@ -323,7 +340,8 @@ class Consumer:
             self._drop_connection()
 
         try:
-            return faults.retry_transient("batch commit", lambda: self._commit_batch(valid),
+            return faults.retry_transient("batch commit", lambda: self._commit_batch(
+                valid, fence, lock_cards=lock_cards),
                                           stop=self.stop_event, on_failure=failed)
         except faults.Stopped as stopped:
             # Stopping while the database stays away: leave them to redelivery.
@@ -394,19 +412,62 @@ class Consumer:
             raise RuntimeError(f"every message of a batch of {len(valid)} was rejected by the "
                                f"database; last reason: {outcome.dead_letters[-1][1]}")
         self._with_retry("dead-letter", lambda: self._dead_letter(outcome.dead_letters))
-        self._with_retry("delete", lambda: self.runtime.queue.delete(
+        self._with_retry("delete", lambda: self.runtime.require_queue().delete(
             [m.receipt for m in prepared.messages]))
         outcome.dead_lettered = len(outcome.dead_letters)
         outcome.latency_s = time.monotonic() - prepared.started
         self.metrics.observe(outcome, [t.ts for _, t in valid])
         return outcome
 
+    def commit_fenced(self, prepared: Prepared, fence: Fence, *, lock_cards: bool
+                      ) -> BatchOutcome:
+        """Commit a batch read from a stream shard, ``fence`` holding the shard.
+
+        The order differs from the queue's ``commit`` because a checkpoint, unlike a delete,
+        skips records for good: the records the contract refuses are dead-lettered first, the
+        rows commit with the checkpoint in their transaction, and only if something was left
+        to dead-letter after it (a reused txn_id, a record the database refused) is it sent
+        and the checkpoint moved in a transaction of its own. A crash anywhere re-reads the
+        batch from the last checkpoint: its committed rows are duplicates, no-ops."""
+        outcome = prepared.outcome
+        self._local.batch_started = prepared.started
+        rejected = list(outcome.dead_letters)
+        self._with_retry("dead-letter", lambda: self._dead_letter(rejected))
+        self._commit_in_parts(prepared.valid, outcome, fence, lock_cards=lock_cards)
+        late = outcome.dead_letters[len(rejected):]
+        if len(prepared.valid) >= 4 and len(late) == len(prepared.valid):
+            raise RuntimeError(f"every record of a batch of {len(prepared.valid)} was rejected "
+                               f"by the database; last reason: {late[-1][1]}")
+        if late or not fence.advanced:
+            self._with_retry("dead-letter", lambda: self._dead_letter(late))
+            self._commit_with_retry_plain(lambda: leases.commit_position(
+                self._connection(), fence))
+        outcome.dead_lettered = len(outcome.dead_letters)
+        outcome.latency_s = time.monotonic() - prepared.started
+        self.metrics.observe(outcome, [t.ts for _, t in prepared.valid])
+        return outcome
+
+    def finish_shard(self, fence: Fence) -> None:
+        """Mark a shard read to its end: its children may be read from now on."""
+        self._commit_with_retry_plain(lambda: leases.commit_position(
+            self._connection(), fence, finished=True))
+
+    def _commit_with_retry_plain(self, action: Callable[[], None]) -> None:
+        def failed(_exc: BaseException) -> None:
+            self._drop_connection()
+
+        faults.retry_transient("checkpoint", action, stop=self.stop_event, on_failure=failed)
+
     def _commit_in_parts(self, valid: list[tuple[ReceivedMessage, schema.Transaction]],
-                         outcome: BatchOutcome) -> None:
+                         outcome: BatchOutcome, fence: Fence | None = None, *,
+                         lock_cards: bool = True) -> None:
+        """Commit ``valid``, split in halves around a record the database refuses. The
+        parts of a split batch hold their shard but leave its checkpoint to the caller."""
         if not valid:
             return
         try:
-            scored, duplicates, conflicts = self._commit_with_retry(valid)
+            scored, duplicates, conflicts = self._commit_with_retry(valid, fence,
+                                                                    lock_cards=lock_cards)
             outcome.scored += scored
             outcome.duplicates += duplicates
             outcome.dead_letters.extend(conflicts)
@@ -415,12 +476,13 @@ class Consumer:
                 outcome.dead_letters.append((valid[0][0], f"rejected by the database: {exc}"))
                 return
             middle = len(valid) // 2
-            self._commit_in_parts(valid[:middle], outcome)
-            self._commit_in_parts(valid[middle:], outcome)
+            part_fence = fence.holding_only() if fence is not None else None
+            self._commit_in_parts(valid[:middle], outcome, part_fence, lock_cards=lock_cards)
+            self._commit_in_parts(valid[middle:], outcome, part_fence, lock_cards=lock_cards)
 
     def _dead_letter(self, dead: list[tuple[ReceivedMessage, str]]) -> None:
         if dead:
-            source = self.runtime.queue.name
+            source = self.runtime.inbound.name
             self.runtime.dead_letter_queue.send_batch(
                 [dead_letter_body(message, reason, source) for message, reason in dead])
 
@@ -497,10 +559,14 @@ class Consumer:
                 hand_over(index, None)
             for writer_thread in writers:
                 writer_thread.join()
-            # A reload under way reads through the runtime's pool, which closes after this.
-            self._merchants.wait_for_refresh(timeout=10.0)
-            for conn in self._connections:
-                conn.close()
+            self.close()
+
+    def close(self) -> None:
+        """Close the writers' connections (after the writers are done)."""
+        # A reload under way reads through the runtime's pool, which closes after this.
+        self._merchants.wait_for_refresh(timeout=10.0)
+        for conn in self._connections:
+            conn.close()
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: object) -> None:

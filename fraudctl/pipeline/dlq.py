@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from fraudctl.ports import Queue
+from fraudctl.ports import Inbound, Queue
 
 REDRIVE_VISIBILITY_S = 60
 
@@ -48,7 +48,7 @@ class RedriveResult:
     kept_truncated: int
 
 
-def redrive(queue: Queue, dead_letter_queue: Queue, limit: int) -> RedriveResult:
+def redrive(queue: Inbound, dead_letter_queue: Queue, limit: int) -> RedriveResult:
     """Send up to ``limit`` dead letters' original bodies back to the queue.
 
     A letter whose body was truncated cannot be sent back as it was; it stays in the DLQ.

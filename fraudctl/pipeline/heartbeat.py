@@ -49,8 +49,10 @@ class Sample:
 def beat(runtime: Runtime, consumer_id: str, model: str) -> Sample:
     """One heartbeat: this consumer's liveness and both queues' depth, in one transaction,
     and the review queue's backlog."""
-    samples: list[tuple[Queue, str]] = [(runtime.queue, "queue"),
-                                        (runtime.dead_letter_queue, "dead_letter")]
+    # (On a stream ingest there is no queue to sample: the shards' lag is in their leases.)
+    samples: list[tuple[Queue, str]] = [
+        *([(runtime.queue, "queue")] if runtime.queue is not None else []),
+        (runtime.dead_letter_queue, "dead_letter")]
     rows: list[tuple[Any, ...]] = []
     for queue, role in samples:
         depth = queue.depth()

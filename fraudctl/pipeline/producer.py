@@ -89,7 +89,7 @@ def produce_live(
         try:
             # A queue outage (database restart, SQS throttling) is waited out; Ctrl-C while
             # waiting ends the run with what was sent before this batch.
-            faults.retry_transient("send", partial(runtime.queue.send_batch, bodies),
+            faults.retry_transient("send", partial(runtime.inbound.send_batch, bodies),
                                    stop=stop)
         except faults.Stopped:
             break

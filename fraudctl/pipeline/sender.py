@@ -23,7 +23,7 @@ import orjson
 
 from fraudctl import errors, faults
 from fraudctl.pipeline import schema
-from fraudctl.ports import Queue
+from fraudctl.ports import Inbound
 
 InputFormat = Literal["jsonl", "csv"]
 BATCH_SIZE = 500
@@ -153,7 +153,7 @@ def check(lines: Iterable[Line], *, now: datetime | None = None,
     return checked
 
 
-def send(queue: Queue, bodies: list[str], *, batch_size: int = BATCH_SIZE,
+def send(queue: Inbound, bodies: list[str], *, batch_size: int = BATCH_SIZE,
          on_batch: Callable[[int], None] | None = None) -> int:
     """Send ``bodies`` in batches, each retried while the queue is temporarily unavailable;
     the number sent. A permanent failure stops the send: what was sent stays sent (the

@@ -60,7 +60,7 @@ def reconcile(runtime: Runtime) -> Reconciliation:
             "SELECT count(*) FROM tx_scored WHERE txn_id = ANY(%s)", (list(ids),)
         ).fetchone()
     return Reconciliation(
-        queue_waiting=runtime.queue.depth().total,
+        queue_waiting=runtime.queue.depth().total if runtime.queue is not None else 0,
         dead_letters=runtime.dead_letter_queue.depth().total,
         tx_raw=int(raw), tx_scored=int(scored), outbox_pending=int(outbox),
         lake_rows=sum(ids.values()), lake_distinct=len(ids),

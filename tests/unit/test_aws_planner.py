@@ -204,3 +204,37 @@ def test_drift_is_found_and_planned_back(stack: AwsStack) -> None:
 
     apply_aws_steps(stack, drifted)
     assert aws_plan.plan_up(stack, db_view=shaped).no_changes
+
+
+def test_a_kinesis_stack_plans_a_stream_for_the_queue_and_repairs_its_drift(
+        stack: AwsStack) -> None:
+    on_stream = AwsStack(dataclasses.replace(stack.settings, ingest="kinesis"), stack.aws)
+    plan = aws_plan.plan_up(on_stream, db_view=MemoryDatabase())
+    aws_keys = [k for k in keys(plan) if k not in DB_KEYS]
+    assert aws_keys == [("stream" if k == "queue/fraud-tx" else k) for k in AWS_KEYS]
+    step = next(s for s in plan.steps if s.state_key == "stream")
+    assert step.detail == "on-demand, KMS-encrypted (alias/aws/kinesis), 24 h retention"
+    apply_aws_steps(on_stream, plan)
+    shaped = MemoryDatabase(migrated=True, app_role=True, reader_role=True)
+    assert aws_plan.plan_up(on_stream, db_view=shaped).no_changes
+
+    kinesis = stack.aws.client("kinesis")
+    kinesis.stop_stream_encryption(StreamName="fraud-tx", EncryptionType="KMS",
+                                   KeyId="alias/aws/kinesis")
+    kinesis.increase_stream_retention_period(StreamName="fraud-tx", RetentionPeriodHours=48)
+    drifted = aws_plan.plan_up(on_stream, db_view=shaped)
+    [repair] = drifted.steps
+    assert repair.detail == "set encryption, key, retention_hours"
+    apply_aws_steps(on_stream, drifted)
+    assert aws_plan.plan_up(on_stream, db_view=shaped).no_changes
+    # Told to provision 2 shards, the on-demand stream is switched and resharded.
+    provisioned = AwsStack(dataclasses.replace(on_stream.settings, stream_shards=2), stack.aws)
+    [switch] = aws_plan.plan_up(provisioned, db_view=shaped).steps
+    assert switch.detail == "set mode, open_shards"
+    apply_aws_steps(provisioned, aws_plan.plan_up(provisioned, db_view=shaped))
+    summary = kinesis.describe_stream_summary(StreamName="fraud-tx")["StreamDescriptionSummary"]
+    assert summary["StreamModeDetails"]["StreamMode"] == "PROVISIONED"
+
+    down = aws_plan.plan_down(on_stream, keep_data=False, final_snapshot=False)
+    assert ("kinesis stream", "fraud-tx", "delete") in {
+        (s.kind, s.name, s.action) for s in down.steps}

@@ -51,6 +51,8 @@ def test_valid_stack_names(name: str) -> None:
     ("db_endpoint", "localhost", "invalid database endpoint"),
     ("max_receive_count", "0", "must be positive"),
     ("max_receive_count", "five", "whole number"),
+    ("ingest", "kafka", "unknown ingest"),
+    ("stream_shards", "-1", "must be positive"),
 ])
 def test_bad_values_get_a_clear_error(field: str, value: str, message: str) -> None:
     with pytest.raises(errors.ConfigError, match=message) as caught:

@@ -65,7 +65,8 @@ def pod_specs(manifests: list[k8s.Manifest]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-@pytest.mark.parametrize("variant", ["reference", "green-canary", "keda-no-retrain"])
+@pytest.mark.parametrize("variant", ["reference", "green-canary", "keda-no-retrain",
+                                     "kinesis-keda"])
 def test_every_manifest_is_valid_for_the_kubernetes_api_strictly(version: str,
                                                                  variant: str) -> None:
     context = {
@@ -75,6 +76,8 @@ def test_every_manifest_is_valid_for_the_kubernetes_api_strictly(version: str,
             "green": DeploymentSpec(champion=CHAMPION, challenger=CHALLENGER, mode="canary",
                                     canary_pct=10)}, [])),
         "keda-no-retrain": reference_context(keda_max_replicas=8, retrain_at="off"),
+        "kinesis-keda": reference_context(keda_max_replicas=8, ingest="kinesis",
+                                          stream_shards=4),
     }[variant]
     manifests = k8s.render(context)
     checked = 0
@@ -174,6 +177,22 @@ def test_keda_scales_the_active_colour_on_queue_depth() -> None:
     assert scaled["spec"]["triggers"][0]["type"] == "aws-sqs-queue"
     assert "replicas" not in objects["Deployment/consumer-blue"]["spec"]   # KEDA owns it
     assert objects["Deployment/consumer-green"]["spec"]["replicas"] == 0
+
+
+def test_on_a_stream_keda_scales_on_iterator_age_and_never_past_the_shards() -> None:
+    objects = by_name(k8s.render(reference_context(keda_max_replicas=8, ingest="kinesis",
+                                                   stream_shards=4)))
+    scaled = objects["ScaledObject/consumer-blue"]["spec"]
+    assert scaled["maxReplicaCount"] == 4           # a fifth replica would own no shard
+    [trigger] = scaled["triggers"]
+    assert trigger["type"] == "aws-cloudwatch"
+    assert trigger["metadata"]["metricName"] == "GetRecords.IteratorAgeMilliseconds"
+    assert trigger["metadata"]["dimensionValue"] == "demo-tx"
+    assert trigger["metadata"]["metricStat"] == "Maximum"
+    assert objects["ConfigMap/fraudctl-settings"]["data"]["FRAUDCTL_INGEST"] == "kinesis"
+    on_demand = by_name(k8s.render(reference_context(keda_max_replicas=8, ingest="kinesis",
+                                                     stream_shards=0)))
+    assert on_demand["ScaledObject/consumer-blue"]["spec"]["maxReplicaCount"] == 8
 
 
 def test_the_alert_is_a_prometheus_rule_when_the_crd_exists() -> None:

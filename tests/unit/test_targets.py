@@ -35,3 +35,23 @@ def test_a_local_only_command_on_aws_is_refused_without_touching_aws(
     assert result.exit_code == 2
     assert message in result.stderr and "hint:" in result.stderr
     assert "region" not in result.stderr
+
+
+def test_a_stream_ingest_on_the_local_target_is_refused_before_anything_is_touched() -> None:
+    result = invoke(CliRunner(), "up", "--ingest", "kinesis")
+    assert result.exit_code == 2
+    assert "--ingest kinesis needs the aws target" in result.stderr
+    assert "hint:" in result.stderr
+    assert not load_settings({}).stack_dir.exists()
+
+
+def test_the_aws_target_ingests_as_its_stack_was_made_unless_told() -> None:
+    from fraudctl.state import StackState
+
+    settings = load_settings({"target": "aws"})
+    assert open_stack(settings).settings.ingest == "sqs"
+    state = StackState.load(settings.stack_dir, stack="fraud", target="aws")
+    state.record("stream", {"name": "fraud-tx"})
+    assert open_stack(settings).settings.ingest == "kinesis"
+    told = load_settings({"target": "aws", "ingest": "sqs"})
+    assert open_stack(told).settings.ingest == "sqs"
