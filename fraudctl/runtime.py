@@ -67,13 +67,15 @@ class Runtime:
         return connect(self.endpoint, autocommit=autocommit, timeout_s=timeout_s)
 
     @contextmanager
-    def pooled(self) -> Iterator[psycopg.Connection[Any]]:
-        """A short-lived autocommit connection from the pool (reads, small writes)."""
+    def pooled(self, *, wait_s: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """A short-lived autocommit connection from the pool (reads, small writes); waiting
+        at most ``wait_s`` for one (the pool's own wait if None)."""
         if self._pool is None:
-            with connect(self.endpoint, autocommit=True) as conn:
+            with connect(self.endpoint, autocommit=True,
+                         timeout_s=10 if wait_s is None else wait_s) as conn:
                 yield conn
             return
-        with self._pool.connection() as conn:
+        with self._pool.connection(timeout=wait_s) as conn:
             yield conn
 
     def close(self) -> None:

@@ -107,7 +107,8 @@ def verify(settings: Settings, output_format: OutputFormat = "table") -> None:
         table.add_column("rows", justify="right")
         for key, value in found.as_dict().items():
             if key != "consistent":
-                table.add_row(key.replace("_", " "), f"{value:,}")
+                table.add_row(key.replace("_", " "),
+                              "n/a (stream)" if value is None else f"{value:,}")
         output.out.print(table)
         verdict = "[green]consistent[/green]" if found.consistent else "[red]INCONSISTENT[/red]"
         output.out.print(verdict)

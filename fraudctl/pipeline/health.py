@@ -26,7 +26,9 @@ class DatabaseReadiness:
     def __call__(self) -> bool:
         if time.monotonic() - self._checked_at > self._cache_s:
             try:
-                with self._runtime.pooled() as conn:
+                # A probe must answer inside its own timeout (a second or two in Kubernetes):
+                # not the pool's 30 s wait for a connection while the database is away.
+                with self._runtime.pooled(wait_s=self._cache_s) as conn:
                     conn.execute("SELECT 1")
                 self._ok = True
             except Exception:

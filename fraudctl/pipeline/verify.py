@@ -17,7 +17,8 @@ from fraudctl.runtime import Runtime
 
 @dataclass(frozen=True)
 class Reconciliation:
-    queue_waiting: int
+    # None on a stream: Kinesis counts no unread records (`status` has its oldest one's age).
+    queue_waiting: int | None
     dead_letters: int
     tx_raw: int
     tx_scored: int
@@ -60,7 +61,7 @@ def reconcile(runtime: Runtime) -> Reconciliation:
             "SELECT count(*) FROM tx_scored WHERE txn_id = ANY(%s)", (list(ids),)
         ).fetchone()
     return Reconciliation(
-        queue_waiting=runtime.queue.depth().total if runtime.queue is not None else 0,
+        queue_waiting=runtime.queue.depth().total if runtime.queue is not None else None,
         dead_letters=runtime.dead_letter_queue.depth().total,
         tx_raw=int(raw), tx_scored=int(scored), outbox_pending=int(outbox),
         lake_rows=sum(ids.values()), lake_distinct=len(ids),
