@@ -20,7 +20,6 @@ committed. The validation, features, scoring and writes are the queue consumer's
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -230,9 +229,5 @@ class StreamConsumer:
         self.core.close()
 
     def install_signal_handlers(self) -> None:
-        def stop(signum: int, _frame: object) -> None:
-            log.info("signal %d: finishing the batches in hand, then stopping", signum)
-            self.stop_event.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        # The core's: they set the stop event this consumer shares with it.
+        self.core.install_signal_handlers()

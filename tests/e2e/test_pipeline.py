@@ -235,12 +235,14 @@ def test_produce_stops_cleanly_on_ctrl_c(isolated_env: Path) -> None:
         cli("down", "--yes")
 
 
-@pytest.mark.parametrize("days", ["2", "21"])
+@pytest.mark.parametrize("days", ["2"])
 def test_up_with_a_backfill_too_short_to_train_still_starts_the_pipeline(
     isolated_env: Path, days: str
 ) -> None:
     """Too little history for the first model's windows: `up` says why and how many days it
-    needs, starts everything on the rules, and a second run does not fail either."""
+    needs, starts everything on the rules, and a second run does not fail either. (Any
+    backfill shorter than the windows takes this one path, `bootstrap.too_short`, before any
+    training: a longer one, 21 days, cost CI 84 s more and tested nothing more.)"""
     try:
         first = cli("up", "--backfill-days", days, "--output", "json", timeout=600)
         assert "no model trained" in first.stderr and "at least 28" in first.stderr
