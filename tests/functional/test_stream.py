@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import moto.kinesis.models
 import orjson
 import pytest
 
@@ -79,6 +80,48 @@ def test_records_are_keyed_by_card_batched_and_read_back_in_order(aws: AwsSessio
     age = stream.oldest_unread_age_s({first_shard: first_records[9].position})
     assert age is not None and 0 <= age < 120
     assert stream.oldest_unread_age_s({first_shard: first_records[-1].position}) is None
+
+
+def throttle_entries(monkeypatch: pytest.MonkeyPatch, calls: list[int],
+                     refused: Callable[[int, int], bool]) -> None:
+    """The moto server (in this process) refuses the entries ``refused(call, index)`` names,
+    as a throttled shard would, and stores the rest."""
+    original = moto.kinesis.models.KinesisBackend.put_records
+
+    def throttled(self: Any, stream_arn: str, stream_name: str, records: list[Any]) -> Any:
+        call = len(calls)
+        calls.append(len(records))
+        kept = [r for i, r in enumerate(records) if not refused(call, i)]
+        stored = iter(original(self, stream_arn, stream_name, kept)["Records"] if kept else [])
+        outcomes = [{"ErrorCode": "ProvisionedThroughputExceededException",
+                     "ErrorMessage": "Rate exceeded for shard"} if refused(call, i)
+                    else next(stored) for i in range(len(records))]
+        return {"FailedRecordCount": len(records) - len(kept), "Records": outcomes}
+
+    monkeypatch.setattr(moto.kinesis.models.KinesisBackend, "put_records", throttled)
+
+
+def test_only_the_entries_a_put_fails_are_sent_again(aws: AwsSession,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = make_stream(aws, "t-throttled", 2)
+    sent = bodies(make_traffic(seed=8, count=10))
+    calls: list[int] = []
+    throttle_entries(monkeypatch, calls, lambda call, index: call == 0 and index % 2 == 1)
+    stream.send_batch(sent)
+    assert calls == [10, 5]                    # the second call carried the five refused
+    records = [r.body for shard in read_all(stream).values() for r in shard]
+    assert sorted(records) == sorted(sent)     # each once: none lost, none twice
+
+
+def test_a_stream_that_keeps_refusing_is_a_temporary_failure(
+        aws: AwsSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = make_stream(aws, "t-refusing", 1)
+    monkeypatch.setattr(kinesis, "PUT_BACKOFF_S", 0.001)
+    calls: list[int] = []
+    throttle_entries(monkeypatch, calls, lambda call, index: True)
+    with pytest.raises(errors.QueueUnavailable, match="refused") as caught:
+        stream.send_batch(bodies(make_traffic(seed=9, count=8)))
+    assert len(calls) == kinesis.PUT_ATTEMPTS and caught.value.hint
 
 
 def test_an_oversized_record_refuses_its_batch_before_anything_is_sent(aws: AwsSession) -> None:
