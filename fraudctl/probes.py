@@ -139,9 +139,7 @@ def stream_rows(stream: Any, connect: Callable[[], Any]) -> list[StatusRow]:
     with connect() as conn:
         held = {lease.shard: lease for lease in leases.shards(conn, stream.name)}
         now = conn.execute("SELECT now()").fetchone()[0]
-    unfinished = {shard.id: held[shard.id].checkpoint if shard.id in held else None
-                  for shard in shards if not (shard.id in held and held[shard.id].finished)}
-    oldest = stream.oldest_unread_age_s(unfinished)
+    oldest = stream.oldest_unread_age_s(leases.unread_from(shards, list(held.values())))
     open_count = sum(not shard.closed for shard in shards)
     rows = [StatusRow(
         f"stream {stream.name}", "stream", "ok",

@@ -204,7 +204,11 @@ def shards(conn: psycopg.Connection[Any], stream: str) -> list[ShardLease]:
     return [ShardLease(*row) for row in rows]
 
 
-def checkpoints(conn: psycopg.Connection[Any], stream: str) -> dict[str, str | None]:
-    """The unfinished shards' checkpoints (None: nothing committed yet)."""
-    return {lease.shard: lease.checkpoint for lease in shards(conn, stream)
-            if not lease.finished}
+def unread_from(stream_shards: Sequence[Shard], held: Sequence[ShardLease]
+                ) -> dict[str, str | None]:
+    """Where each shard of the stream not yet read to its end is unread from: its checkpoint,
+    or None (from its oldest record) for one never committed, or not yet registered."""
+    by_shard = {lease.shard: lease for lease in held}
+    return {shard.id: by_shard[shard.id].checkpoint if shard.id in by_shard else None
+            for shard in stream_shards
+            if not (shard.id in by_shard and by_shard[shard.id].finished)}

@@ -254,8 +254,9 @@ def test_bad_records_are_dead_lettered_and_the_checkpoint_moves_past_them(
     assert counts(runtime, ids)[:2] == (600, 600)
     # Every shard's checkpoint is at its last record: nothing would be read again.
     with runtime.pooled() as conn:
-        checkpoints = leases.checkpoints(conn, runtime.stream.name)
-    assert runtime.stream.oldest_unread_age_s(checkpoints) is None
+        held = leases.shards(conn, runtime.stream.name)
+    assert runtime.stream.oldest_unread_age_s(
+        leases.unread_from(runtime.stream.shards(), held)) is None
 
 
 def test_card_locks_are_taken_only_for_a_batch_not_keyed_by_card(
