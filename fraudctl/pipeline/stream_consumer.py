@@ -128,7 +128,7 @@ class StreamConsumer:
         member = self.config.consumer_id
         reader = self.stream.reader(claim.shard, claim.checkpoint)
         position = claim.checkpoint
-        released = False
+        nothing_to_give_back = False     # True once finished, or no longer ours
         try:
             while not (stop.is_set() or self.stop_event.is_set()):
                 read = faults.retry_transient(
@@ -141,20 +141,20 @@ class StreamConsumer:
                     self.core.finish_shard(leases.Fence(self.stream.name, claim.shard, member,
                                                         position, read.behind_ms))
                     log.info("shard %s read to its end: its children may be read", claim.shard)
-                    released = True
+                    nothing_to_give_back = True
                     return
                 if len(read.records) < self.config.batch_size:
                     stop.wait(self.config.idle_wait_s)
         except (leases.LeaseLost, faults.Stopped) as exc:
             log.warning("stopped reading shard %s: %s", claim.shard, faults.first_line(exc))
-            released = True
+            nothing_to_give_back = True
         except BaseException as exc:
             log.exception("reading shard %s failed", claim.shard)
             self.writer_error = self.writer_error or exc
             self.stop_event.set()
         finally:
             self.core.drop_connection()
-            if not released and stop.is_set() and not self.stop_event.is_set():
+            if not nothing_to_give_back and stop.is_set() and not self.stop_event.is_set():
                 # Given back for another member to take at once (not after the lease ends).
                 with self.runtime.pooled() as conn:
                     leases.release(conn, self.stream.name, member, [claim.shard])
