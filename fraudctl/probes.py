@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fraudctl import errors, naming
 from fraudctl.query import named
+
+if TYPE_CHECKING:
+    from fraudctl.ports import Stream
 
 Health = Literal["ok", "down", "missing", "degraded"]
 
@@ -128,9 +131,7 @@ def api_row(base: str) -> StatusRow:
                      {"url": f"{base}/predict"})
 
 
-
-
-def stream_rows(stream: Any, connect: Callable[[], Any]) -> list[StatusRow]:
+def stream_rows(stream: Stream, connect: Callable[[], Any]) -> list[StatusRow]:
     """A partitioned stream (the Stream port): its shards, how long its oldest unread record
     has waited, and one row per shard with its owner, checkpoint and lag (their leases)."""
     from fraudctl.pipeline import leases
