@@ -68,7 +68,7 @@ def bench_training(path: Path) -> tuple[retrain.RetrainResult, dict[str, Any]]:
     floor_started = time.perf_counter()
     params.learner.fit(fit.matrix(names), fit.y, val.matrix(names), val.y)
     floor_s = time.perf_counter() - floor_started
-    result = retrain.RetrainResult(outcome.report, outcome)
+    result = retrain.RetrainResult(outcome.report, outcome, window)
     # `retrain --select`: the same, with the model class chosen on prequential folds first.
     started = time.perf_counter()
     hist = retrain.load_history(None, path, label_delay_days=7)

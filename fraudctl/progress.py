@@ -12,8 +12,10 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 Listener = Callable[[str], None]
+T = TypeVar("T")
 
 _local = threading.local()
 
@@ -51,3 +53,16 @@ class Counter:
         rate = self.done / max(time.monotonic() - self.started, 1e-6)
         report(f"{self.what}: {self.done:,} of {self.total:,} {self.unit} · "
                f"{rate:,.0f} {self.unit}/s")
+
+
+def carried(work: Callable[[], T]) -> Callable[[], T]:
+    """``work`` reporting to this thread's listener from whichever thread runs it (a step
+    that trains beside its writes reports both)."""
+    listener: Listener | None = getattr(_local, "listener", None)
+
+    def run() -> T:
+        if listener is None:
+            return work()
+        with listening(listener):
+            return work()
+    return run

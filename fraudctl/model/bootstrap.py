@@ -10,11 +10,15 @@ processes already run, the new champion goes in through a blue/green swap instea
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from fraudctl import errors
+from fraudctl import errors, progress
 from fraudctl.config import Settings
 from fraudctl.model import deployment
 from fraudctl.model.deployment import DeploymentSpec
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
     from fraudctl.ports import Stack
     from fraudctl.runtime import Runtime
 
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class FirstModel:
@@ -110,36 +115,51 @@ def _train(stack: Stack, runtime: Runtime, state: StackState, request: FirstMode
            ) -> dict[str, Any]:
     # Training's imports (scikit-learn, skops) load only when a model is trained, not for
     # every `up` that plans this step away.
-    from fraudctl.model import retrain, swap, training
+    import pandas as pd
+
+    from fraudctl.model import history, retrain, swap, training
     from fraudctl.pipeline import producer, simulator
 
     settings = stack.settings
-    facts: dict[str, Any] = {}
-    if request.backfill_days:
-        with runtime.connect() as conn:
-            row = conn.execute("SELECT EXISTS (SELECT 1 FROM tx_raw)").fetchone()
-        if not (row and row[0]):
-            done = producer.backfill(
-                runtime, Deployment(RuleScorer()), days=request.backfill_days,
-                config=simulator.SimulatorConfig(),
-                delay_s=settings.label_delay_days * simulator.DAY_S)
-            facts["backfilled"] = done.transactions
     why_not = too_short(settings, request)
+
+    def fit(hist: history.History | None) -> retrain.RetrainResult:
+        return retrain.retrain(runtime, state, history_file=request.history_file,
+                               window_request=retrain.WindowRequest(
+                                   train_days=FIRST_TRAIN_DAYS,
+                                   delay_days=settings.label_delay_days,
+                                   test_days=FIRST_TEST_DAYS),
+                               params=training.TrainingParams(),
+                               label_delay_days=settings.label_delay_days, register=False,
+                               hist=hist)
+
+    facts: dict[str, Any] = {}
+    trained: Future[retrain.RetrainResult] | None = None
+    if request.backfill_days and _stack_is_empty(runtime):
+        simulated = producer.simulate_history(
+            Deployment(RuleScorer()), days=request.backfill_days,
+            config=simulator.SimulatorConfig(),
+            delay_s=settings.label_delay_days * simulator.DAY_S)
+        if why_not is None and request.history_file is None:
+            # The model learns from the simulated history while the database takes it: the
+            # server's parsing holds one core, training the other (the same rows and labels
+            # as reading them back after, which took as long again).
+            hist = history.from_simulation(
+                simulated.frame, simulated.labels,
+                as_of=pd.Timestamp(simulated.end, unit="s", tz="UTC"))
+            trained = _in_background(partial(fit, hist))
+        facts["backfilled"] = producer.write_history(runtime, simulated).transactions
     if why_not is not None:
         return {**facts, "no_model": why_not}
     try:
-        result = retrain.retrain(runtime, state, history_file=request.history_file,
-                                 window_request=retrain.WindowRequest(
-                                     train_days=FIRST_TRAIN_DAYS,
-                                     delay_days=settings.label_delay_days,
-                                     test_days=FIRST_TEST_DAYS),
-                                 params=training.TrainingParams(),
-                                 label_delay_days=settings.label_delay_days, register=True)
+        result = trained.result() if trained is not None else fit(None)
     except errors.DataError as exc:
         # The stack still comes up, scoring with the rules: a first model is a bonus, and
         # failing `up` here left it half up (no consumer, no API) on every run again.
         return {**facts, "no_model": f"no model trained: {exc.message}; the pipeline "
                                      f"scores with the rules ({exc.hint})"}
+    # Registered only now: a backfill that failed registers nothing.
+    retrain.register_result(runtime, result)
     assert result.version is not None
     facts["version"] = result.version
     spec = DeploymentSpec(champion=result.version)
@@ -152,3 +172,24 @@ def _train(stack: Stack, runtime: Runtime, state: StackState, request: FirstMode
         deployment.save_serving(state, current)
         swap.record(runtime, current.active, spec)
     return facts
+
+
+def _stack_is_empty(runtime: Runtime) -> bool:
+    with runtime.connect() as conn:
+        row = conn.execute("SELECT EXISTS (SELECT 1 FROM tx_raw)").fetchone()
+    return not (row and row[0])
+
+
+def _in_background(work: Callable[[], T]) -> Future[T]:
+    """``work`` on a daemon thread (a Ctrl-C does not wait for it), reporting progress as
+    this thread does."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=progress.carried(run), name="first-model", daemon=True).start()
+    return future

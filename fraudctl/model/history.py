@@ -243,3 +243,28 @@ def from_stack(conn: psycopg.Connection[Any], *, as_of: pd.Timestamp | None = No
                                "write history first: `fraudctl produce --backfill-days 30`, "
                                "or train from a file with --history")
     return _tidy(frame, "stack database", [])
+
+
+def from_simulation(transactions: pd.DataFrame, labels: pd.DataFrame, *,
+                    as_of: pd.Timestamp) -> History:
+    """Simulated history as :func:`from_stack` reads it back once written (the same rows,
+    columns and labels known at ``as_of``): a first model learns from it while the backfill
+    writes it, instead of after. ``transactions`` carry the message fields, ``labels``
+    txn_id, is_fraud and labelled_at."""
+    as_of = as_of.floor("us")            # as the database compares it
+    rows = transactions[transactions["ts"] < as_of].reset_index(drop=True)
+    known = labels[labels["labelled_at"] <= as_of]
+    # A left merge keeps the left side's order.
+    verdicts = rows[["txn_id"]].merge(known[["txn_id", "is_fraud", "labelled_at"]],
+                                      on="txn_id", how="left")
+    frame = pd.DataFrame({
+        "txn_id": rows["txn_id"].astype(object),
+        "ts": rows["ts"].dt.tz_convert("UTC").dt.as_unit("us"),
+        "card_hash": rows["card_hash"].astype(object),
+        "merchant_id": rows["merchant_id"].astype(object),
+        "amount": rows["amount"].astype("float64"),
+        **{name: rows[name].astype(object).where(rows[name].notna(), None)
+           for name in ("channel", "country")},
+        "is_fraud": verdicts["is_fraud"].astype("float64"),
+        "labelled_at": verdicts["labelled_at"].dt.tz_convert("UTC").dt.as_unit("us")})
+    return _tidy(frame, "stack database", [])

@@ -41,6 +41,7 @@ class WindowRequest:
 class RetrainResult:
     report: Report
     outcome: training.Outcome
+    window: Window
     version: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     selection: selection.Selection | None = None
@@ -207,21 +208,29 @@ def manifest_of(outcome: training.Outcome, window: Window,
 
 def retrain(runtime: Runtime | None, state: StackState | None, *, history_file: Path | None,
             window_request: WindowRequest, params: training.TrainingParams,
-            label_delay_days: int, register: bool, select: bool = False) -> RetrainResult:
+            label_delay_days: int, register: bool, select: bool = False,
+            hist: history.History | None = None) -> RetrainResult:
     """Train and evaluate (with ``select``, the learner chosen by prequential validation
-    first); with ``register``, store the candidate in the registry (the stack's object
-    store). Nothing is stored when anything fails."""
-    progress.report("reading the labelled history")
-    hist = load_history(runtime, history_file, label_delay_days=label_delay_days)
+    first) on ``hist``, or else on the history file or the stack's labelled history; with
+    ``register``, store the candidate in the registry (the stack's object store). Nothing is
+    stored when anything fails."""
+    if hist is None:
+        progress.report("reading the labelled history")
+        hist = load_history(runtime, history_file, label_delay_days=label_delay_days)
     window, outcome, chosen = train_and_report(hist, window_request, params,
                                                champion(runtime, state), select=select)
-    result = RetrainResult(outcome.report, outcome, selection=chosen)
+    result = RetrainResult(outcome.report, outcome, window, selection=chosen)
     if register:
         if runtime is None:
             raise errors.StackNotFound("registering a model needs a stack")
-        progress.report("registering the model")
-        manifest = manifest_of(outcome, window, chosen)
-        artifact = registry.serialize(outcome.classifier, outcome.detector)
-        result.version = registry.Registry(runtime.store).register(artifact, manifest)
-        result.manifest = manifest
+        register_result(runtime, result)
     return result
+
+
+def register_result(runtime: Runtime, result: RetrainResult) -> None:
+    """Store a trained candidate in the registry; its version and manifest go on ``result``."""
+    progress.report("registering the model")
+    manifest = manifest_of(result.outcome, result.window, result.selection)
+    artifact = registry.serialize(result.outcome.classifier, result.outcome.detector)
+    result.version = registry.Registry(runtime.store).register(artifact, manifest)
+    result.manifest = manifest

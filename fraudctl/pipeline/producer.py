@@ -27,7 +27,7 @@ from fraudctl.lake_table import LakeFormat
 from fraudctl.pipeline import exporter, schema, simulator, sinks
 from fraudctl.pipeline import features as feature_fn
 from fraudctl.pipeline import labels as label_io
-from fraudctl.pipeline.scoring import Deployment
+from fraudctl.pipeline.scoring import Deployment, Scored
 from fraudctl.runtime import Runtime
 
 # How often the producer sends: small enough that a transaction waits at most this long
@@ -141,21 +141,38 @@ class BackfillResult:
     elapsed_s: float
 
 
-def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
-             config: simulator.SimulatorConfig, delay_s: float,
-             lake_format: LakeFormat = "parquet") -> BackfillResult:
-    """Simulate ``days`` of history, score it, and write it into an empty stack: the database
-    (straight COPY into the tables, in one transaction), the labels, and the lake."""
+@dataclass
+class SimulatedHistory:
+    """History simulated, featurized and scored, not written yet: what the backfill writes,
+    and what a first model can learn from while it is written (``labels`` hold every
+    transaction's verdict and when the bank tells it; ``end`` is the history's "now")."""
+
+    run_id: str
+    frame: pd.DataFrame
+    labels: pd.DataFrame
+    merchant_daily: pd.DataFrame
+    features: feature_fn.FeatureResult
+    scored: Scored
+    started: float
+    end: float
+
+
+def require_empty(runtime: Runtime) -> None:
+    with runtime.connect() as conn:
+        existing = conn.execute("SELECT count(*) FROM tx_raw").fetchone()
+    if existing and existing[0]:
+        raise errors.FraudctlError(
+            f"the stack already holds {existing[0]} transactions",
+            "backfill writes history before live traffic: run it on a new stack "
+            "(`fraudctl down` then `up`, or another --stack)")
+
+
+def simulate_history(deployment: Deployment, *, days: int, config: simulator.SimulatorConfig,
+                     delay_s: float) -> SimulatedHistory:
+    """``days`` of history up to now, with its labels, features and scores."""
     started = time.time()
     end = started
     begin = end - days * simulator.DAY_S
-    with runtime.connect() as conn:
-        existing = conn.execute("SELECT count(*) FROM tx_raw").fetchone()
-        if existing and existing[0]:
-            raise errors.FraudctlError(
-                f"the stack already holds {existing[0]} transactions",
-                "backfill writes history before live traffic: run it on a new stack "
-                "(`fraudctl down` then `up`, or another --stack)")
     progress.report(f"simulating {days} days of history")
     sim = simulator.Simulator(config, begin)
     frame = sim.history(begin, end)
@@ -165,53 +182,95 @@ def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
     computed = feature_fn.compute_history(frame, daily)
     progress.report(f"scoring {len(frame):,} transactions")
     scored = deployment.score(frame["txn_id"].tolist(), computed.features, fields=frame)
-    scores = scored.scores
-    features_text = sinks.scored_documents(computed.features, scored)
-    progress.report(f"encoding {len(frame):,} messages")
+    return SimulatedHistory(sim.run_id, frame, labels, daily, computed, scored, started, end)
+
+
+def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
+             config: simulator.SimulatorConfig, delay_s: float,
+             lake_format: LakeFormat = "parquet") -> BackfillResult:
+    """Simulate ``days`` of history, score it, and write it into an empty stack: the database
+    (straight COPY into the tables, in one transaction), the labels, and the lake."""
+    require_empty(runtime)
+    return write_history(runtime, simulate_history(deployment, days=days, config=config,
+                                                   delay_s=delay_s), lake_format)
+
+
+def write_history(runtime: Runtime, history: SimulatedHistory,
+                  lake_format: LakeFormat = "parquet") -> BackfillResult:
+    """Write simulated history into an empty stack: its transactions, scored rows, card
+    state, rollup and labels in one transaction, and the lake beside it.
+
+    Each chunk's documents (message bodies, feature JSON) and CSV are built on an encoder
+    thread while the database takes the chunk before, and its lake objects on a third: the
+    server's parsing on one core is the floor, and everything else happens behind it.
+    """
+    frame, scored = history.frame, history.scored
+    n = len(frame)
+    parts = [slice(first, min(first + BACKFILL_CHUNK, n)) for first in range(0, n, BACKFILL_CHUNK)]
+    lake_parts: list[Future[list[str]]] = []
+    committed = False
+    with ThreadPoolExecutor(1, thread_name_prefix="lake") as lake_writer:
+
+        def chunk(index: int, part: slice) -> tuple[pd.DataFrame, pd.DataFrame]:
+            raw, rows, lake = _chunk_frames(history, part)
+            # The lake gets these rows directly (no outbox): Arrow's encoding, off the GIL.
+            lake_parts.append(lake_writer.submit(
+                exporter.write_partitions, runtime.store, lake,
+                f"part-backfill-{history.run_id}-{index:03d}", lake_format))
+            return raw, rows
+
+        try:
+            with runtime.connect() as conn:
+                sinks.prepare(conn)
+                with conn.transaction():
+                    written = progress.Counter("writing transactions", n)
+                    sinks.copy_history(conn, [partial(chunk, index, part)
+                                              for index, part in enumerate(parts)],
+                                       on_copied=written.advance)
+                    sinks.add_to_rollup(conn, pd.DataFrame({
+                        "ts": frame["ts"], "score": scored.scores,
+                        "high_risk": scored.high_risk, "model": scored.models,
+                        **scored.shadow_columns()}))
+                    sinks.save_card_state(conn, history.features.state)
+                    progress.report(f"writing {len(history.labels):,} labels")
+                    imported = label_io.copy_history_labels(conn, history.labels,
+                                                            history.merchant_daily)
+                committed = True
+            progress.report(f"writing {n:,} transactions to the lake")
+            keys = [key for written_part in lake_parts for key in written_part.result()]
+        except BaseException:
+            # Rows the database did not take leave nothing in the lake either: a run again
+            # simulates anew. (Once they are committed, their lake objects are theirs.)
+            if not committed:
+                lake_writer.shutdown(wait=True)
+                for written_part in lake_parts:
+                    _remove_objects(runtime, written_part)
+            raise
+    return BackfillResult(n, int(frame["is_fraud"].sum()), imported, len(keys),
+                          time.time() - history.started)
+
+
+def _chunk_frames(history: SimulatedHistory, part: slice
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """One chunk's tx_raw rows, tx_scored rows and lake rows."""
+    frame = history.frame.iloc[part]
+    scored = history.scored.rows(part)
+    features_text = sinks.scored_documents(history.features.features.iloc[part], scored)
     raw = pd.DataFrame({"txn_id": frame["txn_id"], "amount": frame["amount"],
                         "merchant_id": frame["merchant_id"], "ts": frame["ts"],
                         "payload": sinks.message_documents(frame, simulator.MESSAGE_COLUMNS),
                         "card_hash": frame["card_hash"]})
     rows = pd.DataFrame({
         "txn_id": frame["txn_id"], "ts": frame["ts"], "amount": frame["amount"],
-        "merchant_id": frame["merchant_id"], "score": scores, "high_risk": scored.high_risk,
-        "decision": scored.decisions, "features": features_text, "model": scored.models,
-        **scored.shadow_columns(),
+        "merchant_id": frame["merchant_id"], "score": scored.scores,
+        "high_risk": scored.high_risk, "decision": scored.decisions,
+        "features": features_text,
         # History is scored as of its own time, not as live traffic now: `status`'s rate of
         # the last minute and drift's live window read scored_at.
         "scored_at": frame["ts"]})
-
-    # The lake gets these rows directly (no outbox), written on a second thread while the
-    # database takes them: the lake's encoding is Arrow's, off the GIL, and the database's
-    # work is the server's, so on two cores the lake costs no time of its own.
-    lake = frame.assign(score=scores, high_risk=scored.high_risk, model=scored.models,
+    lake = frame.assign(score=scored.scores, high_risk=scored.high_risk, model=scored.models,
                         features=features_text, scored_at=frame["ts"])
-    with ThreadPoolExecutor(1, thread_name_prefix="lake") as lake_writer:
-        lake_keys = lake_writer.submit(exporter.write_partitions, runtime.store, lake,
-                                       f"part-backfill-{sim.run_id}", lake_format)
-        committed = False
-        try:
-            with runtime.connect() as conn:
-                sinks.prepare(conn)
-                with conn.transaction():
-                    written = progress.Counter("writing transactions", len(frame))
-                    sinks.copy_history(conn, raw, rows, chunk=BACKFILL_CHUNK,
-                                       on_copied=written.advance)
-                    sinks.add_to_rollup(conn, rows)
-                    sinks.save_card_state(conn, computed.state)
-                committed = True
-                progress.report(f"importing {len(labels):,} labels")
-                imported = label_io.import_labels(conn, labels)
-            progress.report(f"writing {len(frame):,} transactions to the lake")
-            keys = lake_keys.result()
-        except BaseException:
-            # Rows the database did not take leave nothing in the lake either: a run again
-            # simulates anew. (Once they are committed, their lake objects are theirs.)
-            if not committed:
-                _remove_objects(runtime, lake_keys)
-            raise
-    return BackfillResult(len(frame), int(frame["is_fraud"].sum()), imported, len(keys),
-                          time.time() - started)
+    return raw, rows, lake
 
 
 def _remove_objects(runtime: Runtime, written: Future[list[str]]) -> None:

@@ -123,6 +123,15 @@ class Scored:
     def decisions(self) -> np.ndarray:
         return self.decided.decisions
 
+    def rows(self, part: slice) -> Scored:
+        """The rows in ``part``, in order (a backfill writes its history chunk by chunk)."""
+        return Scored(
+            self.scores[part], self.models[part],
+            Decided(self.decided.decisions[part], self.decided.rule_hits[part]),
+            {name: values[part] for name, values in self.extras.items()},
+            None if self.shadow_high_risk is None else self.shadow_high_risk[part],
+            self.reasons[part], 0)
+
     def reasons_json(self) -> list[list[dict[str, object]] | None]:
         return [None if found is None else [reason.as_json() for reason in found]
                 for found in self.reasons]

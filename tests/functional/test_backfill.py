@@ -66,3 +66,4 @@ def test_a_failed_backfill_leaves_nothing_and_a_good_one_everything(
         daily = conn.execute("SELECT sum(n_labelled) FROM merchant_label_daily").fetchone()
     assert late == (0,) and 0 <= rolled - recent <= 3 and recent > 0
     assert daily[0] == done.transactions              # every label counted for its merchant
+
