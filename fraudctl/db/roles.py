@@ -29,6 +29,9 @@ def _grants(role: str, dbname: str) -> list[sql.Composed]:
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}").format(r),
         sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public "
                 "GRANT USAGE, SELECT ON SEQUENCES TO {}").format(r),
+        # A backfill into an empty stack builds the history's indexes once, at its commit
+        # (migration 0008): the one thing the app may ask the owner to do to a table.
+        sql.SQL("GRANT EXECUTE ON FUNCTION defer_history_indexes() TO {}").format(r),
     ]
 
 
@@ -55,7 +58,8 @@ def role_is_current(admin: psycopg.Connection[Any], app: DbEndpoint) -> bool:
         return False
     try:
         with connect(app, timeout_s=5) as conn:
-            checks = ["has_table_privilege('tx_scored', 'INSERT')"]
+            checks = ["has_table_privilege('tx_scored', 'INSERT')",
+                      "has_function_privilege('defer_history_indexes()', 'EXECUTE')"]
             if _has_pgmq(conn):
                 checks.append("has_schema_privilege('pgmq', 'USAGE')")
                 checks.append(

@@ -137,18 +137,23 @@ def _train(stack: Stack, runtime: Runtime, state: StackState, request: FirstMode
     trained: Future[retrain.RetrainResult] | None = None
     if request.backfill_days and _stack_is_empty(runtime):
         simulated = producer.simulate_history(
-            Deployment(RuleScorer()), days=request.backfill_days,
-            config=simulator.SimulatorConfig(),
+            days=request.backfill_days, config=simulator.SimulatorConfig(),
             delay_s=settings.label_delay_days * simulator.DAY_S)
+        scored = producer.score_history(simulated, Deployment(RuleScorer()))
         if why_not is None and request.history_file is None:
             # The model learns from the simulated history while the database takes it: the
-            # server's parsing holds one core, training the other (the same rows and labels
-            # as reading them back after, which took as long again).
+            # server's parsing holds one core, training the other. It is the same rows and
+            # labels as reading them back after the write, which took as long again. (Begun
+            # before the scoring instead, the two fought over the interpreter lock.)
             hist = history.from_simulation(
                 simulated.frame, simulated.labels,
                 as_of=pd.Timestamp(simulated.end, unit="s", tz="UTC"))
             trained = _in_background(partial(fit, hist))
-        facts["backfilled"] = producer.write_history(runtime, simulated).transactions
+        # Nothing reads or writes the stack's tables yet unless its workloads run (an `up`
+        # resumed after a failure): then the indexes are kept, not locked away for the write.
+        quiet = not stack.workloads().running_colours()
+        facts["backfilled"] = producer.write_history(runtime, scored,
+                                                     defer_indexes=quiet).transactions
     if why_not is not None:
         return {**facts, "no_model": why_not}
     try:

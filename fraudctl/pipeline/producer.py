@@ -19,8 +19,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import psycopg
 
 from fraudctl import errors, faults, progress
 from fraudctl.lake_table import LakeFormat
@@ -143,18 +145,25 @@ class BackfillResult:
 
 @dataclass
 class SimulatedHistory:
-    """History simulated, featurized and scored, not written yet: what the backfill writes,
-    and what a first model can learn from while it is written (``labels`` hold every
-    transaction's verdict and when the bank tells it; ``end`` is the history's "now")."""
+    """``days`` of simulated history up to ``end`` (its "now"), with every transaction's
+    verdict and when the bank tells it (``labels``): what a first model can learn from while
+    the history is scored and written."""
 
     run_id: str
     frame: pd.DataFrame
     labels: pd.DataFrame
+    started: float
+    end: float
+
+
+@dataclass
+class ScoredHistory:
+    """Simulated history with its features and scores, ready to be written."""
+
+    simulated: SimulatedHistory
     merchant_daily: pd.DataFrame
     features: feature_fn.FeatureResult
     scored: Scored
-    started: float
-    end: float
 
 
 def require_empty(runtime: Runtime) -> None:
@@ -167,22 +176,30 @@ def require_empty(runtime: Runtime) -> None:
             "(`fraudctl down` then `up`, or another --stack)")
 
 
-def simulate_history(deployment: Deployment, *, days: int, config: simulator.SimulatorConfig,
-                     delay_s: float) -> SimulatedHistory:
-    """``days`` of history up to now, with its labels, features and scores."""
+def simulate_history(*, days: int, config: simulator.SimulatorConfig, delay_s: float
+                     ) -> SimulatedHistory:
+    """``days`` of history up to now, and its labels, known ``delay_s`` (plus up to a day)
+    after each transaction."""
     started = time.time()
     end = started
     begin = end - days * simulator.DAY_S
     progress.report(f"simulating {days} days of history")
     sim = simulator.Simulator(config, begin)
     frame = sim.history(begin, end)
+    return SimulatedHistory(sim.run_id, frame, simulator.labels(frame, delay_s, config.seed),
+                            started, end)
+
+
+def score_history(simulated: SimulatedHistory, deployment: Deployment) -> ScoredHistory:
+    """The history's features (merchant risk from the labels known before each
+    transaction) and scores, as live traffic would have had them."""
+    frame = simulated.frame
     progress.report(f"computing the features of {len(frame):,} transactions")
-    labels = simulator.labels(frame, delay_s, config.seed)
-    daily = feature_fn.merchant_daily_from_labels(labels, frame)
+    daily = feature_fn.merchant_daily_from_labels(simulated.labels, frame)
     computed = feature_fn.compute_history(frame, daily)
     progress.report(f"scoring {len(frame):,} transactions")
     scored = deployment.score(frame["txn_id"].tolist(), computed.features, fields=frame)
-    return SimulatedHistory(sim.run_id, frame, labels, daily, computed, scored, started, end)
+    return ScoredHistory(simulated, daily, computed, scored)
 
 
 def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
@@ -191,20 +208,26 @@ def backfill(runtime: Runtime, deployment: Deployment, *, days: int,
     """Simulate ``days`` of history, score it, and write it into an empty stack: the database
     (straight COPY into the tables, in one transaction), the labels, and the lake."""
     require_empty(runtime)
-    return write_history(runtime, simulate_history(deployment, days=days, config=config,
-                                                   delay_s=delay_s), lake_format)
+    simulated = simulate_history(days=days, config=config, delay_s=delay_s)
+    return write_history(runtime, score_history(simulated, deployment), lake_format)
 
 
-def write_history(runtime: Runtime, history: SimulatedHistory,
-                  lake_format: LakeFormat = "parquet") -> BackfillResult:
+def write_history(runtime: Runtime, history: ScoredHistory,
+                  lake_format: LakeFormat = "parquet", *,
+                  defer_indexes: bool = False) -> BackfillResult:
     """Write simulated history into an empty stack: its transactions, scored rows, card
     state, rollup and labels in one transaction, and the lake beside it.
+
+    With ``defer_indexes`` (a stack nothing else uses yet: the tables are locked until the
+    commit), the indexes of tx_raw and tx_scored are built once at the commit instead of
+    row by row.
 
     Each chunk's documents (message bodies, feature JSON) and CSV are built on an encoder
     thread while the database takes the chunk before, and its lake objects on a third: the
     server's parsing on one core is the floor, and everything else happens behind it.
     """
-    frame, scored = history.frame, history.scored
+    simulated = history.simulated
+    frame, scored = simulated.frame, history.scored
     n = len(frame)
     parts = [slice(first, min(first + BACKFILL_CHUNK, n)) for first in range(0, n, BACKFILL_CHUNK)]
     lake_parts: list[Future[list[str]]] = []
@@ -216,13 +239,14 @@ def write_history(runtime: Runtime, history: SimulatedHistory,
             # The lake gets these rows directly (no outbox): Arrow's encoding, off the GIL.
             lake_parts.append(lake_writer.submit(
                 exporter.write_partitions, runtime.store, lake,
-                f"part-backfill-{history.run_id}-{index:03d}", lake_format))
+                f"part-backfill-{simulated.run_id}-{index:03d}", lake_format))
             return raw, rows
 
         try:
             with runtime.connect() as conn:
                 sinks.prepare(conn)
                 with conn.transaction():
+                    deferred = defer_indexes and _defer_history_indexes(conn)
                     written = progress.Counter("writing transactions", n)
                     sinks.copy_history(conn, [partial(chunk, index, part)
                                               for index, part in enumerate(parts)],
@@ -232,9 +256,11 @@ def write_history(runtime: Runtime, history: SimulatedHistory,
                         "high_risk": scored.high_risk, "model": scored.models,
                         **scored.shadow_columns()}))
                     sinks.save_card_state(conn, history.features.state)
-                    progress.report(f"writing {len(history.labels):,} labels")
-                    imported = label_io.copy_history_labels(conn, history.labels,
+                    progress.report(f"writing {len(simulated.labels):,} labels")
+                    imported = label_io.copy_history_labels(conn, simulated.labels,
                                                             history.merchant_daily)
+                    if deferred:
+                        progress.report("building the indexes of tx_raw and tx_scored")
                 committed = True
             progress.report(f"writing {n:,} transactions to the lake")
             keys = [key for written_part in lake_parts for key in written_part.result()]
@@ -247,13 +273,25 @@ def write_history(runtime: Runtime, history: SimulatedHistory,
                     _remove_objects(runtime, written_part)
             raise
     return BackfillResult(n, int(frame["is_fraud"].sum()), imported, len(keys),
-                          time.time() - history.started)
+                          time.time() - simulated.started)
 
 
-def _chunk_frames(history: SimulatedHistory, part: slice
+def _defer_history_indexes(conn: psycopg.Connection[Any]) -> bool:
+    """Drop tx_raw's and tx_scored's indexes until this transaction commits (migration
+    0008), when the app role may; False when it may not (a role from before the migration,
+    not yet repaired by `up`), and the indexes are kept."""
+    row = conn.execute("SELECT has_function_privilege('defer_history_indexes()', 'EXECUTE')"
+                       ).fetchone()
+    if not (row and row[0]):
+        return False
+    conn.execute("SELECT defer_history_indexes()")
+    return True
+
+
+def _chunk_frames(history: ScoredHistory, part: slice
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """One chunk's tx_raw rows, tx_scored rows and lake rows."""
-    frame = history.frame.iloc[part]
+    frame = history.simulated.frame.iloc[part]
     scored = history.scored.rows(part)
     features_text = sinks.scored_documents(history.features.features.iloc[part], scored)
     raw = pd.DataFrame({"txn_id": frame["txn_id"], "amount": frame["amount"],
