@@ -7,8 +7,10 @@ its floor measured in the same run.
   against a plain ``COPY`` of the same rows into the same tables (the floor for writing them).
 - The rest of the quickstart (``produce --rate 100 --duration 30s`` and ``status``).
 - ``swap-model`` to a second registered version, and ``status``.
+- With ``--before REV``: ``up --backfill-days 30`` of the code at git revision REV (a
+  worktree on PYTHONPATH, the same venv), on its own fresh home, just before ours.
 
-    python bench/bench_first_hour.py [--skip-pip] [--rounds N]
+    python bench/bench_first_hour.py [--skip-pip] [--rounds N] [--before REV]
 """
 
 from __future__ import annotations
@@ -66,12 +68,33 @@ def measure_pip() -> tuple[float, float, int]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def fraudctl(home: Path, *args: str, timeout: float = 1800
+def fraudctl(home: Path, *args: str, timeout: float = 1800, code: Path | None = None
              ) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """The installed console script; with ``code``, the package in that folder instead (on
+    PYTHONPATH, ahead of the installed one, for the processes `up` starts too)."""
+    env = {**os.environ, "FRAUDCTL_HOME": str(home), "HOME": str(home / "user")}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+        return run([sys.executable, "-m", "fraudctl", *args], env=env, timeout=timeout)
     executable = shutil.which("fraudctl", path=str(Path(sys.executable).parent))
     assert executable, "install fraudctl first: pip install -e ."
-    env = {**os.environ, "FRAUDCTL_HOME": str(home), "HOME": str(home / "user")}
     return run([executable, *args], env=env, timeout=timeout)
+
+
+def up_before(revision: str) -> float:
+    """``up --backfill-days 30`` of the code at ``revision``, on a fresh home: seconds."""
+    scratch = Path(tempfile.mkdtemp(prefix="fraudctl-before-"))
+    tree, home = scratch / "tree", scratch / "home"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree),
+                    revision], check=True, capture_output=True)
+    try:
+        seconds, _ = fraudctl(home, "up", "--backfill-days", "30", code=tree)
+        fraudctl(home, "down", "--yes", code=tree)
+        return seconds
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                       check=False, capture_output=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def copy_floor(home: Path) -> tuple[int, float]:
@@ -108,6 +131,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-pip", action="store_true")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of status")
+    parser.add_argument("--before", metavar="REV",
+                        help="also time `up` of the code at this git revision, just before")
     args = parser.parse_args()
     class Rows(list[tuple[str, str, str, str]]):
         def append(self, row: tuple[str, str, str, str]) -> None:
@@ -122,9 +147,13 @@ def main() -> None:
                          f"{floor:.1f} s (same versions, --no-deps)",
                          f"{backtracking} backtracking messages"))
 
+    before_s = up_before(args.before) if args.before else None
     home = Path(tempfile.mkdtemp(prefix="fraudctl-first-hour-"))
     try:
         up_s, up = fraudctl(home, "up", "--backfill-days", "30")
+        if before_s is not None:
+            rows_out.append(("up --backfill-days 30", f"{before_s:.1f} s",
+                             "", f"the code at {args.before}, just before"))
         rows, copy_s = copy_floor(home)
         step = re.search(r"done\s+train model \((\d+\.\d)s\)", up.stderr)
         step_s = float(step.group(1)) if step else float("nan")

@@ -223,6 +223,57 @@ class _Tables:
             self.sums.add(out[start:start + step], self.table[self.offset + pattern])
 
 
+class _OneRow:
+    """The pattern tables of every tabled leaf, flattened for one row at a time (`/predict`):
+    a handful of array operations over all path slots at once, where the tables' per-width
+    parts cost a dozen calls each, and numpy's cost per call, not the cells, was the time
+    of a one-row answer. Slot j of leaf l sits at ``slot_base[j] = start of l's table + its
+    position``; the row's value for it is ``table[slot_base[j] + pattern(l) * k(l)]``."""
+
+    def __init__(self, parts: list[_Tables]) -> None:
+        features, lower, upper, nan_follows, bits, leaf_of, bases, widths, tables = (
+            [], [], [], [], [], [], [], [], [])
+        leaves_before = 0
+        values_before = 0
+        for part in parts:
+            leaves = part.leaves
+            n, k = leaves.feature.shape
+            slots = np.flatnonzero(leaves.active.ravel())
+            leaf, position = np.divmod(slots, k)
+            features.append(leaves.feature.ravel()[slots])
+            lower.append(leaves.lower.ravel()[slots])
+            upper.append(leaves.upper.ravel()[slots])
+            nan_follows.append(leaves.nan_follows.ravel()[slots])
+            bits.append((1 << position).astype("float64"))
+            leaf_of.append(leaf + leaves_before)
+            # Leaf l's 2^k patterns of k values, flattened: pattern p, slot j at
+            # offset[l] * k + p * k + j.
+            bases.append(values_before + part.offset[leaf] * k + position)
+            widths.append(np.full(len(slots), k, dtype="int64"))
+            tables.append(part.table.ravel())
+            leaves_before += n
+            values_before += part.table.size
+        self.feature = np.concatenate(features)
+        self.lower, self.upper = np.concatenate(lower), np.concatenate(upper)
+        self.nan_follows = np.concatenate(nan_follows)
+        self.bit = np.concatenate(bits)
+        self.leaf = np.concatenate(leaf_of)
+        self.n_leaves = leaves_before
+        self.base = np.concatenate(bases).astype("int64")
+        self.width = np.concatenate(widths)
+        self.table = np.concatenate(tables)
+
+    def add_to(self, out: np.ndarray, row: np.ndarray) -> None:
+        """Add one row's contributions (``row``: (features,)) to ``out`` (features,)."""
+        seen = row[self.feature]
+        follows = np.where(np.isnan(seen), self.nan_follows,
+                           (seen > self.lower) & (seen <= self.upper))
+        pattern = np.bincount(self.leaf, weights=follows * self.bit,
+                              minlength=self.n_leaves).astype("int64")
+        phi = self.table[self.base + pattern[self.leaf] * self.width]
+        out += np.bincount(self.feature, weights=phi, minlength=len(out))
+
+
 class _ByFeature:
     """Sums (row, leaf, slot) values into (row, feature): the active slots sorted by feature
     once, then one gather and one segmented sum per call."""
@@ -278,6 +329,8 @@ class TreeExplainer:
             if len(group):
                 self.parts.append(_Tables(_subset(leaves, np.arange(len(k)), width),
                                           [nothing] * (width - 1) + [group]))
+        tables = [part for part in self.parts if isinstance(part, _Tables)]
+        self.one_row = _OneRow(tables) if tables else None
         rest = np.setdiff1d(np.flatnonzero(k > 0), tabled)
         # The rest in bands of similar k, each padded only to its own widest: the work is
         # about width squared per leaf (deep forests' leaves hold 8 to 18 features).
@@ -291,6 +344,12 @@ class TreeExplainer:
         if self.float32_inputs:                 # the forests compare float32 values
             values = values.astype(np.float32).astype("float64")
         out = np.zeros((len(values), self.n_features))
+        if len(values) == 1 and self.one_row is not None:
+            self.one_row.add_to(out[0], values[0])
+            for part in self.parts:
+                if not isinstance(part, _Tables):
+                    part.add_to(out, values)
+            return Contributions(self.base, out)
         for part in self.parts:
             part.add_to(out, values)
         return Contributions(self.base, out)

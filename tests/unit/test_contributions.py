@@ -53,6 +53,25 @@ def test_contributions_and_base_reproduce_the_raw_score(kind: str) -> None:
                                raw_score(kind, model, rows), atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("kind", ["hist_gradient_boosting", "random_forest", "extra_trees"])
+def test_a_row_explained_alone_is_explained_as_in_a_batch(kind: str) -> None:
+    """`/predict` explains one row through the flattened tables; the consumer explains
+    batches through the tables per width. Both give each row the same values."""
+    x, y = world(4)
+    model = Learner(kind, max_iter=40, trees=20, max_depth=8).fit(
+        x[:2000], y[:2000], x[2000:2500], y[2000:2500])
+    explainer = contributions.for_classifier(model, N_FEATURES)
+    assert isinstance(explainer, contributions.TreeExplainer)
+    assert explainer.one_row is not None             # the one-row path is taken
+    rows = world(5, 120)[0]
+    rows[::5, 1] = np.nan
+    batch = explainer.explain(rows)
+    alone = np.vstack([explainer.explain(rows[i:i + 1]).values for i in range(len(rows))])
+    np.testing.assert_allclose(alone, batch.values, atol=1e-12, rtol=1e-9)
+    np.testing.assert_allclose(batch.base + alone.sum(axis=1), raw_score(kind, model, rows),
+                               atol=1e-6, rtol=0)
+
+
 def test_a_feature_the_model_never_splits_on_contributes_nothing() -> None:
     x, y = world(3)
     x[:, 5] = 0.0                                # constant: no split can use it
