@@ -35,6 +35,11 @@ class LocalAthenaEngine:
         self.catalog, self.store = catalog, store
         self.database, self.table = database, table
 
+    def describe(self, result: QueryResult) -> str:
+        return (f"{len(result.rows)} row(s) in {result.seconds:.2f} s · "
+                f"{result.partitions} partition(s), {result.objects_read} object(s), "
+                f"{result.bytes_read / 2**20:.2f} MiB read")
+
     def _definition(self) -> dict[str, Any]:
         definition = self.catalog.table(self.database, self.table)
         if definition is None:

@@ -5,25 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fraudctl import errors, naming
 from fraudctl.config import Settings
 from fraudctl.local import plan, status
-from fraudctl.local.athena import LocalAthenaEngine
 from fraudctl.local.stack import LocalStack
 from fraudctl.local.watchdog import PostgresWatchdog
 from fraudctl.local.workloads import API_PORT, LocalWorkloads
-from fraudctl.ports import Heartbeat, ObjectStore, QueryResult
+from fraudctl.ports import Heartbeat, ObjectStore
 from fraudctl.probes import StatusRow
 from fraudctl.provision.plan import Plan
 from fraudctl.runtime import Runtime, connection_pool
 
-
-class LocalLakeEngine(LocalAthenaEngine):
-    def describe(self, result: QueryResult) -> str:
-        return (f"{len(result.rows)} row(s) in {result.seconds:.2f} s · "
-                f"{result.partitions} partition(s), {result.objects_read} object(s), "
-                f"{result.bytes_read / 2**20:.2f} MiB read")
+if TYPE_CHECKING:
+    from fraudctl.local.athena import LocalAthenaEngine
 
 
 class LocalTarget:
@@ -81,11 +77,15 @@ class LocalTarget:
     def object_store(self) -> ObjectStore:
         return self.parts.objects
 
-    def lake_engine(self, heartbeat: Heartbeat | None = None) -> LocalLakeEngine:
+    def lake_engine(self, heartbeat: Heartbeat | None = None) -> LocalAthenaEngine:
         del heartbeat               # (answers in seconds: nothing to show while it runs)
+        # (imported here: DuckDB and sqlglot cost `status` and every other command a tenth of
+        # a second to import, and only queries use them)
+        from fraudctl.local.athena import LocalAthenaEngine
+
         names = self.parts.names
-        return LocalLakeEngine(self.parts.catalog, self.parts.objects, names.glue_database,
-                               names.table)
+        return LocalAthenaEngine(self.parts.catalog, self.parts.objects, names.glue_database,
+                                 names.table)
 
     def workloads(self) -> LocalWorkloads:
         return LocalWorkloads(self.parts)
