@@ -137,9 +137,9 @@ def copy_history_labels(conn: psycopg.Connection[Any], labels: pd.DataFrame,
                         merchant_daily: pd.DataFrame) -> ImportResult:
     """A backfill's labels into a stack that holds none (the backfill checked), with their
     merchant aggregates as ``features.merchant_daily_from_labels`` computed them from the
-    same labels: straight COPY, inside the caller's transaction. The import path's join and
-    aggregation in the database would take four times as long for the same rows, and a
-    label already there fails the COPY rather than being kept twice."""
+    same labels: straight COPY, inside the caller's transaction. (The import path's join and
+    aggregation in the database took 8 s of a month's backfill.) A label already there fails
+    the COPY rather than being kept twice."""
     sinks.copy_rows(conn, "labels", labels[["txn_id", "is_fraud", "labelled_at"]]
                     .assign(source="import"))
     daily = merchant_daily.assign(
