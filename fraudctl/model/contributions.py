@@ -227,8 +227,9 @@ class _OneRow:
     """The pattern tables of every tabled leaf, flattened for one row at a time (`/predict`):
     a handful of array operations over all path slots at once, where the tables' per-width
     parts cost a dozen calls each, and numpy's cost per call, not the cells, was the time
-    of a one-row answer. Slot j of leaf l sits at ``slot_base[j] = start of l's table + its
-    position``; the row's value for it is ``table[slot_base[j] + pattern(l) * k(l)]``."""
+    of a one-row answer. Slot j (of leaf l, with k(l) features) has ``base[j]``, the start of
+    l's table plus j's position; the row's value for it is
+    ``table[base[j] + pattern(l) * k(l)]``."""
 
     def __init__(self, parts: list[_Tables]) -> None:
         features, lower, upper, nan_follows, bits, leaf_of, bases, widths, tables = (
@@ -344,14 +345,13 @@ class TreeExplainer:
         if self.float32_inputs:                 # the forests compare float32 values
             values = values.astype(np.float32).astype("float64")
         out = np.zeros((len(values), self.n_features))
-        if len(values) == 1 and self.one_row is not None:
+        # One row (`/predict`'s): every table at once through the flattened one.
+        flattened = len(values) == 1 and self.one_row is not None
+        if flattened and self.one_row is not None:
             self.one_row.add_to(out[0], values[0])
-            for part in self.parts:
-                if not isinstance(part, _Tables):
-                    part.add_to(out, values)
-            return Contributions(self.base, out)
         for part in self.parts:
-            part.add_to(out, values)
+            if not (flattened and isinstance(part, _Tables)):
+                part.add_to(out, values)
         return Contributions(self.base, out)
 
 

@@ -333,7 +333,7 @@ def _compute_windows(batch: pd.DataFrame, t: np.ndarray, table: CardTable,
     # Each window a contiguous run of rows (already so for history in time order), its rows
     # in the batch's order, and the columns read as numpy arrays once: selecting every window
     # by a mask over the whole frame, and converting Arrow-backed columns on every access,
-    # took a third of a month of history's time.
+    # cost a month of history a fifth of its time (the values are the same to the bit).
     order = np.argsort(windows, kind="stable")
     in_order = bool((order == np.arange(len(order))).all())
     columns = _window_columns(batch)
