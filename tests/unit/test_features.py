@@ -67,6 +67,20 @@ def test_any_batching_gives_the_same_features() -> None:
                                rtol=1e-9, atol=1e-9)
 
 
+def test_a_batch_spanning_hours_out_of_time_order_gives_each_row_its_features() -> None:
+    """A backlog batch arrives in queue order, not time order: it is worked through hour by
+    hour all the same, and each row's features come back on its own row."""
+    sim = simulator.Simulator(simulator.SimulatorConfig(n_cards=150, n_terminals=80), T0)
+    history = sim.history(T0, T0 + 2 * F.DAY_S)
+    daily = F.merchant_daily_from_labels(simulator.labels(history, F.DAY_S, seed=4), history)
+    in_order = F.compute(history, F.empty_state(), daily)
+    shuffled = history.sample(frac=1.0, random_state=5)
+    scrambled = F.compute(shuffled, F.empty_state(), daily)
+    assert list(scrambled.features.index) == list(shuffled.index)
+    pd.testing.assert_frame_equal(scrambled.features.loc[history.index], in_order.features)
+    pd.testing.assert_frame_equal(scrambled.state.sort_index(), in_order.state.sort_index())
+
+
 def test_merchant_risk_uses_only_labels_known_before_the_day() -> None:
     day = int(T0 // F.DAY_S)
     daily = pd.DataFrame({"merchant_id": ["m", "m", "m", "m"],
