@@ -5,6 +5,7 @@ artifact, and the nightly schedule's process."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 import zlib
@@ -81,8 +82,11 @@ def test_swaps_under_load_score_every_transaction_once(isolated_env: Path) -> No
         assert "worse than the champion" in refused.stderr and "--force" in refused.stderr
 
         producer_started = time.time()
+        # Sends until the swaps are done and a few seconds more (Ctrl-C below): a fixed
+        # duration ran out before the full swap on a loaded machine, where each swap took
+        # half a minute. (--duration only bounds a test that fails before the Ctrl-C.)
         producer = subprocess.Popen(
-            [fraudctl_executable(), "produce", "--rate", "150", "--duration", "45s",
+            [fraudctl_executable(), "produce", "--rate", "150", "--duration", "600s",
              "--cards", "800", "--no-labels", "-o", "json"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         time.sleep(4)
@@ -94,6 +98,8 @@ def test_swaps_under_load_score_every_transaction_once(isolated_env: Path) -> No
         full = json.loads(cli("swap-model", worse, "--force", "-o", "json").stdout)
         assert full["colour"] == "blue" and full["serving"] == worse
         full_done = time.time()
+        time.sleep(5)
+        producer.send_signal(signal.SIGINT)
         sent = json.loads(producer.communicate(timeout=120)[0])["sent"]
         found = wait_consistent(backfilled + sent)
         assert found["tx_scored"] == backfilled + sent and found["dead_letters"] == 0
