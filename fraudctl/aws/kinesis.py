@@ -213,16 +213,18 @@ class KinesisShardReader:
             return StreamRead([], True, 0)
         what = f"reading shard {self._shard} of Kinesis stream {self._stream}"
         with temporary_as(errors.QueueUnavailable, what):
-            if self._iterator is None:
-                self._iterator = self._open()
             try:
+                if self._iterator is None:
+                    self._iterator = self._open()
                 page = self._aws.client("kinesis").get_records(
                     ShardIterator=self._iterator, Limit=max(1, min(limit, GET_RECORDS_LIMIT)))
             except Exception as exc:
-                if error_code(exc) != "ExpiredIteratorException":
-                    raise
-                self._iterator = None
-                return StreamRead([], False, None)
+                if error_code(exc) == "ExpiredIteratorException":
+                    self._iterator = None
+                    return StreamRead([], False, None)
+                if is_not_found(exc, *_NOT_FOUND):
+                    return self._shard_not_found(exc)
+                raise
         records = [StreamRecord(body=record["Data"].decode(errors="replace"),
                                 position=record["SequenceNumber"],
                                 key=record["PartitionKey"],
@@ -235,6 +237,32 @@ class KinesisShardReader:
         self._ended = self._iterator is None
         behind = page.get("MillisBehindLatest")
         return StreamRead(records, self._ended, None if behind is None else int(behind))
+
+    def _shard_not_found(self, exc: BaseException) -> StreamRead:
+        """Kinesis said the shard does not exist. The shard map decides what that means:
+
+        - the shard is no longer listed: a closed shard is deleted once its records are past
+          the stream's retention. Nothing is left to read in it, so it is at its end (and its
+          children, which wait for it, may be read). Left unfinished it would hold them back
+          for ever;
+        - the shard is still listed: the answer was wrong for a moment (a stream being
+          resharded, an endpoint catching up). Taking it for the end would skip the shard's
+          unread records, so it is a temporary failure, waited out with a new iterator;
+        - the stream itself is gone: listing it fails, and that failure (permanent) is raised.
+        """
+        listed = {shard.id for shard in list_shards(self._aws, self._stream)}
+        self._iterator = None
+        if self._shard in listed:
+            raise errors.QueueUnavailable(
+                f"Kinesis said shard {self._shard} of stream {self._stream} does not exist but "
+                f"still lists it: {str(exc).strip() or type(exc).__name__}",
+                "waited out: the shard is read again with a new iterator") from exc
+        log.warning("shard %s of Kinesis stream %s is gone from the stream (a closed shard past "
+                    "the stream's retention): nothing is left to read in it; records after %s "
+                    "that were never read expired with it", self._shard, self._stream,
+                    self._after or "its start")
+        self._ended = True
+        return StreamRead([], True, None)
 
 
 def _epoch(arrived: Any) -> float:

@@ -4,6 +4,7 @@ run, then `down`. The database is the TLS PostgreSQL standing in for RDS."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -35,17 +36,18 @@ BUCKET = "fraudctl-fraud-123456789012-us-east-1"
 def route_to_open_shards(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make moto route records as Kinesis does. moto puts a record in the first shard whose
     hash range holds its key, closed or open: after a split, the closed parent goes on taking
-    records and the children none. Kinesis sends them to the open child."""
+    records and the children none. Kinesis sends them to the open child. (The stream's shards
+    are only read here: the server answers the consumers' reads on other threads meanwhile.)"""
     original = moto.kinesis.models.Stream.get_shard_for_key
 
     def open_only(self: Any, partition_key: str, explicit_hash_key: str) -> Any:
-        closed = {sid: s for sid, s in self.shards.items() if not s.is_open}
-        for sid in closed:
-            del self.shards[sid]
-        try:
-            return original(self, partition_key, explicit_hash_key)
-        finally:
-            self.shards.update(closed)
+        found = original(self, partition_key, explicit_hash_key)     # validates the key
+        if found is None or found.is_open:
+            return found
+        key = int(explicit_hash_key) if explicit_hash_key else int(
+            hashlib.md5(partition_key.encode(), usedforsecurity=False).hexdigest(), 16)
+        return next(shard for shard in list(self.shards.values())
+                    if shard.is_open and shard.starting_hash <= key < shard.ending_hash)
 
     monkeypatch.setattr(moto.kinesis.models.Stream, "get_shard_for_key", open_only)
 

@@ -3,13 +3,16 @@ leases and checkpoints in the local stack's PostgreSQL, and the stream consumer 
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import moto.kinesis.exceptions
 import moto.kinesis.models
+import moto.kinesis.utils
 import orjson
 import pytest
 
@@ -24,6 +27,7 @@ from fraudctl.pipeline.scoring import Deployment, RuleScorer
 from fraudctl.pipeline.stream_consumer import StreamConsumer, StreamConsumerConfig
 from fraudctl.ports import ReceivedMessage, Shard, StreamRecord
 from fraudctl.runtime import Runtime
+from tests.conftest import REGION
 from tests.functional.test_data_path import bodies, counts, make_traffic
 
 pytestmark = pytest.mark.slow
@@ -209,7 +213,9 @@ def test_a_child_is_handed_out_only_after_its_parents_are_finished(runtime: Runt
 def stream_runtime(stack_settings: Settings, aws: AwsSession, tmp_path: Path
                    ) -> Iterator[Runtime]:
     sqs.create_queue(aws, "t-dlq", sqs.desired_dlq_attributes())
-    stream = make_stream(aws, "t-tx", 2)
+    # A new name each test: the module's database keeps the leases and checkpoints of the
+    # streams before, and moto numbers a new stream's records from the start again.
+    stream = make_stream(aws, f"t-tx-{secrets.token_hex(4)}", 2)
     runtime = Runtime(stack_settings, None, sqs.SqsQueue(aws, "t-dlq"),
                       DirectoryStore(tmp_path / "lake"),
                       LocalStack(stack_settings).endpoint(admin=False), stream=stream)
@@ -271,3 +277,84 @@ def test_card_locks_are_taken_only_for_a_batch_not_keyed_by_card(
     # One record written by another producer, keyed otherwise: its card may be in two shards.
     records[5] = StreamRecord(records[5].body, records[5].position, "terminal-9", time.time())
     assert consumer._needs_card_locks(prepared, records)
+
+
+# -- a shard Kinesis calls missing -------------------------------------------------------------
+
+
+def backend_stream(name: str) -> Any:
+    """The moto server's own model of a stream (it runs in this process)."""
+    return moto.kinesis.models.kinesis_backends["123456789012"][REGION].streams[name]
+
+
+def not_found_once_per_shard(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """GetRecords answers ResourceNotFoundException once for each shard, although the shard is
+    there: what a moto server under load once answered while its shard map was being changed."""
+    refused: list[str] = []
+    original = moto.kinesis.models.KinesisBackend.get_records
+
+    def flaky(self: Any, stream_arn: Any, shard_iterator: str, limit: Any) -> Any:
+        shard = moto.kinesis.utils.decompose_shard_iterator(shard_iterator)[1]
+        if shard not in refused:
+            refused.append(shard)
+            raise moto.kinesis.exceptions.ResourceNotFoundError(f"Shard {shard} does not exist")
+        return original(self, stream_arn, shard_iterator, limit)
+
+    monkeypatch.setattr(moto.kinesis.models.KinesisBackend, "get_records", flaky)
+    return refused
+
+
+def test_a_listed_shard_called_missing_is_a_temporary_failure_and_nothing_is_skipped(
+        aws: AwsSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = make_stream(aws, "t-missing", 1)
+    sent = bodies(make_traffic(seed=63, count=50))
+    stream.send_batch(sent)
+    refused = not_found_once_per_shard(monkeypatch)
+    [shard] = stream.shards()
+    reader = stream.reader(shard.id, None)
+    with pytest.raises(errors.QueueUnavailable, match="still lists it"):
+        reader.read(1000)
+    read = reader.read(1000)
+    assert refused == [shard.id]
+    assert [r.body for r in read.records] == sent and not read.ended
+
+
+def test_the_consumer_waits_out_a_shard_called_missing_and_reads_every_record(
+        stream_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = stream_runtime
+    assert runtime.stream is not None
+    frame = make_traffic(seed=64, count=400)
+    runtime.stream.send_batch(bodies(frame))
+    refused = not_found_once_per_shard(monkeypatch)
+    consumer = StreamConsumer(runtime, Deployment(RuleScorer()),
+                              StreamConsumerConfig("s1", batch_size=100, lease_s=3))
+    ids = frame["txn_id"].tolist()
+    run_until(consumer, lambda: counts(runtime, ids)[1] == 400)
+    assert sorted(refused) == sorted(shard.id for shard in runtime.stream.shards())
+    assert consumer.writer_error is None and runtime.dead_letter_queue.depth().total == 0
+
+
+def test_a_closed_shard_gone_past_retention_is_finished_and_its_children_are_read(
+        stream_runtime: Runtime, aws: AwsSession, caplog: pytest.LogCaptureFixture) -> None:
+    runtime = stream_runtime
+    stream = runtime.stream
+    assert stream is not None
+    parent = stream.shards()[0].id
+    middle = str(2**126)                          # inside the first shard's half of the keys
+    aws.client("kinesis").split_shard(StreamName=stream.name, ShardToSplit=parent,
+                                      NewStartingHashKey=middle)
+    with runtime.pooled() as conn:                # known to the leases before it is trimmed
+        leases.register(conn, stream.name, stream.shards())
+    # The closed parent's records pass the stream's retention: Kinesis deletes the shard.
+    del backend_stream(stream.name).shards[parent]
+    frame = make_traffic(seed=65, count=400)
+    stream.send_batch(bodies(frame))              # to the children and the other shard
+    consumer = StreamConsumer(runtime, Deployment(RuleScorer()),
+                              StreamConsumerConfig("s1", batch_size=100, lease_s=3))
+    ids = frame["txn_id"].tolist()
+    with caplog.at_level("WARNING", logger="fraudctl.aws.kinesis"):
+        run_until(consumer, lambda: counts(runtime, ids)[1] == 400)
+    with runtime.pooled() as conn:
+        finished = {lease.shard: lease.finished for lease in leases.shards(conn, stream.name)}
+    assert finished[parent]
+    assert any("past the stream's retention" in r.getMessage() for r in caplog.records)
