@@ -36,11 +36,11 @@ GOALS = {"pip install .": 90.0, "up --backfill-days 30": 60.0, "quickstart after
          "swap-model": 10.0, "status": 1.0}
 
 
-def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 1800
-        ) -> tuple[float, subprocess.CompletedProcess[str]]:
+def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 1800,
+        cwd: Path | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
     started = time.perf_counter()
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout,
-                          stdin=subprocess.DEVNULL, check=False)
+                          stdin=subprocess.DEVNULL, check=False, cwd=cwd)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n"
@@ -75,7 +75,13 @@ def fraudctl(home: Path, *args: str, timeout: float = 1800, code: Path | None = 
     env = {**os.environ, "FRAUDCTL_HOME": str(home), "HOME": str(home / "user")}
     if code is not None:
         env["PYTHONPATH"] = str(code)
-        return run([sys.executable, "-m", "fraudctl", *args], env=env, timeout=timeout)
+        # Run from that folder: `python -m` puts the working directory first on sys.path, so
+        # from this checkout it would import this checkout's package, whatever PYTHONPATH says.
+        _, found = run([sys.executable, "-c", "import fraudctl; print(fraudctl.__file__)"],
+                       env=env, cwd=code)
+        assert Path(found.stdout.strip()).is_relative_to(code), found.stdout
+        return run([sys.executable, "-m", "fraudctl", *args], env=env, timeout=timeout,
+                   cwd=code)
     executable = shutil.which("fraudctl", path=str(Path(sys.executable).parent))
     assert executable, "install fraudctl first: pip install -e ."
     return run([executable, *args], env=env, timeout=timeout)
