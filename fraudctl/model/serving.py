@@ -118,6 +118,6 @@ class TrainedModel:
         if self.detector is None or features.empty:
             return None
         matrix = self.matrix(features)
-        if self._compiled is not None and len(matrix) <= SMALL_BATCH:
+        if self._compiled is not None:
             return -self._compiled.score_samples(matrix)
         return np.asarray(-self.detector.score_samples(matrix))

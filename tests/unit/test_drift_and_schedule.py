@@ -50,15 +50,20 @@ def test_next_run_is_the_next_occurrence_in_utc() -> None:
 def test_the_compiled_isolation_forest_scores_like_scikit_learn() -> None:
     from sklearn.ensemble import IsolationForest
 
-    from fraudctl.model.isolation import CompiledIsolationForest
+    from fraudctl.model.isolation import WALK_MAX_ROWS, CompiledIsolationForest
 
     rng = np.random.default_rng(3)
     train = rng.normal(size=(5_000, 6))
     train[:, 2] = train[:, 2] > 0                       # ties and repeated values, like flags
     forest = IsolationForest(n_estimators=40, random_state=1).fit(train)
     probe = np.vstack([rng.normal(size=(300, 6)) * 3, train[:50]])
-    np.testing.assert_allclose(CompiledIsolationForest(forest).score_samples(probe),
-                               forest.score_samples(probe), rtol=0, atol=1e-12)
+    probe[::7, 1] = np.nan                  # a missing value goes where the tree's split says
+    probe[3, :] = np.nan
+    compiled = CompiledIsolationForest(forest)
+    # Both ways: the walk over all trees (a few rows) and tree by tree (a batch).
+    for rows in (probe[:1], probe[:WALK_MAX_ROWS], probe[:WALK_MAX_ROWS + 1], probe):
+        np.testing.assert_allclose(compiled.score_samples(rows), forest.score_samples(rows),
+                                   rtol=0, atol=1e-12)
 
 
 def test_the_compiled_gradient_boosting_predicts_like_scikit_learn() -> None:

@@ -52,6 +52,17 @@ def test_conditions_hit_the_rows_they_say(text: str, hits: list[bool]) -> None:
     assert evaluate(text, ROWS) == hits
 
 
+@given(st.lists(st.sampled_from(["T1", "T2", "T3", "t1", "T1 ", "", None]), min_size=1,
+                max_size=50))
+def test_membership_is_exact_and_a_missing_value_is_in_no_list(merchants: list[str | None]
+                                                               ) -> None:
+    cols = {"merchant_id": np.asarray(merchants, dtype=object)}
+    inside = [m in LISTS["blocklist"] for m in merchants]
+    assert evaluate("merchant_id in blocklist", cols) == inside
+    assert evaluate("merchant_id not in blocklist", cols) == [not hit for hit in inside]
+    assert evaluate("merchant_id in ['T3', '']", cols) == [m in ("T3", "") for m in merchants]
+
+
 @pytest.mark.parametrize(("text", "reason"), [
     ("__import__('os').system('id')", "a function call"),
     ("amount.__class__", "an attribute"),
