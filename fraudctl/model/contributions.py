@@ -281,12 +281,14 @@ class _OneRow:
 
     def add_to(self, out: np.ndarray, row: np.ndarray) -> None:
         """Add one row's contributions (``row``: (features,)) to ``out`` (features,)."""
-        seen = row[self.feature]
-        follows = np.where(np.isnan(seen), self.nan_follows,
-                           (seen > self.lower) & (seen <= self.upper))
+        seen = np.take(row, self.feature)
+        follows = seen > self.lower
+        follows &= seen <= self.upper
+        if np.isnan(row).any():              # NaN compares false: its path's rule instead
+            follows |= np.isnan(seen) & self.nan_follows
         pattern = np.bincount(self.leaf, weights=follows * self.bit,
                               minlength=self.n_leaves).astype("int64")
-        phi = self.table[self.base + pattern[self.leaf] * self.width]
+        phi = np.take(self.table, self.base + np.take(pattern, self.leaf) * self.width)
         out += np.bincount(self.feature, weights=phi, minlength=len(out))
 
 

@@ -182,7 +182,7 @@ def build(store: ObjectStore, spec: DeploymentSpec) -> Deployment:
                                 rules=rules_store.load(store, spec.rules)
                                 if spec.rules is not None else None))
     probe = pd.DataFrame(np.zeros((1, len(feature_fn.FEATURE_NAMES))),
-                         columns=feature_fn.FEATURE_NAMES)
+                         columns=feature_fn.FEATURE_COLUMNS)
     for scorer in (deployment.champion, deployment.challenger):
         if scorer is None:
             continue

@@ -125,7 +125,7 @@ def create_app(runtime: Runtime, deployment: Deployment, *,
         row = feature_fn.compute_one(ts, txn.amount, txn.channel, txn.country,
                                      txn.merchant_id, prior, home,
                                      merchants.daily(int(ts // feature_fn.DAY_S)))
-        features = pd.DataFrame(row, columns=feature_fn.FEATURE_NAMES)
+        features = pd.DataFrame(row, columns=feature_fn.FEATURE_COLUMNS)
         scored = deployment.score([txn.txn_id], features, explain=explain,
                                   fields=_rule_fields(deployment, txn))
         return {"txn_id": txn.txn_id, "score": float(scored.scores[0]),
