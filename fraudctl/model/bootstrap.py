@@ -136,7 +136,7 @@ def _train(stack: Stack, runtime: Runtime, state: StackState, request: FirstMode
 
     facts: dict[str, Any] = {}
     trained: Future[retrain.RetrainResult] | None = None
-    if request.backfill_days and _stack_is_empty(runtime):
+    if request.backfill_days and producer.stack_is_empty(runtime):
         simulated = producer.simulate_history(
             days=request.backfill_days, config=simulator.SimulatorConfig(),
             delay_s=settings.label_delay_days * simulator.DAY_S)
@@ -178,12 +178,6 @@ def _train(stack: Stack, runtime: Runtime, state: StackState, request: FirstMode
         deployment.save_serving(state, current)
         swap.record(runtime, current.active, spec)
     return facts
-
-
-def _stack_is_empty(runtime: Runtime) -> bool:
-    with runtime.connect() as conn:
-        row = conn.execute("SELECT EXISTS (SELECT 1 FROM tx_raw)").fetchone()
-    return not (row and row[0])
 
 
 def _in_background(work: Callable[[], T]) -> Future[T]:

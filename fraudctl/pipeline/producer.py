@@ -166,7 +166,16 @@ class ScoredHistory:
     scored: Scored
 
 
+def stack_is_empty(runtime: Runtime) -> bool:
+    """No transaction stored yet: what a backfill may write into."""
+    with runtime.connect() as conn:
+        row = conn.execute("SELECT EXISTS (SELECT 1 FROM tx_raw)").fetchone()
+    return not (row and row[0])
+
+
 def require_empty(runtime: Runtime) -> None:
+    if stack_is_empty(runtime):
+        return
     with runtime.connect() as conn:
         existing = conn.execute("SELECT count(*) FROM tx_raw").fetchone()
     if existing and existing[0]:
